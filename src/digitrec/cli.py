@@ -1,0 +1,382 @@
+"""The `digitrec` command line. Library code logs; this module prints.
+
+Heavy imports (torch, matplotlib, FastAPI) happen inside the commands that need them, so
+`digitrec predict` and `digitrec serve` start fast and never import torch.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import logging
+import shlex
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from digitrec.errors import DigitrecError
+
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+    help="Handwritten digit recognition: train, evaluate, predict, read numbers, serve a web app.",
+)
+feedback_app = typer.Typer(no_args_is_help=True, help="Corrections stored by the web app.")
+app.add_typer(feedback_app, name="feedback")
+console = Console()
+err = Console(stderr=True)
+
+ModelOpt = Annotated[str | None, typer.Option(
+    "--model", "-m", help="A run directory or a shipped model name. Default: the best shipped model.")]
+FormatOpt = Annotated[str, typer.Option("--format", "-f", help="table or json (one object per line).")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        from digitrec import __version__
+
+        print(f"digitrec {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress details.")] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+
+
+# ---------------------------------------------------------------- data
+
+
+@app.command()
+def explore(
+    data: Annotated[str | None, typer.Option(
+        help="CSV, NPZ, IDX or image folder. Default: the bundled MNIST.")] = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output directory.")] = Path(
+        "explore"),
+) -> None:
+    """Write summary.json and figures (samples, mean digits, class and pixel histograms)."""
+    from digitrec.explore import explore as run_explore
+
+    summary = run_explore(data, output)
+    for name, s in summary.items():
+        if name != "files":
+            print(f"{name}: {s['images']:,} images, per class {s['per_class']}, "
+                  f"pixel mean {s['pixel_mean']:.1f}")
+    for f in summary["files"]:
+        print(f"wrote {f}")
+
+
+# ---------------------------------------------------------------- train
+
+
+@app.command()
+def train(
+    model: Annotated[str | None, typer.Option(help="Model name: seed, fast, best. Default: seed.")] = None,
+    recipe: Annotated[str | None, typer.Option(
+        help="Settings bundle: tutorial, fast or best (flags below override it).")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Epochs. Default: 10 (or the recipe's).")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Batch size. Default: 50.")] = None,
+    lr: Annotated[float | None, typer.Option(help="Peak learning rate. Default: 0.001.")] = None,
+    val_fraction: Annotated[float | None, typer.Option(
+        help="Validation fraction carved from the training set. Default: 0.2.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed. Default: 5.")] = None,
+    augment: Annotated[str | None, typer.Option(help="none, light, strong. Default: none.")] = None,
+    data: Annotated[str | None, typer.Option(help="Training data. Default: bundled MNIST.")] = None,
+    extra_data: Annotated[list[str] | None, typer.Option(
+        help="More labelled data (e.g. corrections.csv), added to the training split.")] = None,
+    output: Annotated[str | None, typer.Option(
+        "--output", "-o", help="Run directory. Default: runs/<time>-<model>-s<seed>.")] = None,
+    resume: Annotated[Path | None, typer.Option(help="Continue a run from its checkpoint.")] = None,
+    ensemble: Annotated[int, typer.Option(help="Train N members with seeds seed..seed+N-1.")] = 1,
+    max_steps: Annotated[int | None, typer.Option(help="Stop after N steps (smoke runs).")] = None,
+    threads: Annotated[int | None, typer.Option(help="CPU threads. Default: all cores.")] = None,
+) -> None:
+    """Train a model and write its run directory (config, history, metrics, curves, weights)."""
+    from digitrec import train as training
+
+    if recipe is not None and recipe not in training.RECIPES:
+        raise DigitrecError(f"unknown recipe {recipe!r}; choose from {', '.join(training.RECIPES)}")
+    if model is not None:
+        from digitrec.models import REGISTRY
+
+        if model not in REGISTRY:
+            raise DigitrecError(f"unknown model {model!r}; choose from {', '.join(REGISTRY)}")
+    cfg = training.recipe_config(
+        recipe, model=model, epochs=epochs, batch_size=batch_size, lr=lr,
+        val_fraction=val_fraction, seed=seed, augment=augment, data=data,
+        extra_data=tuple(extra_data) if extra_data else None, output=output,
+        max_steps=max_steps, threads=threads)
+    command = "digitrec " + shlex.join(sys.argv[1:])
+    print(f"training {cfg.model} ({cfg.recipe or 'custom'}): " + ", ".join(
+        f"{k}={v}" for k, v in cfg.__dict__.items() if v not in ("", (), None)))
+    with _progress() as show:
+        if ensemble > 1:
+            run = training.train_ensemble(cfg, ensemble, progress=show, command=command)
+        else:
+            run = training.train(cfg, resume=resume, progress=show, command=command)
+    m = run.metrics
+    print(f"run directory: {run.directory}")
+    print(f"parameters {m['parameters']:,}  val_accuracy {m['val_accuracy']:.4f}  "
+          f"test_accuracy {m.get('test_accuracy', float('nan')):.4f}  "
+          f"train_seconds {m['train_seconds']:.1f}")
+
+
+def _progress() -> Any:
+    """A rich progress bar per epoch showing loss, accuracy and validation accuracy."""
+    from contextlib import contextmanager
+
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    @contextmanager
+    def bar() -> Any:
+        columns = (TextColumn("epoch {task.fields[epoch]}"), BarColumn(),
+                   TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
+                   TextColumn("{task.fields[stats]}"))
+        with Progress(*columns, console=console, transient=False) as progress:
+            tasks: dict[tuple[int, int], Any] = {}
+            member = [0]
+
+            def show(epoch: int, step: int, stats: dict[str, float]) -> None:
+                if epoch == 0 and step == 1 and (member[0], 0) in tasks:
+                    member[0] += 1  # a new ensemble member starts again at epoch 1
+                key = (member[0], epoch)
+                if step == -1:  # epoch finished: validation figures
+                    progress.stop_task(tasks[key])
+                    progress.update(tasks[key], stats=(
+                        f"loss {stats['loss']:.4f} acc {stats['accuracy']:.4f} "
+                        f"val_acc {stats['val_accuracy']:.4f} ({stats['seconds']:.1f}s)"))
+                    return
+                if key not in tasks:
+                    tasks[key] = progress.add_task("", total=stats["steps"], epoch=epoch + 1,
+                                                   stats="")
+                if step % 20 == 0 or step == stats["steps"]:
+                    progress.update(tasks[key], completed=step, stats=(
+                        f"loss {stats['loss']:.4f} acc {stats['accuracy']:.4f}"))
+
+            yield show
+
+    return bar()
+
+
+# ---------------------------------------------------------------- evaluate / export / ship
+
+
+@app.command()
+def evaluate(
+    model: ModelOpt = None,
+    data: Annotated[str | None, typer.Option(help="Labelled data. Default: MNIST test split.")] = None,
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="Where figures go. Default: the run directory, or evaluation/NAME.")] = None,
+) -> None:
+    """Test accuracy, per-class figures, confusion matrix, worst mistakes, calibration."""
+    from digitrec import data as datasets
+    from digitrec.evaluate import evaluate as run_evaluate
+    from digitrec.predictor import Predictor
+    from digitrec.registry import resolve
+
+    ref = resolve(model)
+    predictor = Predictor(ref, threads=0)
+    out = output or ref.run_dir or Path("evaluation") / ref.name
+    dataset = datasets.load(data, "test") if data else None
+    report = run_evaluate(predictor, dataset, out)
+    table = Table("digit", "precision", "recall", "F1", "support", title=f"{ref.name}")
+    for d, row in report.per_class.items():
+        table.add_row(d, f"{row['precision']:.4f}", f"{row['recall']:.4f}", f"{row['f1']:.4f}",
+                      str(row["support"]))
+    console.print(table)
+    print(f"test_accuracy {report.accuracy:.4f} ({report.errors} errors in {report.total:,})  "
+          f"ECE {report.ece:.4f}")
+    for f in report.files:
+        print(f"wrote {f}")
+
+
+@app.command()
+def export(model: Annotated[Path, typer.Option("--model", "-m", help="A run directory.")]) -> None:
+    """Write RUN_DIR/model.onnx and check ONNX Runtime against torch on the test set."""
+    from digitrec.export import export_run
+
+    path = export_run(model, check=True)
+    diff = json.loads((model / "export.json").read_text())["max_difference"]
+    print(f"wrote {path} (ONNX Runtime vs torch on 10,000 test images: max difference {diff:.1e})")
+
+
+@app.command()
+def ship(
+    model: Annotated[Path, typer.Option("--model", "-m", help="A run directory.")],
+    name: Annotated[str, typer.Option(help="Name under models/.")],
+    default: Annotated[bool, typer.Option(help="Make it the default model.")] = False,
+) -> None:
+    """Copy a run into models/ as ONNX + safetensors + model card."""
+    from digitrec.ship import ship as run_ship
+
+    card = run_ship(model, name, default=default)
+    print(f"shipped {name}: test_accuracy {card['test_accuracy']:.4f}, "
+          f"ECE {card['calibration']['test_ece']:.4f}")
+
+
+# ---------------------------------------------------------------- predict / read / submit
+
+
+def _expand(inputs: list[str]) -> list[Path]:
+    from digitrec.data import IMAGE_SUFFIXES
+
+    files: list[Path] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            files += sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES)
+        elif any(c in item for c in "*?["):
+            matches = sorted(Path(m) for m in glob.glob(item, recursive=True))
+            if not matches:
+                raise DigitrecError(f"{item}: no files match")
+            files += matches
+        else:
+            files.append(p)  # a missing file is reported by the image loader, naming it
+    return files
+
+
+@app.command()
+def predict(
+    images: Annotated[list[str], typer.Argument(help="Image files, directories or globs.")],
+    model: ModelOpt = None,
+    format: FormatOpt = "table",
+) -> None:
+    """Recognise one digit per image: the digit, its confidence and all ten probabilities."""
+    from digitrec.errors import ImageError
+    from digitrec.predictor import Predictor
+
+    predictor = Predictor.load(model)
+    files = _expand(images)
+    table = Table("file", "digit", "confidence", "top 3", title=f"model {predictor.name}")
+    failed = 0
+    for start in range(0, len(files), 256):  # batched, one ONNX call per chunk
+        chunk = files[start : start + 256]
+        sources, errors = [], {}
+        for f in chunk:
+            try:
+                from digitrec.preprocess import load_image
+
+                sources.append(load_image(f))
+            except ImageError as e:
+                errors[f] = str(e)
+        results = iter(predictor.predict_many(sources))
+        for f in chunk:
+            if f in errors:
+                failed += 1
+                err.print(f"{f}: {errors[f]}", markup=False, highlight=False)
+                continue
+            p = next(results)
+            row = {"file": str(f), **p.to_dict(with_image=False)}
+            row.pop("candidates")
+            if p.reason == "uncertain":
+                row["candidates"] = [{"digit": d, "probability": round(q, 6)} for d, q in p.candidates]
+            if format == "json":
+                print(json.dumps(row))
+            else:
+                shown = "-" if p.digit is None else str(p.digit)
+                note = f" ({p.reason})" if p.reason else ""
+                table.add_row(str(f), shown + note, f"{p.confidence:.4f}",
+                              "  ".join(f"{d}:{q:.3f}" for d, q in p.candidates))
+    if format != "json":
+        console.print(table)
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def read(
+    images: Annotated[list[str], typer.Argument(help="Images of written numbers.")],
+    model: ModelOpt = None,
+    format: FormatOpt = "table",
+) -> None:
+    """Read a whole written number: its digits left to right, with boxes."""
+    from digitrec.errors import ImageError
+    from digitrec.predictor import Predictor
+
+    predictor = Predictor.load(model)
+    table = Table("file", "text", "digits (confidence)", title=f"model {predictor.name}")
+    failed = 0
+    for f in _expand(images):
+        try:
+            reading = predictor.read(f)
+        except ImageError as e:
+            failed += 1
+            err.print(f"{f}: {e}", markup=False, highlight=False)
+            continue
+        if format == "json":
+            print(json.dumps({"file": str(f), **reading.to_dict()}))
+        else:
+            table.add_row(str(f), reading.text or "(no digits)", "  ".join(
+                f"{d.digit}({d.confidence:.2f})" for d in reading.digits))
+    if format != "json":
+        console.print(table)
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def submit(
+    test_csv: Annotated[Path, typer.Argument(help="Kaggle test.csv (pixel0..pixel783).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Submission file.")] = Path(
+        "submission.csv"),
+    model: ModelOpt = None,
+) -> None:
+    """Write a Kaggle "Digit Recognizer" submission: ImageId,Label."""
+    from digitrec.data import load_csv
+    from digitrec.predictor import Predictor
+    from digitrec.submit import write_submission
+
+    dataset = load_csv(test_csv)
+    predictor = Predictor.load(model, threads=0)
+    labels = write_submission(predictor, dataset, output)
+    print(f"wrote {output}: {len(labels):,} predictions (model {predictor.name})")
+
+
+# ---------------------------------------------------------------- serve / feedback
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+    model: ModelOpt = None,
+    data_dir: Annotated[Path | None, typer.Option(
+        help="Where corrections are stored. Default: the user's data directory.")] = None,
+) -> None:
+    """Serve the web page and the REST API."""
+    from digitrec.serve import run_server
+
+    run_server(host=host, port=port, workers=workers, model=model, data_dir=data_dir)
+
+
+@feedback_app.command("export")
+def feedback_export(
+    output: Annotated[Path, typer.Option("--output", "-o", help="Kaggle-format CSV.")] = Path(
+        "corrections.csv"),
+    data_dir: Annotated[Path | None, typer.Option(help="The server's --data-dir.")] = None,
+) -> None:
+    """Export corrections as Kaggle-format CSV (label, pixel0..783) for `train --extra-data`."""
+    from digitrec.feedback import export_csv
+
+    n = export_csv(data_dir, output)
+    print(f"wrote {output}: {n} corrections")
+
+
+def main() -> None:
+    try:
+        app()
+    except DigitrecError as e:
+        err.print(f"error: {e}", markup=False, highlight=False)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        err.print("interrupted", markup=False)
+        sys.exit(130)

@@ -1,0 +1,89 @@
+"""Evaluation on the official 10,000 test images: accuracy, per-class figures, confusion matrix,
+the most confident mistakes, calibration. Runs through ONNX Runtime, exactly as served."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from digitrec import data
+from digitrec.checkpoint import write_json
+from digitrec.predictor import Predictor
+
+
+@dataclass
+class Report:
+    model: str
+    accuracy: float
+    errors: int
+    total: int
+    ece: float
+    per_class: dict[str, dict[str, float]]
+    confusion: list[list[int]]
+    mistakes: list[dict[str, Any]] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "files"}
+
+
+def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int = 15) -> float:
+    confidence, predicted = probs.max(1), probs.argmax(1)
+    correct = (predicted == labels).astype(np.float64)
+    edges = np.linspace(0, 1, bins + 1)
+    total = 0.0
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        sel = (confidence > lo) & (confidence <= hi)
+        if sel.any():
+            total += sel.mean() * abs(correct[sel].mean() - confidence[sel].mean())
+    return float(total)
+
+
+def evaluate(predictor: Predictor, dataset: data.Dataset | None = None,
+             output: Path | None = None, gallery: int = 40) -> Report:
+    """Score `predictor` on `dataset` (default: the MNIST test split); write figures to `output`."""
+    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+
+    dataset = dataset or data.load_mnist("test")
+    if dataset.labels is None:
+        raise ValueError(f"{dataset.source}: evaluation needs labels")
+    labels = dataset.labels
+    probs = predictor.predict_array(dataset.images.astype(np.float32) / 255)
+    predicted = probs.argmax(1)
+    precision, recall, f1, support = precision_recall_fscore_support(
+        labels, predicted, labels=list(range(10)), zero_division=0)
+    matrix = confusion_matrix(labels, predicted, labels=list(range(10)))
+    wrong = np.flatnonzero(predicted != labels)
+    wrong = wrong[np.argsort(-probs[wrong].max(1))][:gallery]  # most confident mistakes first
+    report = Report(
+        model=predictor.name,
+        accuracy=float((predicted == labels).mean()),
+        errors=int((predicted != labels).sum()),
+        total=len(labels),
+        ece=expected_calibration_error(probs, labels),
+        per_class={str(d): {"precision": float(precision[d]), "recall": float(recall[d]),
+                            "f1": float(f1[d]), "support": int(support[d])} for d in range(10)},
+        confusion=matrix.tolist(),
+        mistakes=[{"index": int(i), "label": int(labels[i]), "predicted": int(predicted[i]),
+                   "confidence": float(probs[i].max())} for i in wrong],
+    )
+    if output is not None:
+        from digitrec import plots
+
+        output.mkdir(parents=True, exist_ok=True)
+        plots.confusion(matrix, output / "confusion.png",
+                        f"{predictor.name}: {report.accuracy:.2%} on {report.total:,} images")
+        plots.image_grid(dataset.images[wrong], [
+            f"{labels[i]}→{predicted[i]} {probs[i].max():.0%}" for i in wrong],
+            output / "mistakes.png", suptitle="most confident mistakes (true→predicted)")
+        plots.bar([float(f1[d]) for d in range(10)], output / "per_class.png",
+                  "F1 per class", "digit", "F1")
+        plots.reliability(probs.max(1), predicted == labels, output / "reliability.png")
+        write_json(output / "report.json", report.to_dict())
+        report.files = [str(output / n) for n in
+                        ("report.json", "confusion.png", "mistakes.png", "per_class.png",
+                         "reliability.png")]
+    return report

@@ -1,0 +1,91 @@
+"""Where models live: shipped models in models/ (NAME.onnx + NAME.safetensors + NAME.json card)
+and run directories made by `train`. No torch here: serving resolves models too."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from digitrec.errors import ModelError
+
+MODELS_DIR = Path(
+    os.environ.get("DIGITREC_MODELS", Path(__file__).resolve().parents[2] / "models")
+)
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    name: str
+    onnx: Path  # the ONNX graph: (N, 1, 28, 28) float [0, 1] -> (N, 10) calibrated probabilities
+    card: dict[str, Any]
+    run_dir: Path | None = None  # set when the model is a training run
+
+
+def shipped_cards(directory: Path = MODELS_DIR) -> list[dict[str, Any]]:
+    cards = []
+    for path in sorted(directory.glob("*.json")):
+        try:
+            card = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise ModelError(f"{path}: unreadable model card ({e})") from None
+        if isinstance(card, dict) and "name" in card:
+            cards.append(card)
+    return cards
+
+
+def default_name(directory: Path = MODELS_DIR) -> str:
+    """The best shipped model: the card marked default, else the highest test accuracy."""
+    cards = shipped_cards(directory)
+    if not cards:
+        raise ModelError(f"no shipped models in {directory}; train one and pass --model RUN_DIR")
+    marked = [c for c in cards if c.get("default")]
+    best = marked[0] if marked else max(cards, key=lambda c: c.get("test_accuracy", 0))
+    return str(best["name"])
+
+
+def verify(card: dict[str, Any], directory: Path) -> None:
+    """Check every weight file named in the card against its sha256."""
+    for filename, expected in card.get("sha256", {}).items():
+        path = directory / filename
+        if not path.exists():
+            raise ModelError(f"{path}: file missing (named in the model card)")
+        if hashlib.sha256(path.read_bytes()).hexdigest() != expected:
+            raise ModelError(f"{path}: sha256 mismatch with the model card (corrupt or truncated)")
+
+
+def resolve(model: str | os.PathLike[str] | None = None, directory: Path = MODELS_DIR) -> ModelRef:
+    """A shipped model name (or None for the best one), or a run directory."""
+    if model is None or str(model) == "":
+        model = default_name(directory)
+    path = Path(model)
+    if path.is_dir() and (path / "config.json").exists():
+        return _run_ref(path)
+    name = path.name.removesuffix(".json").removesuffix(".onnx")
+    card_path = directory / f"{name}.json"
+    if not card_path.exists():
+        known = ", ".join(c["name"] for c in shipped_cards(directory)) or "none"
+        raise ModelError(f"{model}: no such model (shipped: {known}; or give a run directory)")
+    card = json.loads(card_path.read_text())
+    verify(card, directory)
+    return ModelRef(name, directory / f"{name}.onnx", card)
+
+
+def _run_ref(run_dir: Path) -> ModelRef:
+    metrics_path = run_dir / "metrics.json"
+    card: dict[str, Any] = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
+    card.setdefault("name", run_dir.name)
+    onnx = run_dir / "model.onnx"
+    if not onnx.exists():
+        if not (run_dir / "model.safetensors").exists():
+            raise ModelError(f"{run_dir}: no model.safetensors (did training finish?)")
+        try:  # a run directory needs its ONNX graph; export it now when training extras exist
+            from digitrec.export import export_run
+        except ImportError:
+            raise ModelError(f"{run_dir}: no model.onnx; run `digitrec export --model {run_dir}`"
+                             ) from None
+        export_run(run_dir, check=False)
+    return ModelRef(run_dir.name, onnx, card, run_dir)

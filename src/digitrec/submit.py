@@ -1,0 +1,20 @@
+"""Kaggle "Digit Recognizer" submission: ImageId (from 1), Label."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from digitrec.checkpoint import atomic_write_bytes
+from digitrec.data import Dataset
+from digitrec.predictor import Predictor
+
+
+def write_submission(predictor: Predictor, dataset: Dataset, output: Path) -> np.ndarray:
+    # Kaggle's images are already MNIST-framed: no real-input preprocessing, just /255
+    probs = predictor.predict_array(dataset.images.astype(np.float32) / 255)
+    labels = probs.argmax(1)
+    lines = ["ImageId,Label", *(f"{i},{d}" for i, d in enumerate(labels, start=1))]
+    atomic_write_bytes(output, ("\n".join(lines) + "\n").encode())
+    return labels

@@ -1,0 +1,367 @@
+"""Training: `train(cfg) -> Run`. One run directory per run (DESIGN.md "Run directory").
+
+The loop keeps the whole training set as one tensor and works on whole batches: no DataLoader
+workers and no per-sample Python, which is what a 2-core CPU needs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from digitrec import augment, data, models
+from digitrec.checkpoint import load_weights, save_weights, write_json
+from digitrec.errors import DigitrecError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    model: str = "seed"  # a name in models.REGISTRY
+    epochs: int = 10  # passes over the training split
+    batch_size: int = 50  # images per step
+    lr: float = 1e-3  # peak learning rate
+    optimizer: str = "adam"  # adam | adamw | sgd (Nesterov, momentum 0.9)
+    weight_decay: float = 0.0  # decoupled for adamw, L2 for sgd
+    schedule: str = "constant"  # constant | onecycle (linear warm-up, cosine down)
+    warmup: float = 0.15  # fraction of steps spent warming up (onecycle)
+    label_smoothing: float = 0.0  # cross-entropy target smoothing
+    ema: float = 0.0  # weight EMA decay per step; 0 disables
+    augment: str = "none"  # none | light | strong (augment.py)
+    val_fraction: float = 0.2  # validation carved from the 60,000 training images
+    seed: int = 5  # controls the split, initial weights, batch order and augmentation
+    split_seed: int = -1  # the validation split's seed; -1 = seed (ensemble members share one)
+    data: str | None = None  # training data path; None = bundled MNIST
+    extra_data: tuple[str, ...] = ()  # more labelled files (e.g. corrections.csv), train split only
+    max_steps: int = 0  # stop after this many steps (smoke tests); 0 = no limit
+    patience: int = 0  # early stopping: epochs without val improvement; 0 = off
+    threads: int = 0  # torch intra-op threads; 0 = all cores
+    recipe: str = ""  # the recipe these settings came from, if any
+    output: str = ""  # run directory; "" = runs/<time>-<model>
+
+
+# Recipes: settings chosen on the validation split (see BENCHMARKS.md for the evidence).
+RECIPES: dict[str, dict[str, object]] = {
+    "tutorial": dict(model="seed", epochs=10, batch_size=50, lr=1e-3, val_fraction=0.2, seed=5),
+    "fast": dict(
+        model="fast", epochs=2, batch_size=128, lr=4e-3, optimizer="adamw", weight_decay=5e-4,
+        schedule="onecycle", warmup=0.2, label_smoothing=0.1, augment="none", val_fraction=0.1,
+    ),
+    "best": dict(
+        model="best", epochs=30, batch_size=128, lr=3e-3, optimizer="adamw", weight_decay=5e-4,
+        schedule="onecycle", warmup=0.1, label_smoothing=0.1, ema=0.999, augment="strong",
+        val_fraction=0.1,
+    ),
+}
+
+
+def recipe_config(recipe: str | None, **overrides: object) -> TrainConfig:
+    base: dict[str, object] = dict(RECIPES[recipe]) if recipe else {}
+    if recipe:
+        base["recipe"] = recipe
+    base.update({k: v for k, v in overrides.items() if v is not None})
+    return TrainConfig(**base)  # type: ignore[arg-type]
+
+
+@dataclass
+class Run:
+    directory: Path
+    config: TrainConfig
+    history: list[dict[str, float]] = field(default_factory=list)
+    metrics: dict[str, object] = field(default_factory=dict)
+
+
+def environment() -> dict[str, object]:
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "device": "cuda" if torch.cuda.is_available() else "cpu",
+        "cpu": platform.processor() or platform.machine(),
+        "threads": torch.get_num_threads(),
+    }
+
+
+def device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def to_tensor(images: np.ndarray, dev: torch.device) -> torch.Tensor:
+    """uint8 (N, 28, 28) -> float (N, 1, 28, 28) in [0, 1] on dev."""
+    return torch.from_numpy(images).to(dev).unsqueeze(1).float().div_(255)
+
+
+@torch.no_grad()
+def predict_logits(model: nn.Module, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+    model.eval()
+    return torch.cat([model(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
+
+
+def accuracy_and_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+    if len(x) == 0:
+        return float("nan"), float("nan")
+    logits = predict_logits(model, x)
+    return (logits.argmax(1) == y).float().mean().item(), F.cross_entropy(logits, y).item()
+
+
+def learning_rate(cfg: TrainConfig, step: int, total: int) -> float:
+    if cfg.schedule == "constant":
+        return cfg.lr
+    warm = max(1, int(cfg.warmup * total))
+    if step < warm:
+        return cfg.lr * (step + 1) / warm
+    progress = (step - warm) / max(1, total - warm)
+    return cfg.lr * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9, nesterov=True,
+                               weight_decay=cfg.weight_decay)
+    raise DigitrecError(f"unknown optimizer {cfg.optimizer!r} (adam, adamw, sgd)")
+
+
+def default_output(cfg: TrainConfig) -> Path:
+    return Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{cfg.model}-s{cfg.seed}"
+
+
+def load_training_data(cfg: TrainConfig) -> tuple[data.Dataset, data.Dataset]:
+    full = data.load(cfg.data, "train")
+    split_seed = cfg.seed if cfg.split_seed < 0 else cfg.split_seed
+    train_set, val_set = data.split_validation(full, cfg.val_fraction, split_seed)
+    for extra in cfg.extra_data:
+        more = data.load(extra, "train")
+        if more.labels is None:
+            raise DigitrecError(f"{extra}: extra training data needs labels")
+        train_set = data.Dataset(
+            np.concatenate([train_set.images, more.images]),
+            np.concatenate([train_set.labels, more.labels]),  # type: ignore[list-item]
+            train_set.source,
+        )
+    return train_set, val_set
+
+
+Progress = Callable[[int, int, dict[str, float]], None]  # (epoch, step in epoch, running stats)
+
+
+def train(cfg: TrainConfig, resume: Path | None = None, progress: Progress | None = None,
+          test: bool = True, command: str = "") -> Run:
+    """Train one model; write the run directory; return the run with its metrics."""
+    t_start = time.perf_counter()
+    if resume is not None:
+        saved = json.loads((resume / "config.json").read_text())["train"]
+        saved["extra_data"] = tuple(saved.get("extra_data", ()))
+        cfg = TrainConfig(**{**saved, "epochs": cfg.epochs if cfg.epochs else saved["epochs"]})
+    out = Path(cfg.output) if cfg.output else (resume or default_output(cfg))
+    out.mkdir(parents=True, exist_ok=True)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    dev = device()
+
+    # data: uint8 -> one float tensor (N, 1, 28, 28) in [0, 1]
+    train_set, val_set = load_training_data(cfg)
+    x_train, y_train = to_tensor(train_set.images, dev), torch.from_numpy(train_set.labels).to(dev)
+    x_val = to_tensor(val_set.images, dev)
+    y_val = torch.from_numpy(val_set.labels).to(dev)  # type: ignore[arg-type]
+
+    model = models.create(cfg.model).to(dev).to(memory_format=torch.channels_last)
+    optimizer = make_optimizer(cfg, model)
+    ema = torch.optim.swa_utils.AveragedModel(
+        model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(cfg.ema),
+        use_buffers=True) if cfg.ema else None
+    steps_per_epoch = math.ceil(len(x_train) / cfg.batch_size)
+    total_steps = cfg.epochs * steps_per_epoch
+    if cfg.max_steps:
+        total_steps = min(total_steps, cfg.max_steps)
+
+    run = Run(out, cfg)
+    start_epoch, best_val, stale = 0, -1.0, 0
+    if resume is not None and (resume / "checkpoint.safetensors").exists():
+        state = load_weights(resume / "checkpoint.safetensors")
+        model.load_state_dict({k[6:]: v for k, v in state.items() if k.startswith("model.")})
+        if ema is not None:
+            ema.module.load_state_dict({k[4:]: v for k, v in state.items() if k.startswith("ema.")})
+        run.history = json.loads((resume / "history.json").read_text())
+        start_epoch = len(run.history)
+        best_val = max((h["val_accuracy"] for h in run.history), default=-1.0)
+        log.info("resuming %s at epoch %d", resume, start_epoch + 1)
+    config_doc = {"train": dataclasses.asdict(cfg), "command": command,
+                  "environment": environment(),
+                  "data": {"train": len(train_set), "validation": len(val_set),
+                           "checksums": data.read_checksums()}}
+    write_json(out / "config.json", config_doc)
+
+    generator = torch.Generator().manual_seed(cfg.seed)
+    for _ in range(start_epoch):  # replay the batch orders of finished epochs (exact resume)
+        torch.randperm(len(x_train), generator=generator)
+    step = start_epoch * steps_per_epoch
+    for epoch in range(start_epoch, cfg.epochs):
+        if step >= total_steps:
+            break
+        t_epoch = time.perf_counter()
+        model.train()
+        order = torch.randperm(len(x_train), generator=generator).to(dev)
+        seen, loss_sum, correct = 0, 0.0, 0
+        for i in range(steps_per_epoch):
+            if step >= total_steps:
+                break
+            # learning rate for this step
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(cfg, step, total_steps)
+            # batch, augmented on the whole batch at once: (B, 1, 28, 28)
+            index = order[i * cfg.batch_size : (i + 1) * cfg.batch_size]
+            xb, yb = x_train[index], y_train[index]
+            xb = augment.apply(xb, cfg.augment, generator).contiguous(
+                memory_format=torch.channels_last)
+            # forward, backward, step
+            logits = model(xb)
+            loss = F.cross_entropy(logits, yb, label_smoothing=cfg.label_smoothing)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            if ema is not None:
+                ema.update_parameters(model)
+            step += 1
+            seen += len(yb)
+            loss_sum += loss.item() * len(yb)
+            correct += int((logits.argmax(1) == yb).sum())
+            if progress is not None:
+                progress(epoch, i + 1, {"loss": loss_sum / seen, "accuracy": correct / seen,
+                                        "steps": steps_per_epoch})
+        train_seconds_epoch = time.perf_counter() - t_epoch
+        # evaluate on the validation split (the EMA weights when there are any)
+        scored = ema.module if ema is not None else model
+        val_acc, val_loss = accuracy_and_loss(scored, x_val, y_val)
+        run.history.append({
+            "epoch": epoch + 1, "loss": loss_sum / max(seen, 1), "accuracy": correct / max(seen, 1),
+            "val_loss": val_loss, "val_accuracy": val_acc, "seconds": train_seconds_epoch,
+            "images": seen, "lr": learning_rate(cfg, step - 1, total_steps),
+        })
+        if progress is not None:
+            progress(epoch, -1, run.history[-1])
+        # checkpoint: the last epoch's state (for --resume), and the best weights by validation
+        state = {f"model.{k}": v for k, v in model.state_dict().items()}
+        if ema is not None:
+            state.update({f"ema.{k}": v for k, v in ema.module.state_dict().items()})
+        save_weights(out / "checkpoint.safetensors", state, {"model": cfg.model})
+        improved = val_acc > best_val or math.isnan(val_acc)
+        if improved:
+            best_val, stale = val_acc, 0
+            save_weights(out / "model.safetensors", scored.state_dict(), {"model": cfg.model})
+        else:
+            stale += 1
+        write_json(out / "history.json", run.history)
+        if cfg.patience and stale >= cfg.patience:
+            log.info("early stop: no validation improvement for %d epochs", stale)
+            break
+    train_seconds = time.perf_counter() - t_start
+
+    # final weights = best on validation; report on the test split
+    model.load_state_dict(load_weights(out / "model.safetensors"))
+    metrics: dict[str, object] = {
+        "model": cfg.model,
+        "parameters": models.count_parameters(model),
+        "epochs": len(run.history),
+        "steps": step,
+        "val_accuracy": best_val,
+        "train_seconds": train_seconds,
+        "images_per_second": sum(h["images"] for h in run.history)
+        / max(1e-9, sum(h["seconds"] for h in run.history)),
+    }
+    from digitrec import calibrate
+
+    val_logits = predict_logits(model, x_val) if len(x_val) else None
+    temperature = calibrate.fit_temperature(val_logits, y_val) if val_logits is not None else 1.0
+    metrics["temperature"] = temperature
+    if val_logits is not None:
+        metrics["val_ece"] = calibrate.ece(val_logits, y_val)
+        metrics["val_ece_calibrated"] = calibrate.ece(val_logits / temperature, y_val)
+    if test:
+        test_set = data.load_mnist("test")
+        x_test, y_test = to_tensor(test_set.images, dev), torch.from_numpy(test_set.labels)
+        test_logits = predict_logits(model, x_test)
+        metrics["test_accuracy"] = (test_logits.argmax(1) == y_test).float().mean().item()
+        metrics["test_ece"] = calibrate.ece(test_logits, y_test)
+        metrics["test_ece_calibrated"] = calibrate.ece(test_logits / temperature, y_test)
+    run.metrics = metrics
+    write_json(out / "metrics.json", metrics)
+    from digitrec.plots import plot_curves
+
+    plot_curves(run.history, out / "curves.png")
+    return run
+
+
+def load_run_model(directory: Path) -> tuple[nn.Module, dict[str, object]]:
+    """The trained model of a run directory (best validation weights) and its metrics."""
+    cfg = json.loads((directory / "config.json").read_text())["train"]
+    model = models.create(cfg["model"])
+    model.load_state_dict(load_weights(directory / "model.safetensors"))
+    model.eval()
+    metrics_path = directory / "metrics.json"
+    metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
+    return model, metrics
+
+
+def train_ensemble(cfg: TrainConfig, members: int, progress: Progress | None = None,
+                   command: str = "") -> Run:
+    """Train `members` models with seeds seed, seed+1, ... into OUT/member-k; average them."""
+    from digitrec import calibrate
+
+    out = Path(cfg.output) if cfg.output else default_output(cfg).with_name(
+        default_output(cfg).name + f"-x{members}")
+    # every member has its own seed (weights, batch order, augmentation) but one shared
+    # validation split, so the ensemble's validation figure is honest
+    split_seed = cfg.seed if cfg.split_seed < 0 else cfg.split_seed
+    runs = [train(dataclasses.replace(cfg, seed=cfg.seed + k, split_seed=split_seed,
+                                      output=str(out / f"member-{k}")),
+                  progress=progress, command=command) for k in range(members)]
+    dev = device()
+    _, val_set = load_training_data(dataclasses.replace(cfg, split_seed=split_seed))
+    test_set = data.load_mnist("test")
+
+    def averaged(images: np.ndarray) -> torch.Tensor:
+        x = to_tensor(images, dev)
+        probs = torch.zeros(len(x), 10)
+        for r in runs:
+            model, metrics = load_run_model(r.directory)
+            t = float(metrics["temperature"])  # type: ignore[arg-type]
+            probs += torch.softmax(predict_logits(model.to(dev), x) / t, 1).cpu() / members
+        return probs
+
+    val_probs, test_probs = averaged(val_set.images), averaged(test_set.images)
+    y_val, y_test = torch.from_numpy(val_set.labels), torch.from_numpy(test_set.labels)  # type: ignore[arg-type]
+    metrics_out: dict[str, object] = {
+        "model": cfg.model, "members": members,
+        "parameters": sum(int(r.metrics["parameters"]) for r in runs),  # type: ignore[call-overload]
+        "val_accuracy": (val_probs.argmax(1) == y_val).float().mean().item(),
+        "member_val_accuracy": [r.metrics["val_accuracy"] for r in runs],
+        "member_test_accuracy": [r.metrics["test_accuracy"] for r in runs],
+        "test_accuracy": (test_probs.argmax(1) == y_test).float().mean().item(),
+        "test_ece_calibrated": calibrate.ece(test_probs.clamp_min(1e-12).log(), y_test),
+        "train_seconds": sum(float(r.metrics["train_seconds"]) for r in runs),  # type: ignore[arg-type]
+        "temperature": 1.0,
+    }
+    metrics_out["test_ece"] = metrics_out["test_ece_calibrated"]
+    write_json(out / "metrics.json", metrics_out)
+    write_json(out / "config.json", {**json.loads((runs[0].directory / "config.json").read_text()),
+                                     "members": [r.directory.name for r in runs]})
+    return Run(out, cfg, runs[0].history, metrics_out)
