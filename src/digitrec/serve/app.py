@@ -1,0 +1,182 @@
+"""The app factory: routes, the page, body limit, JSON errors; the model loads in lifespan.
+
+Every error is `{"error": "<what is wrong>"}`: 413 too large, 415 not an image,
+422 malformed, 404/405 for wrong paths. Anything unexpected is logged and
+answered as a JSON 500 without a traceback; the server keeps serving.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+import digitrec
+from digitrec.errors import DigitrecError, ImageError
+from digitrec.feedback import FeedbackStore
+from digitrec.serve.deps import get_predictor
+from digitrec.serve.routes import STATIC, routers
+from digitrec.serve.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class BodyTooLarge(HTTPException):
+    def __init__(self, limit: int):
+        super().__init__(413, f"request body is larger than the {limit:,} byte limit")
+
+
+class BodyLimit:
+    """Answer 413 to a body over `limit` bytes: from Content-Length up front, else while it streams.
+
+    An HTTPException, so FastAPI's body parsing passes it through instead of a 400.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        for name, value in scope["headers"]:
+            if name == b"content-length" and value.isdigit() and int(value) > self.limit:
+                return await error_response(413, BodyTooLarge(self.limit).detail)(
+                    scope, receive, send
+                )
+
+        received = 0
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    raise BodyTooLarge(self.limit)
+            return message
+
+        async def tracked_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracked_send)
+        except BodyTooLarge as e:  # raised where no handler caught it
+            if started:
+                raise
+            await error_response(413, e.detail)(scope, receive, send)
+
+
+def error_response(status: int, what: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": what}, status_code=status, headers=headers)
+
+
+def describe(error: RequestValidationError) -> str:
+    """Pydantic's errors as one line: 'label: Input should be less than or equal to 9'."""
+    parts = []
+    for e in error.errors():
+        loc = [str(x) for x in e.get("loc", ()) if x != "body"]
+        msg = e.get("msg", "invalid")
+        if e.get("type") == "json_invalid":
+            loc, msg = [], "body is not valid JSON"
+        parts.append(f"{'.'.join(loc)}: {msg}" if loc else msg)
+    return "; ".join(parts) or "malformed request"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ImageError)
+    async def image_error(request: Request, e: ImageError) -> JSONResponse:
+        return error_response(e.status, str(e))
+
+    @app.exception_handler(DigitrecError)
+    async def user_error(request: Request, e: DigitrecError) -> JSONResponse:
+        return error_response(422, str(e))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, e: RequestValidationError) -> JSONResponse:
+        return error_response(422, describe(e))
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, e: HTTPException) -> JSONResponse:
+        return error_response(e.status_code, str(e.detail), getattr(e, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, e: Exception) -> JSONResponse:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return error_response(500, "internal error: the server could not answer this request")
+
+
+def load_predictor(model: str | None) -> object:
+    from digitrec.predictor import Predictor  # ONNX Runtime; imported when serving starts
+
+    return Predictor.load(model)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Tests that override the predictor dependency do not load the real one.
+        if get_predictor not in app.dependency_overrides:
+            app.state.predictor = await run_in_threadpool(load_predictor, settings.model)
+            log.info("serving model %s", app.state.predictor.name)
+        app.state.store = FeedbackStore(settings.data_dir)
+        log.info("feedback store: %s", app.state.store.path)
+        yield
+        app.state.store.close()
+
+    app = FastAPI(
+        title="digitrec",
+        version=digitrec.__version__,
+        description="Handwritten digit recognition: draw, photograph, read, correct.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    for router in routers:
+        app.include_router(router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    return app
+
+
+def run_server(
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    workers: int = 1,
+    model: str | None = None,
+    data_dir: Path | None = None,
+) -> None:
+    """Serve until interrupted. Settings reach every worker process through the environment."""
+    import uvicorn
+
+    if model is not None:
+        os.environ["DIGITREC_MODEL"] = str(model)
+    if data_dir is not None:
+        os.environ["DIGITREC_DATA_DIR"] = str(Path(data_dir).resolve())
+    Settings()  # fail here, once, on a bad setting
+    load_predictor(model)  # a missing model is one ModelError here, not one per worker
+    shown = f"[{host}]" if ":" in host else host
+    print(f"digitrec: serving on http://{shown}:{port}/  (Ctrl+C to stop)", flush=True)  # noqa: T201
+    uvicorn.run(
+        "digitrec.serve.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        access_log=False,  # a log line per request costs more than the inference
+        log_level="info",
+    )

@@ -1,0 +1,114 @@
+"""What the routes depend on: the predictor, the feedback store, the image in a request.
+
+`PredictorDep` and `StoreDep` are typed dependency aliases; tests swap in a tiny
+predictor with `app.dependency_overrides[get_predictor]`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Annotated, Any, Protocol
+
+from fastapi import Depends, Request
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
+
+from digitrec.feedback import FeedbackStore
+from digitrec.serve.settings import Settings
+
+
+class Answer(Protocol):
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+class Model(Protocol):
+    """What the server needs of digitrec.predictor.Predictor (tests pass a fake)."""
+
+    name: str
+    card: dict[str, Any]
+
+    def predict(self, source: bytes) -> Answer: ...
+
+    def read(self, source: bytes) -> Answer: ...
+
+
+def get_predictor(request: Request) -> Model:
+    return request.app.state.predictor  # type: ignore[no-any-return]
+
+
+def get_store(request: Request) -> FeedbackStore:
+    return request.app.state.store  # type: ignore[no-any-return]
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings  # type: ignore[no-any-return]
+
+
+PredictorDep = Annotated[Model, Depends(get_predictor)]
+StoreDep = Annotated[FeedbackStore, Depends(get_store)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def malformed(what: str) -> HTTPException:
+    """A 422: the request is not what the API takes (the JSON error body comes from app.py)."""
+    return HTTPException(status_code=422, detail=what)
+
+
+def decode_image_text(text: object) -> bytes:
+    """A data URL ("data:image/png;base64,...") or bare base64 -> the image's bytes."""
+    if not isinstance(text, str):
+        raise malformed("image: expected a string (a data URL or base64)")
+    if text.startswith("data:"):
+        header, sep, text = text.partition(",")
+        if not sep or not header.endswith(";base64"):
+            raise malformed("image: a data URL must be base64-encoded (data:...;base64,...)")
+    text = "".join(text.split())  # base64 may be wrapped over lines
+    if not text:
+        raise malformed("image: empty")
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise malformed("image: not valid base64") from None
+
+
+async def image_bytes(request: Request) -> bytes:
+    """The image in a request: multipart field `file`, JSON {"image": ...}, or a raw image body."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type == "multipart/form-data":
+        try:
+            form = await request.form(max_files=1, max_fields=8)
+        except HTTPException as e:  # Starlette answers a broken multipart body with a 400
+            raise malformed(f"multipart body: {e.detail}") from None
+        field = form.get("file")
+        if isinstance(field, UploadFile):
+            data = await field.read()
+        elif isinstance(field, str):  # a data URL sent as a text field
+            data = decode_image_text(field)
+        else:
+            raise malformed("multipart field 'file' is missing")
+    elif content_type == "application/json" or content_type.endswith("+json"):
+        try:
+            body = json.loads(await request.body())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise malformed("body is not valid JSON") from None
+        if not isinstance(body, dict) or "image" not in body:
+            raise malformed('JSON body must be an object with an "image" field')
+        data = decode_image_text(body["image"])
+    elif content_type.startswith("image/") or content_type == "application/octet-stream":
+        data = await request.body()
+    elif not content_type and not await request.body():
+        raise malformed('no image: send multipart field "file" or JSON {"image": ...}')
+    else:
+        raise HTTPException(
+            status_code=415,
+            detail=f"unsupported content type {content_type or '(none)'}: send multipart "
+            'field "file", JSON {"image": "<data URL or base64>"}, or an image body',
+        )
+    if not data:
+        raise malformed("image: empty")
+    return data
+
+
+ImageBytes = Annotated[bytes, Depends(image_bytes)]

@@ -1,0 +1,138 @@
+"""The routes: one router per resource (page, digits, feedback, model)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from fastapi import APIRouter
+from fastapi.responses import FileResponse, JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from digitrec.feedback import FeedbackStore
+from digitrec.preprocess import load_image
+from digitrec.serve.deps import (
+    ImageBytes,
+    PredictorDep,
+    SettingsDep,
+    StoreDep,
+    decode_image_text,
+)
+from digitrec.serve.schemas import (
+    ERRORS,
+    FeedbackIn,
+    FeedbackOut,
+    Health,
+    ModelCard,
+    PredictionOut,
+    ReadingOut,
+)
+from digitrec.serve.settings import Settings
+
+STATIC = Path(__file__).parent / "static"
+
+T = TypeVar("T")
+
+
+async def infer(settings: Settings, fn: Callable[..., T], *args: Any) -> T:
+    """Run CPU-bound work inline (fast, ~1 ms) or in the threadpool, as configured."""
+    if settings.inline_inference:
+        return fn(*args)
+    return await run_in_threadpool(fn, *args)
+
+
+# Both input forms, for /docs: FastAPI cannot infer them from one handler.
+IMAGE_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {"file": {"type": "string", "format": "binary"}},
+                    "required": ["file"],
+                }
+            },
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "image": {"type": "string", "description": "data URL or base64"}
+                    },
+                    "required": ["image"],
+                }
+            },
+            "image/*": {"schema": {"type": "string", "format": "binary"}},
+        },
+    }
+}
+
+# --- the page and liveness -------------------------------------------------------
+
+pages = APIRouter()
+
+
+@pages.get("/", include_in_schema=False)
+async def index() -> FileResponse:
+    return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+
+@pages.get("/healthz", response_model=Health, tags=["service"])
+async def healthz(model: PredictorDep) -> Health:
+    """Liveness: 200 while the server answers, with the model it serves."""
+    return Health(status="ok", model=model.name)
+
+
+# --- digits: predict one, read a number ------------------------------------------
+
+digits = APIRouter(prefix="/api/v1", tags=["digits"])
+
+
+@digits.post(
+    "/predict", response_model=PredictionOut, responses=ERRORS, openapi_extra=IMAGE_BODY
+)
+async def predict(image: ImageBytes, model: PredictorDep, settings: SettingsDep) -> JSONResponse:
+    """Recognise one handwritten digit: the digit (or null), probabilities, what the model saw."""
+    prediction = await infer(settings, model.predict, image)
+    # The predictor already gives the contract's shape; skip re-validating it per request.
+    return JSONResponse(prediction.to_dict())
+
+
+@digits.post("/read", response_model=ReadingOut, responses=ERRORS, openapi_extra=IMAGE_BODY)
+async def read(image: ImageBytes, model: PredictorDep, settings: SettingsDep) -> JSONResponse:
+    """Read a written number: its text and each digit with its box [x, y, w, h]."""
+    reading = await infer(settings, model.read, image)
+    return JSONResponse(reading.to_dict())
+
+
+# --- feedback: "it was a 7" ------------------------------------------------------
+
+feedback = APIRouter(prefix="/api/v1", tags=["feedback"])
+
+
+def _store(store: FeedbackStore, body: FeedbackIn, model_name: str) -> int:
+    image = load_image(decode_image_text(body.image))  # ImageError -> 413 / 415
+    return store.add(image, body.label, body.predicted, model_name)
+
+
+@feedback.post("/feedback", status_code=201, response_model=FeedbackOut, responses=ERRORS)
+async def post_feedback(body: FeedbackIn, model: PredictorDep, store: StoreDep) -> FeedbackOut:
+    """Store a correction durably: the 201 comes after the row is committed."""
+    # Always the threadpool: a durable SQLite commit waits on the disk.
+    row_id = await run_in_threadpool(_store, store, body, model.name)
+    return FeedbackOut(id=row_id, label=body.label, predicted=body.predicted, model=model.name)
+
+
+# --- the model -------------------------------------------------------------------
+
+model_card = APIRouter(prefix="/api/v1", tags=["model"])
+
+
+@model_card.get("/model", response_model=ModelCard)
+async def get_model(model: PredictorDep) -> ModelCard:
+    """The model card of the model serving: accuracy, calibration, training provenance."""
+    return model.card
+
+
+routers = [pages, digits, feedback, model_card]

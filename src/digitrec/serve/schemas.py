@@ -1,0 +1,71 @@
+"""Request and response models: the HTTP contract of DESIGN.md, as /docs shows it."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, Field
+
+Digit = Annotated[int, Field(strict=True, ge=0, le=9)]
+
+
+class ImageIn(BaseModel):
+    image: str = Field(
+        description="The image as a data URL (data:image/png;base64,...) or bare base64.",
+        examples=["data:image/png;base64,iVBORw0KGgo..."],
+    )
+
+
+class PredictionOut(BaseModel):
+    digit: int | None = Field(description="The digit, or null when the image is not a digit.")
+    confidence: float = Field(description="Probability of `digit` (of the top class when null).")
+    probabilities: list[float] = Field(description="Probability of each digit 0..9.")
+    preprocessed: str = Field(description="The 28x28 image the model saw, as a PNG data URL.")
+    reason: str | None = Field(
+        default=None,
+        description='Only when digit is null: "empty" (no ink) or "uncertain".',
+    )
+
+
+class ReadDigitOut(BaseModel):
+    digit: int
+    confidence: float
+    box: list[int] = Field(description="[x, y, w, h] in the input image's pixels.")
+
+
+class ReadingOut(BaseModel):
+    text: str = Field(description="The number read, left to right.")
+    digits: list[ReadDigitOut]
+
+
+class FeedbackIn(ImageIn):
+    label: Digit = Field(description="What the digit really is, 0..9.")
+    predicted: Digit | None = Field(
+        default=None, description="What the model answered (null: not a digit)."
+    )
+
+
+class FeedbackOut(BaseModel):
+    id: int
+    label: int
+    predicted: int | None
+    model: str
+
+
+class Health(BaseModel):
+    status: str
+    model: str
+
+
+class ErrorOut(BaseModel):
+    error: str = Field(description="What is wrong with the request.")
+
+
+ModelCard = dict[str, Any]
+
+# Documented on every route that takes input; the body is always {"error": "..."}.
+ERRORS: dict[int | str, dict[str, Any]] = {
+    413: {"model": ErrorOut, "description": "Body or image too large"},
+    415: {"model": ErrorOut, "description": "Not an image"},
+    422: {"model": ErrorOut, "description": "Malformed request"},
+}

@@ -1,0 +1,27 @@
+"""Server settings, validated by pydantic-settings.
+
+Every field can be set from the environment with the DIGITREC_ prefix
+(DIGITREC_MODEL, DIGITREC_DATA_DIR, ...). `run_server` passes the CLI's
+options that way, so each uvicorn worker process builds the same app.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DIGITREC_", frozen=True)
+
+    # None = the best shipped model; else a name in models/ or a run directory.
+    model: str | None = None
+    # Where the feedback store lives; None = platformdirs' user data dir.
+    data_dir: Path | None = None
+    # Largest request body accepted, in bytes (5 MB); bigger is a 413.
+    max_body_bytes: int = Field(default=5 * 1024 * 1024, gt=0)
+    # Run inference on the event loop (True) or in the threadpool (False).
+    # Inference takes ~1 ms; the threadpool hop costs more than it saves.
+    inline_inference: bool = True
