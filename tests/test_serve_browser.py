@@ -1,0 +1,217 @@
+"""The web page in a real browser: Debian's Chromium driven by Playwright, against a real
+`digitrec serve` subprocess with the real shipped model.
+
+Draws digits with the mouse and with touch, uploads a photo, sends a correction and finds it
+in the SQLite store. Screenshots go to artifacts/ (git-ignored); DOCS_SHOT regenerates
+docs/screenshot.png when DIGITREC_SCREENSHOT=1.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PIL import Image, ImageDraw, ImageFilter
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "artifacts"
+DOCS_SHOT = ROOT / "docs" / "screenshot.png"
+
+if not CHROMIUM.exists():
+    pytest.skip("no /usr/bin/chromium (apt-get install chromium)", allow_module_level=True)
+if not list((ROOT / "models").glob("*.onnx")):
+    pytest.skip("no shipped model in models/ yet", allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api")
+
+# Strokes in the canvas's logical pixels (280 x 280), several points each.
+ONE = [[(150, 45), (146, 100), (142, 160), (138, 235)]]
+SEVEN = [[(65, 60), (140, 58), (215, 60), (180, 120), (150, 180), (125, 240)]]
+NUMBER_17 = [[(110, 50), (108, 140), (105, 230)],
+             [(300, 60), (370, 58), (440, 60), (410, 130), (380, 190), (360, 240)]]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    data_dir = tmp_path_factory.mktemp("data")
+    port = free_port()
+    log = (tmp_path_factory.mktemp("log") / "server.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "digitrec", "serve", "--host", "127.0.0.1", "--port", str(port),
+         "--data-dir", str(data_dir)],
+        stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/healthz", timeout=1) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                log.flush()
+                pytest.fail(f"server did not start:\n{Path(log.name).read_text()}")
+            time.sleep(0.2)
+        yield url, data_dir
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, server):  # type: ignore[no-untyped-def]
+    context = browser.new_context(viewport={"width": 1000, "height": 760})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(server[0] + "/")
+    yield page
+    context.close()
+    assert not errors, errors  # no JavaScript errors
+
+
+def shot(page, name: str) -> None:  # type: ignore[no-untyped-def]
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / name), full_page=True)
+
+
+def to_screen(page, x: float, y: float, logical_width: int = 280):  # type: ignore[no-untyped-def]
+    box = page.locator("#canvas").bounding_box()
+    return box["x"] + x * box["width"] / logical_width, box["y"] + y * box["height"] / 280
+
+
+def draw_with_mouse(page, strokes, logical_width: int = 280) -> None:  # type: ignore[no-untyped-def]
+    for stroke in strokes:
+        page.mouse.move(*to_screen(page, *stroke[0], logical_width))
+        page.mouse.down()
+        for point in stroke[1:]:
+            page.mouse.move(*to_screen(page, *point, logical_width), steps=6)
+        page.mouse.up()
+
+
+def draw_with_touch(page, strokes) -> None:  # type: ignore[no-untyped-def]
+    """Real touch input through the DevTools protocol: touchstart, touchmove..., touchend."""
+    cdp = page.context.new_cdp_session(page)
+    for stroke in strokes:
+        points = [to_screen(page, *p) for p in stroke]
+        cdp.send("Input.dispatchTouchEvent",
+                 {"type": "touchStart", "touchPoints": [{"x": points[0][0], "y": points[0][1]}]})
+        for (x0, y0), (x1, y1) in zip(points, points[1:], strict=False):
+            for k in range(1, 7):
+                x, y = x0 + (x1 - x0) * k / 6, y0 + (y1 - y0) * k / 6
+                cdp.send("Input.dispatchTouchEvent",
+                         {"type": "touchMove", "touchPoints": [{"x": x, "y": y}]})
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+
+
+def expect_answer(page, text: str) -> None:  # type: ignore[no-untyped-def]
+    sync_api.expect(page.locator("#answer")).to_have_text(text, timeout=10_000)
+
+
+def test_draw_a_one_and_a_seven(page) -> None:  # type: ignore[no-untyped-def]
+    sync_api.expect(page.locator("#answer")).to_have_text("?")
+    draw_with_mouse(page, ONE)
+    expect_answer(page, "1")
+    assert "%" in page.locator("#confidence").inner_text()
+    assert page.locator("#probabilities .bar").count() == 10
+    assert page.locator("#probabilities .bar.best .bar-digit").inner_text() == "1"
+    assert page.locator("#preprocessed").get_attribute("src").startswith("data:image/png")
+    shot(page, "draw-1.png")
+
+    page.locator("#clear").click()
+    sync_api.expect(page.locator("#answer")).to_have_text("?")
+    draw_with_mouse(page, SEVEN)
+    expect_answer(page, "7")
+    assert page.locator("#top3 li").count() == 3
+    shot(page, "draw-7.png")
+    if os.environ.get("DIGITREC_SCREENSHOT"):
+        page.screenshot(path=str(DOCS_SHOT))
+
+    page.locator("#undo").click()  # the only stroke: back to the empty state
+    sync_api.expect(page.locator("#answer")).to_have_text("?")
+
+
+def test_upload_a_photo(page, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    # A grey-paper "photo" of a 7 in dark ink, slightly blurred, as a JPEG.
+    photo = Image.new("RGB", (640, 480), (205, 200, 190))
+    ImageDraw.Draw(photo).line([(230, 110), (410, 105), (300, 390)], fill=(40, 40, 60), width=26)
+    path = tmp_path / "seven.jpg"
+    photo.filter(ImageFilter.GaussianBlur(2)).save(path, quality=85)
+    page.locator("#file").set_input_files(str(path))
+    expect_answer(page, "7")
+    shot(page, "upload-7.png")
+
+
+def test_correction_is_stored(page, server) -> None:  # type: ignore[no-untyped-def]
+    _, data_dir = server
+    draw_with_mouse(page, SEVEN)
+    expect_answer(page, "7")
+    sync_api.expect(page.locator("#correct-2")).to_be_enabled()
+    page.locator("#correct-2").click()
+    sync_api.expect(page.locator("#feedback-status")).to_contain_text("Saved as a 2")
+    with sqlite3.connect(data_dir / "feedback.sqlite3") as db:
+        rows = db.execute("SELECT label, predicted, model, image FROM feedback").fetchall()
+    assert [(label, predicted) for label, predicted, _, _ in rows] == [(2, 7)]
+    assert rows[0][2]  # the model's name
+    assert Image.open(io.BytesIO(rows[0][3])).size[0] >= 280  # the canvas as drawn
+    shot(page, "correction.png")
+
+
+def test_phone_touch_drawing(browser, server) -> None:  # type: ignore[no-untyped-def]
+    context = browser.new_context(viewport={"width": 360, "height": 740}, has_touch=True,
+                                  is_mobile=True, device_scale_factor=2)
+    page = context.new_page()
+    page.goto(server[0] + "/")
+    draw_with_touch(page, ONE)
+    expect_answer(page, "1")
+    # Nothing wider than the phone: no sideways scrolling.
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360
+    assert page.evaluate("window.scrollY") == 0  # drawing did not scroll the page
+    answer = page.locator("#answer").bounding_box()
+    assert answer["y"] + answer["height"] <= 740  # the answer is in view under the drawing
+    page.screenshot(path=str(ARTIFACTS / "phone-1-view.png"))
+    shot(page, "phone-1.png")
+    context.close()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("digitrec.segment") is None,
+                    reason="digitrec.segment (reading numbers) not written yet")
+def test_number_mode_reads_and_boxes(page) -> None:  # type: ignore[no-untyped-def]
+    page.locator("#mode-number").click()
+    sync_api.expect(page.locator("#mode-number")).to_have_attribute("aria-pressed", "true")
+    draw_with_mouse(page, NUMBER_17, logical_width=560)
+    expect_answer(page, "17")
+    shot(page, "number-17.png")
