@@ -16,7 +16,7 @@ import numpy as np
 import onnxruntime as ort
 from PIL import Image
 
-from digitrec import preprocess, registry, segment
+from digitrec import preprocess, registry
 from digitrec.errors import ModelError
 
 UNCERTAIN_BELOW = 0.5  # calibrated confidence under which the answer is "uncertain"
@@ -131,7 +131,9 @@ class Predictor:
             ink = preprocess.ink_map(image)
         if preprocess.is_blank(ink):
             return Reading("", [])
-        parts = segment.segment(ink)
+        from digitrec.segment import segment
+
+        parts = segment(ink)
         if not parts:
             return Reading("", [])
         probs = self.predict_array(np.stack([preprocess.to_mnist(p.ink) for p in parts]))

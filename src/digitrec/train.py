@@ -10,6 +10,7 @@ import dataclasses
 import json
 import logging
 import math
+import os
 import platform
 import time
 from collections.abc import Callable
@@ -84,13 +85,25 @@ class Run:
     metrics: dict[str, object] = field(default_factory=dict)
 
 
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def environment() -> dict[str, object]:
     return {
         "python": platform.python_version(),
         "torch": torch.__version__,
         "numpy": np.__version__,
         "device": "cuda" if torch.cuda.is_available() else "cpu",
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": cpu_name(),
+        "cores": os.cpu_count(),
+        "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
         "threads": torch.get_num_threads(),
     }
 

@@ -1,0 +1,103 @@
+"""The CLI as a user meets it: files written, lines printed, one-line errors, exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from digitrec import data
+
+
+def digitrec(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "digitrec", *args], capture_output=True,
+                          text=True, cwd=cwd, timeout=600)
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess[str], *fragments: str) -> None:
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def test_help_lists_every_command() -> None:
+    result = digitrec("--help")
+    assert result.returncode == 0
+    for command in ("explore", "train", "evaluate", "export", "predict", "read", "submit",
+                    "serve", "feedback"):
+        assert command in result.stdout
+
+
+def test_explore_writes_summary_and_figures(tmp_path: Path) -> None:
+    result = digitrec("explore", "-o", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["train"]["images"] == 60000 and summary["test"]["per_class"][0] == 980
+    for name in ("samples.png", "mean_digits.png", "class_histogram.png", "pixel_histogram.png"):
+        png = (tmp_path / name).read_bytes()
+        assert png[:4] == b"\x89PNG" and len(png) > 5000, name
+
+
+def test_evaluate_writes_report_and_figures(trained_run: Path) -> None:
+    result = digitrec("evaluate", "--model", str(trained_run))
+    assert result.returncode == 0, result.stderr
+    report = json.loads((trained_run / "report.json").read_text())
+    assert report["total"] == 10000 and report["accuracy"] >= 0.95
+    assert np.array(report["confusion"]).sum() == 10000
+    assert len(report["per_class"]) == 10 and report["mistakes"]
+    assert f"test_accuracy {report['accuracy']:.4f}" in result.stdout
+    for name in ("confusion.png", "mistakes.png"):
+        assert (trained_run / name).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_export_checks_onnx_against_torch(trained_run: Path) -> None:
+    result = digitrec("export", "--model", str(trained_run))
+    assert result.returncode == 0, result.stderr
+    assert (trained_run / "model.onnx").stat().st_size > 10000
+    assert json.loads((trained_run / "export.json").read_text())["max_difference"] < 1e-4
+
+
+def test_submit_writes_kaggle_file(tmp_path: Path, trained_run: Path) -> None:
+    test = data.load_mnist("test").subset(np.arange(200))
+    data.write_csv(test, tmp_path / "test.csv", with_labels=False)
+    out = tmp_path / "submission.csv"
+    result = digitrec("submit", str(tmp_path / "test.csv"), "-o", str(out), "--model",
+                      str(trained_run))
+    assert result.returncode == 0, result.stderr
+    lines = out.read_text().splitlines()
+    assert lines[0] == "ImageId,Label" and len(lines) == 201 and lines[1].startswith("1,")
+    labels = np.array([int(line.split(",")[1]) for line in lines[1:]])
+    assert (labels == test.labels).mean() >= 0.9
+
+
+def test_train_smoke_prints_figures(tmp_path: Path) -> None:
+    result = digitrec("train", "--model", "seed", "--max-steps", "30", "--epochs", "1",
+                      "-o", str(tmp_path / "run"))
+    assert result.returncode == 0, result.stderr
+    assert "test_accuracy" in result.stdout and "run directory" in result.stdout
+    assert (tmp_path / "run" / "metrics.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        (["train", "--data", "missing.csv", "--max-steps", "1"], ["missing.csv: file not found"]),
+        (["train", "--model", "nope"], ["unknown model 'nope'"]),
+        (["train", "--recipe", "nope"], ["unknown recipe 'nope'"]),
+        (["evaluate", "--model", "no-such-model"], ["no-such-model: no such model"]),
+        (["submit", "bad.csv"], ["bad.csv, row 3, column pixel1: not an integer"]),
+        (["explore", "--data", "bad.csv"], ["bad.csv, row 3, column pixel1"]),
+    ],
+)
+def test_user_errors_are_one_line(tmp_path: Path, args: list[str], fragments: list[str]) -> None:
+    header = ",".join(f"pixel{i}" for i in range(784))
+    good = ",".join(["0"] * 784)
+    (tmp_path / "bad.csv").write_text(f"{header}\n{good}\n0,oops{good[3:]}\n")
+    assert_one_line_error(digitrec(*args, cwd=tmp_path), *fragments)

@@ -1,0 +1,74 @@
+"""Training: the accuracy gate, the run directory, determinism, resume, augmentation."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from digitrec import augment
+from digitrec.checkpoint import load_weights
+from digitrec.errors import ModelError
+from digitrec.train import recipe_config, train
+
+
+def test_accuracy_gate(trained_run: Path) -> None:
+    """A few hundred steps of the fast recipe already beat 95% on the official test set."""
+    metrics = json.loads((trained_run / "metrics.json").read_text())
+    assert metrics["steps"] == 300
+    assert metrics["test_accuracy"] >= 0.95, metrics
+
+
+def test_run_directory_contract(trained_run: Path) -> None:
+    for name in ("config.json", "history.json", "metrics.json", "curves.png", "model.safetensors"):
+        assert (trained_run / name).stat().st_size > 0, name
+    config = json.loads((trained_run / "config.json").read_text())
+    assert config["train"]["seed"] == 1 and config["environment"]["torch"].startswith("2.13")
+    assert set(config["data"]["checksums"]) >= {"train-images-idx3-ubyte.gz"}
+    history = json.loads((trained_run / "history.json").read_text())
+    assert set(history[0]) >= {"loss", "accuracy", "val_loss", "val_accuracy", "seconds"}
+    metrics = json.loads((trained_run / "metrics.json").read_text())
+    for key in ("parameters", "val_accuracy", "test_accuracy", "train_seconds"):
+        assert key in metrics
+    assert 0 < metrics["val_accuracy"] <= 1 and 0 < metrics["test_accuracy"] <= 1  # fractions
+    assert (trained_run / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_same_seed_same_weights(tmp_path: Path) -> None:
+    runs = [train(recipe_config("fast", max_steps=20, output=str(tmp_path / f"r{i}"), seed=7,
+                                val_fraction=0.02), test=False) for i in range(2)]
+    a, b = (load_weights(r.directory / "model.safetensors") for r in runs)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert runs[0].history[0]["loss"] == runs[1].history[0]["loss"]
+
+
+def test_resume_continues_from_the_checkpoint(tmp_path: Path) -> None:
+    cfg = recipe_config("fast", epochs=1, max_steps=0, val_fraction=0.9, output=str(tmp_path))
+    first = train(cfg, test=False)
+    assert len(first.history) == 1
+    resumed = train(recipe_config("fast", epochs=2, val_fraction=0.9), resume=tmp_path, test=False)
+    assert [h["epoch"] for h in resumed.history] == [1, 2]
+    assert json.loads((tmp_path / "history.json").read_text())[1]["epoch"] == 2
+
+
+def test_truncated_checkpoint_is_a_clear_error(tmp_path: Path, trained_run: Path) -> None:
+    broken = tmp_path / "model.safetensors"
+    broken.write_bytes((trained_run / "model.safetensors").read_bytes()[:1000])
+    with pytest.raises(ModelError, match="model.safetensors: not a readable safetensors file"):
+        load_weights(broken)
+
+
+@pytest.mark.parametrize("level", ["light", "strong"])
+def test_augmentation_keeps_shape_range_and_is_seeded(level: str) -> None:
+    x = torch.zeros(8, 1, 28, 28)
+    x[:, :, 8:20, 12:16] = 1.0  # a "1"
+    out1 = augment.apply(x, level, torch.Generator().manual_seed(0))
+    out2 = augment.apply(x, level, torch.Generator().manual_seed(0))
+    assert out1.shape == x.shape and torch.equal(out1, out2)
+    assert out1.min() >= 0 and out1.max() <= 1
+    assert not torch.equal(out1, x)
+    # ink is moved, not destroyed: total ink stays within a factor of 2
+    ratio = out1.sum((1, 2, 3)) / x.sum((1, 2, 3))
+    assert ((ratio > 0.5) & (ratio < 2)).all()
