@@ -48,17 +48,36 @@ class FakePredictor:
         image28 = preprocess.preprocess(source)
         probabilities = [0.01] * 10
         if image28 is None:
-            return FakeAnswer({"digit": None, "confidence": 0.0, "probabilities": [0.0] * 10,
-                               "preprocessed": "data:image/png;base64,", "reason": "empty"})
+            return FakeAnswer(
+                {
+                    "digit": None,
+                    "confidence": 0.0,
+                    "probabilities": [0.0] * 10,
+                    "preprocessed": "data:image/png;base64,",
+                    "reason": "empty",
+                }
+            )
         probabilities[7] = 0.91
-        return FakeAnswer({"digit": 7, "confidence": 0.91, "probabilities": probabilities,
-                           "preprocessed": "data:image/png;base64,"})
+        return FakeAnswer(
+            {
+                "digit": 7,
+                "confidence": 0.91,
+                "probabilities": probabilities,
+                "preprocessed": "data:image/png;base64,",
+            }
+        )
 
     def read(self, source: bytes) -> FakeAnswer:
         preprocess.load_image(source)
-        return FakeAnswer({"text": "17", "digits": [
-            {"digit": 1, "confidence": 0.9, "box": [10, 10, 20, 60]},
-            {"digit": 7, "confidence": 0.8, "box": [40, 10, 30, 60]}]})
+        return FakeAnswer(
+            {
+                "text": "17",
+                "digits": [
+                    {"digit": 1, "confidence": 0.9, "box": [10, 10, 20, 60]},
+                    {"digit": 7, "confidence": 0.8, "box": [40, 10, 30, 60]},
+                ],
+            }
+        )
 
 
 class BrokenPredictor(FakePredictor):
@@ -85,9 +104,11 @@ def data_url(data: bytes) -> str:
 
 def bomb_png(side: int = 100_000) -> bytes:
     """A tiny PNG whose header claims side x side pixels (a decompression bomb)."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         body = kind + data
         return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
     ihdr = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)  # 8-bit greyscale
     idat = zlib.compress(b"\0" * (side + 1) * 4)  # a few rows; the header is what matters
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
@@ -123,17 +144,31 @@ def stored_rows(tmp_path: Path) -> list[tuple]:
 def test_page_docs_and_static(client: TestClient) -> None:
     page = client.get("/")
     assert page.status_code == 200 and "text/html" in page.headers["content-type"]
-    for element in ['id="canvas"', 'id="answer"', 'id="probabilities"', 'id="preprocessed"',
-                    'id="mode-number"', 'id="correct-7"', 'id="feedback-status"',
-                    'capture="environment"', "/static/app.js", "/static/style.css"]:
+    for element in [
+        'id="canvas"',
+        'id="answer"',
+        'id="probabilities"',
+        'id="preprocessed"',
+        'id="mode-number"',
+        'id="correct-7"',
+        'id="feedback-status"',
+        'capture="environment"',
+        "/static/app.js",
+        "/static/style.css",
+    ]:
         assert element in page.text
     assert "http://" not in page.text and "https://" not in page.text  # no CDN: works offline
     assert client.get("/static/app.js").status_code == 200
     assert "touch-action: none" in client.get("/static/style.css").text
     assert client.get("/docs").status_code == 200
     paths = client.get("/openapi.json").json()["paths"]
-    assert {"/healthz", "/api/v1/predict", "/api/v1/read", "/api/v1/feedback",
-            "/api/v1/model"} <= set(paths)
+    assert {
+        "/healthz",
+        "/api/v1/predict",
+        "/api/v1/read",
+        "/api/v1/feedback",
+        "/api/v1/model",
+    } <= set(paths)
     body = paths["/api/v1/predict"]["post"]["requestBody"]["content"]
     assert {"multipart/form-data", "application/json"} <= set(body)
 
@@ -183,53 +218,134 @@ RANDOM = random.Random(0).randbytes(2000)
 
 BAD_REQUESTS: list[tuple[str, str, dict[str, Any], int, str]] = [
     # (name, path, httpx kwargs, status, words in the error)
-    ("random bytes upload", "/api/v1/predict",
-     {"files": {"file": ("x.png", RANDOM, "image/png")}}, 415, "not an image"),
-    ("random bytes base64", "/api/v1/predict",
-     {"json": {"image": base64.b64encode(RANDOM).decode()}}, 415, "not an image"),
-    ("text file", "/api/v1/read", {"files": {"file": ("a.txt", b"hello", "text/plain")}}, 415,
-     "not an image"),
-    ("bomb", "/api/v1/predict", {"files": {"file": ("b.png", bomb_png(), "image/png")}}, 413,
-     "too large"),
+    (
+        "random bytes upload",
+        "/api/v1/predict",
+        {"files": {"file": ("x.png", RANDOM, "image/png")}},
+        415,
+        "not an image",
+    ),
+    (
+        "random bytes base64",
+        "/api/v1/predict",
+        {"json": {"image": base64.b64encode(RANDOM).decode()}},
+        415,
+        "not an image",
+    ),
+    (
+        "text file",
+        "/api/v1/read",
+        {"files": {"file": ("a.txt", b"hello", "text/plain")}},
+        415,
+        "not an image",
+    ),
+    (
+        "bomb",
+        "/api/v1/predict",
+        {"files": {"file": ("b.png", bomb_png(), "image/png")}},
+        413,
+        "too large",
+    ),
     ("bomb via JSON", "/api/v1/read", {"json": {"image": data_url(bomb_png())}}, 413, "too large"),
-    ("bad JSON", "/api/v1/predict",
-     {"content": b'{"image": ', "headers": {"content-type": "application/json"}}, 422, "JSON"),
+    (
+        "bad JSON",
+        "/api/v1/predict",
+        {"content": b'{"image": ', "headers": {"content-type": "application/json"}},
+        422,
+        "JSON",
+    ),
     ("JSON not an object", "/api/v1/predict", {"json": [1, 2]}, 422, "image"),
     ("missing image field", "/api/v1/predict", {"json": {"picture": "abc"}}, 422, "image"),
     ("image not a string", "/api/v1/predict", {"json": {"image": 5}}, 422, "string"),
-    ("bad base64", "/api/v1/predict", {"json": {"image": "data:image/png;base64,@@@"}}, 422,
-     "base64"),
-    ("data URL not base64", "/api/v1/predict", {"json": {"image": "data:text/plain,hello"}}, 422,
-     "base64"),
+    (
+        "bad base64",
+        "/api/v1/predict",
+        {"json": {"image": "data:image/png;base64,@@@"}},
+        422,
+        "base64",
+    ),
+    (
+        "data URL not base64",
+        "/api/v1/predict",
+        {"json": {"image": "data:text/plain,hello"}},
+        422,
+        "base64",
+    ),
     ("empty image", "/api/v1/predict", {"json": {"image": ""}}, 422, "empty"),
-    ("missing multipart field", "/api/v1/predict", {"files": {"photo": ("a.png", SEVEN)}}, 422,
-     "file"),
-    ("empty upload", "/api/v1/predict", {"files": {"file": ("a.png", b"", "image/png")}}, 422,
-     "empty"),
+    (
+        "missing multipart field",
+        "/api/v1/predict",
+        {"files": {"photo": ("a.png", SEVEN)}},
+        422,
+        "file",
+    ),
+    (
+        "empty upload",
+        "/api/v1/predict",
+        {"files": {"file": ("a.png", b"", "image/png")}},
+        422,
+        "empty",
+    ),
     ("no body", "/api/v1/predict", {}, 422, "no image"),
-    ("wrong content type", "/api/v1/predict",
-     {"content": b"hi", "headers": {"content-type": "text/plain"}}, 415, "content type"),
-    ("broken multipart", "/api/v1/predict",
-     {"content": b"--x\r\nbroken", "headers": {"content-type": "multipart/form-data"}}, 422,
-     "multipart"),
-    ("label too big", "/api/v1/feedback", {"json": {"image": data_url(SEVEN), "label": 10}}, 422,
-     "label"),
-    ("label a string", "/api/v1/feedback", {"json": {"image": data_url(SEVEN), "label": "7"}},
-     422, "label"),
+    (
+        "wrong content type",
+        "/api/v1/predict",
+        {"content": b"hi", "headers": {"content-type": "text/plain"}},
+        415,
+        "content type",
+    ),
+    (
+        "broken multipart",
+        "/api/v1/predict",
+        {"content": b"--x\r\nbroken", "headers": {"content-type": "multipart/form-data"}},
+        422,
+        "multipart",
+    ),
+    (
+        "label too big",
+        "/api/v1/feedback",
+        {"json": {"image": data_url(SEVEN), "label": 10}},
+        422,
+        "label",
+    ),
+    (
+        "label a string",
+        "/api/v1/feedback",
+        {"json": {"image": data_url(SEVEN), "label": "7"}},
+        422,
+        "label",
+    ),
     ("label missing", "/api/v1/feedback", {"json": {"image": data_url(SEVEN)}}, 422, "label"),
-    ("predicted out of range", "/api/v1/feedback",
-     {"json": {"image": data_url(SEVEN), "label": 1, "predicted": -1}}, 422, "predicted"),
-    ("feedback not an image", "/api/v1/feedback",
-     {"json": {"image": base64.b64encode(RANDOM).decode(), "label": 1}}, 415, "not an image"),
-    ("feedback bad JSON", "/api/v1/feedback",
-     {"content": b"{", "headers": {"content-type": "application/json"}}, 422, "JSON"),
+    (
+        "predicted out of range",
+        "/api/v1/feedback",
+        {"json": {"image": data_url(SEVEN), "label": 1, "predicted": -1}},
+        422,
+        "predicted",
+    ),
+    (
+        "feedback not an image",
+        "/api/v1/feedback",
+        {"json": {"image": base64.b64encode(RANDOM).decode(), "label": 1}},
+        415,
+        "not an image",
+    ),
+    (
+        "feedback bad JSON",
+        "/api/v1/feedback",
+        {"content": b"{", "headers": {"content-type": "application/json"}},
+        422,
+        "JSON",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("name", "path", "kwargs", "status", "words"), BAD_REQUESTS,
-                         ids=[b[0] for b in BAD_REQUESTS])
-def test_bad_input_is_a_json_4xx(client: TestClient, name: str, path: str,
-                                 kwargs: dict[str, Any], status: int, words: str) -> None:
+@pytest.mark.parametrize(
+    ("name", "path", "kwargs", "status", "words"), BAD_REQUESTS, ids=[b[0] for b in BAD_REQUESTS]
+)
+def test_bad_input_is_a_json_4xx(
+    client: TestClient, name: str, path: str, kwargs: dict[str, Any], status: int, words: str
+) -> None:
     r = client.post(path, **kwargs)
     assert r.status_code == status, r.text
     assert r.headers["content-type"] == "application/json"
@@ -249,8 +365,9 @@ def test_oversized_body_is_413_by_header_and_by_stream(client: TestClient) -> No
     assert r.status_code == 413 and "limit" in r.json()["error"]
     # No Content-Length (chunked): caught while streaming, before parsing.
     chunks = iter([b"x" * 1024 * 1024] * 6)
-    r = client.post("/api/v1/feedback", content=chunks,
-                    headers={"content-type": "application/json"})
+    r = client.post(
+        "/api/v1/feedback", content=chunks, headers={"content-type": "application/json"}
+    )
     assert r.status_code == 413 and "limit" in r.json()["error"]
     assert client.get("/healthz").status_code == 200
 
@@ -283,22 +400,46 @@ def test_a_thousand_malformed_requests(client: TestClient) -> None:
         elif kind == 2:
             r = client.post(path, content=junk, headers={"content-type": "application/json"})
         elif kind == 3:  # a real PNG cut short
-            r = client.post(path, json={"image": data_url(SEVEN[: rng.randrange(1, len(SEVEN))]),
-                                        "label": 1})
+            r = client.post(
+                path, json={"image": data_url(SEVEN[: rng.randrange(1, len(SEVEN))]), "label": 1}
+            )
         elif kind == 4:
             r = client.post(path, json={"image": junk.hex(), "label": rng.randrange(-5, 15)})
         elif kind == 5:
-            r = client.post(path, content=junk, headers={"content-type": "multipart/form-data; "
-                                                         "boundary=abc"})
+            r = client.post(
+                path, content=junk, headers={"content-type": "multipart/form-data; boundary=abc"}
+            )
         elif kind == 6:
-            r = client.post(path, content=junk, headers={"content-type": rng.choice(
-                ["image/png", "text/plain", "application/xml", ""])})
+            r = client.post(
+                path,
+                content=junk,
+                headers={
+                    "content-type": rng.choice(["image/png", "text/plain", "application/xml", ""])
+                },
+            )
         else:
-            r = client.post(path, json={"image": rng.choice([None, 1, [], {}, "data:,"]),
-                                        "label": rng.choice([None, "x", 1.5, True])})
+            r = client.post(
+                path,
+                json={
+                    "image": rng.choice([None, 1, [], {}, "data:,"]),
+                    "label": rng.choice([None, "x", 1.5, True]),
+                },
+            )
         statuses.append(r.status_code)
-        assert set(r.json()) <= {"error", "digit", "confidence", "probabilities", "preprocessed",
-                                 "reason", "text", "digits", "id", "label", "predicted", "model"}
+        assert set(r.json()) <= {
+            "error",
+            "digit",
+            "confidence",
+            "probabilities",
+            "preprocessed",
+            "reason",
+            "text",
+            "digits",
+            "id",
+            "label",
+            "predicted",
+            "model",
+        }
     assert max(statuses) < 500, sorted(set(statuses))
     assert min(statuses) >= 200
     assert client.get("/healthz").status_code == 200
@@ -308,16 +449,18 @@ def test_a_thousand_malformed_requests(client: TestClient) -> None:
 
 
 def test_feedback_is_stored(client: TestClient, tmp_path: Path) -> None:
-    r = client.post("/api/v1/feedback",
-                    json={"image": data_url(SEVEN), "label": 1, "predicted": 7})
+    r = client.post("/api/v1/feedback", json={"image": data_url(SEVEN), "label": 1, "predicted": 7})
     assert r.status_code == 201
     assert r.json() == {"id": 1, "label": 1, "predicted": 7, "model": "fake-net"}
-    r = client.post("/api/v1/feedback", json={"image": data_url(SEVEN), "label": 4,
-                                              "predicted": None})
+    r = client.post(
+        "/api/v1/feedback", json={"image": data_url(SEVEN), "label": 4, "predicted": None}
+    )
     assert r.status_code == 201
     rows = stored_rows(tmp_path)
     assert [(label, predicted, model) for _, label, predicted, model, _ in rows] == [
-        (1, 7, "fake-net"), (4, None, "fake-net")]
+        (1, 7, "fake-net"),
+        (4, None, "fake-net"),
+    ]
     image, *_, created = rows[0]
     assert Image.open(io.BytesIO(image)).format == "PNG"
     assert created.endswith("+00:00")
@@ -325,8 +468,9 @@ def test_feedback_is_stored(client: TestClient, tmp_path: Path) -> None:
 
 def test_concurrent_feedback_every_201_is_a_row(client: TestClient, tmp_path: Path) -> None:
     def send(i: int) -> int:
-        return client.post("/api/v1/feedback", json={"image": data_url(SEVEN), "label": i % 10,
-                                                     "predicted": 7}).status_code
+        return client.post(
+            "/api/v1/feedback", json={"image": data_url(SEVEN), "label": i % 10, "predicted": 7}
+        ).status_code
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         statuses = list(pool.map(send, range(80)))

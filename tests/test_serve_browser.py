@@ -39,8 +39,10 @@ sync_api = pytest.importorskip("playwright.sync_api")
 # Strokes in the canvas's logical pixels (280 x 280), several points each.
 ONE = [[(150, 45), (146, 100), (142, 160), (138, 235)]]
 SEVEN = [[(65, 60), (140, 58), (215, 60), (180, 120), (150, 180), (125, 240)]]
-NUMBER_17 = [[(110, 50), (108, 140), (105, 230)],
-             [(300, 60), (370, 58), (440, 60), (410, 130), (380, 190), (360, 240)]]
+NUMBER_17 = [
+    [(110, 50), (108, 140), (105, 230)],
+    [(300, 60), (370, 58), (440, 60), (410, 130), (380, 190), (360, 240)],
+]
 
 
 def free_port() -> int:
@@ -55,9 +57,21 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
     port = free_port()
     log = (tmp_path_factory.mktemp("log") / "server.log").open("w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "digitrec", "serve", "--host", "127.0.0.1", "--port", str(port),
-         "--data-dir", str(data_dir)],
-        stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+        [
+            sys.executable,
+            "-m",
+            "digitrec",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(data_dir),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=ROOT,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -127,13 +141,17 @@ def draw_with_touch(page, strokes) -> None:  # type: ignore[no-untyped-def]
     cdp = page.context.new_cdp_session(page)
     for stroke in strokes:
         points = [to_screen(page, *p) for p in stroke]
-        cdp.send("Input.dispatchTouchEvent",
-                 {"type": "touchStart", "touchPoints": [{"x": points[0][0], "y": points[0][1]}]})
+        cdp.send(
+            "Input.dispatchTouchEvent",
+            {"type": "touchStart", "touchPoints": [{"x": points[0][0], "y": points[0][1]}]},
+        )
         for (x0, y0), (x1, y1) in zip(points, points[1:], strict=False):
             for k in range(1, 7):
                 x, y = x0 + (x1 - x0) * k / 6, y0 + (y1 - y0) * k / 6
-                cdp.send("Input.dispatchTouchEvent",
-                         {"type": "touchMove", "touchPoints": [{"x": x, "y": y}]})
+                cdp.send(
+                    "Input.dispatchTouchEvent",
+                    {"type": "touchMove", "touchPoints": [{"x": x, "y": y}]},
+                )
         cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
 
 
@@ -191,8 +209,12 @@ def test_correction_is_stored(page, server) -> None:  # type: ignore[no-untyped-
 
 
 def test_phone_touch_drawing(browser, server) -> None:  # type: ignore[no-untyped-def]
-    context = browser.new_context(viewport={"width": 360, "height": 740}, has_touch=True,
-                                  is_mobile=True, device_scale_factor=2)
+    context = browser.new_context(
+        viewport={"width": 360, "height": 740},
+        has_touch=True,
+        is_mobile=True,
+        device_scale_factor=2,
+    )
     page = context.new_page()
     page.goto(server[0] + "/")
     draw_with_touch(page, ONE)
@@ -207,8 +229,10 @@ def test_phone_touch_drawing(browser, server) -> None:  # type: ignore[no-untype
     context.close()
 
 
-@pytest.mark.skipif(importlib.util.find_spec("digitrec.segment") is None,
-                    reason="digitrec.segment (reading numbers) not written yet")
+@pytest.mark.skipif(
+    importlib.util.find_spec("digitrec.segment") is None,
+    reason="digitrec.segment (reading numbers) not written yet",
+)
 def test_number_mode_reads_and_boxes(page) -> None:  # type: ignore[no-untyped-def]
     page.locator("#mode-number").click()
     sync_api.expect(page.locator("#mode-number")).to_have_attribute("aria-pressed", "true")

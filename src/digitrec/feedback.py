@@ -35,11 +35,11 @@ DB_NAME = "feedback.sqlite3"
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS feedback (
     id        INTEGER PRIMARY KEY,
-    image     BLOB    NOT NULL,                                   -- PNG bytes
-    label     INTEGER NOT NULL CHECK (label BETWEEN 0 AND 9),    -- what it really is
-    predicted INTEGER CHECK (predicted BETWEEN 0 AND 9),         -- what the model said, NULL = not a digit
-    model     TEXT    NOT NULL,                                   -- the model that answered
-    created   TEXT    NOT NULL                                    -- UTC, ISO 8601
+    image     BLOB    NOT NULL,                                -- PNG bytes
+    label     INTEGER NOT NULL CHECK (label BETWEEN 0 AND 9),  -- what it really is
+    predicted INTEGER CHECK (predicted BETWEEN 0 AND 9),       -- the model's answer; NULL: none
+    model     TEXT    NOT NULL,                                -- the model that answered
+    created   TEXT    NOT NULL                                 -- UTC, ISO 8601
 )
 """
 

@@ -35,15 +35,15 @@ class Model(Protocol):
 
 
 def get_predictor(request: Request) -> Model:
-    return request.app.state.predictor  # type: ignore[no-any-return]
+    return request.app.state.predictor
 
 
 def get_store(request: Request) -> FeedbackStore:
-    return request.app.state.store  # type: ignore[no-any-return]
+    return request.app.state.store
 
 
 def get_settings(request: Request) -> Settings:
-    return request.app.state.settings  # type: ignore[no-any-return]
+    return request.app.state.settings
 
 
 PredictorDep = Annotated[Model, Depends(get_predictor)]

@@ -89,9 +89,7 @@ async def healthz(model: PredictorDep) -> Health:
 digits = APIRouter(prefix="/api/v1", tags=["digits"])
 
 
-@digits.post(
-    "/predict", response_model=PredictionOut, responses=ERRORS, openapi_extra=IMAGE_BODY
-)
+@digits.post("/predict", response_model=PredictionOut, responses=ERRORS, openapi_extra=IMAGE_BODY)
 async def predict(image: ImageBytes, model: PredictorDep, settings: SettingsDep) -> JSONResponse:
     """Recognise one handwritten digit: the digit (or null), probabilities, what the model saw."""
     prediction = await infer(settings, model.predict, image)

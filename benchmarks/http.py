@@ -1,0 +1,239 @@
+"""HTTP throughput of `digitrec serve`: N keep-alive clients POST a drawn canvas for T seconds.
+
+    python benchmarks/http.py --workers 1 --clients 32 --seconds 10
+
+Starts the server on 127.0.0.1 (a free port, a temporary data dir), waits for /healthz,
+warms up for a second, then runs the clients until the time is up and prints requests/s,
+p50/p99 latency, errors and the server's memory (RSS per process, from /proc).
+
+The clients are one asyncio process writing pre-built HTTP/1.1 requests on raw sockets,
+so the client costs as little CPU as possible: on a small machine it shares the cores
+with the server, and the figures are for both together. Targets on 2 cores:
+>= 1,000 req/s, p99 <= 50 ms, RSS <= 200 MB per worker.
+"""
+
+# ruff: noqa: E402
+from __future__ import annotations
+
+import sys
+
+# This script is named http.py: drop its folder from the path so `import http` is the stdlib's.
+sys.path[:] = [p for p in sys.path if p != __file__.rpartition("/")[0]]
+
+import argparse
+import asyncio
+import base64
+import io
+import json
+import os
+import platform
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from PIL import Image, ImageDraw
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def canvas_png() -> bytes:
+    """A 280x280 RGBA canvas with a drawn 7, as the web page sends it."""
+    image = Image.new("RGBA", (280, 280), (0, 0, 0, 0))
+    ImageDraw.Draw(image).line([(65, 60), (215, 60), (125, 240)], fill=(17, 17, 17, 255), width=20)
+    buf = io.BytesIO()
+    image.save(buf, "PNG")
+    return buf.getvalue()
+
+
+def build_request(form: str, port: int, endpoint: str) -> bytes:
+    if endpoint == "healthz":  # the HTTP stack alone: no image, no model
+        return f"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
+    png = canvas_png()
+    if form == "json":
+        body = json.dumps({"image": "data:image/png;base64," + base64.b64encode(png).decode()})
+        content_type, data = "application/json", body.encode()
+    else:
+        boundary = "digitrecbench"
+        data = (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
+            f'filename="canvas.png"\r\nContent-Type: image/png\r\n\r\n'
+        ).encode()
+        data += png + f"\r\n--{boundary}--\r\n".encode()
+        content_type = f"multipart/form-data; boundary={boundary}"
+    head = (
+        f"POST /api/v1/predict HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        f"Content-Type: {content_type}\r\nContent-Length: {len(data)}\r\n\r\n"
+    )
+    return head.encode() + data
+
+
+async def client(
+    port: int,
+    request: bytes,
+    until: float,
+    record: float,
+    latencies: list[float],
+    errors: list[str],
+) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        while (start := time.perf_counter()) < until:
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            status = int(head[9:12])
+            length = 0
+            for line in head.split(b"\r\n")[1:]:
+                if line[:15].lower() == b"content-length:":
+                    length = int(line[15:])
+            await reader.readexactly(length)
+            if start >= record:
+                latencies.append(time.perf_counter() - start)
+                if status != 200:
+                    errors.append(f"HTTP {status}")
+    except (OSError, asyncio.IncompleteReadError) as e:
+        errors.append(type(e).__name__)
+    finally:
+        writer.close()
+
+
+async def load(port: int, request: bytes, clients: int, warmup: float, seconds: float):
+    latencies: list[float] = []
+    errors: list[str] = []
+    record = time.perf_counter() + warmup
+    until = record + seconds
+    await asyncio.gather(
+        *(client(port, request, until, record, latencies, errors) for _ in range(clients))
+    )
+    return latencies, errors
+
+
+def rss_mb(pid: int) -> dict[int, float]:
+    """RSS of a process and its descendants, in MB, from /proc."""
+    out: dict[int, float] = {}
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    out[p] = int(line.split()[1]) / 1024
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return out
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            sys.exit(f"server exited with status {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url + "/healthz", timeout=1):
+                return
+        except OSError:
+            time.sleep(0.2)
+    sys.exit("server did not become healthy")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--workers", type=int, default=1, help="server worker processes (default 1)")
+    ap.add_argument("--clients", type=int, default=32, help="concurrent connections (default 32)")
+    ap.add_argument("--seconds", type=float, default=10, help="measured duration (default 10)")
+    ap.add_argument("--warmup", type=float, default=1, help="unmeasured warm-up, s (default 1)")
+    ap.add_argument(
+        "--form",
+        choices=["json", "multipart"],
+        default="json",
+        help="body: a JSON data URL as the page sends it, or multipart (default json)",
+    )
+    ap.add_argument(
+        "--endpoint",
+        choices=["predict", "healthz"],
+        default="predict",
+        help="POST /api/v1/predict, or GET /healthz for the HTTP stack's ceiling (default predict)",
+    )
+    ap.add_argument(
+        "--threadpool",
+        action="store_true",
+        help="run inference in the threadpool instead of inline (default inline)",
+    )
+    ap.add_argument("--model", default=None, help="model to serve (default: best shipped)")
+    args = ap.parse_args()
+
+    port = free_port()
+    env = dict(os.environ, DIGITREC_INLINE_INFERENCE=str(not args.threadpool).lower())
+    with tempfile.TemporaryDirectory() as data_dir:
+        cmd = [
+            sys.executable,
+            "-m",
+            "digitrec",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(args.workers),
+            "--data-dir",
+            data_dir,
+        ]
+        if args.model:
+            cmd += ["--model", args.model]
+        proc = subprocess.Popen(
+            cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        try:
+            wait_healthy(f"http://127.0.0.1:{port}", proc)
+            time.sleep(0.5 * args.workers)  # let every worker finish starting
+            request = build_request(args.form, port, args.endpoint)
+            try:
+                import uvloop  # the client is cheaper on uvloop too
+
+                run = uvloop.run
+            except ImportError:
+                run = asyncio.run
+            latencies, errors = run(load(port, request, args.clients, args.warmup, args.seconds))
+            memory = rss_mb(proc.pid)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=15)
+
+    latencies.sort()
+    n = len(latencies)
+    pct = (lambda q: latencies[min(n - 1, int(q * n))] * 1000) if n else (lambda q: float("nan"))
+    workers = sorted(memory.values())
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+        f"Python {platform.python_version()}"
+    )
+    inference = "threadpool" if args.threadpool else "inline"
+    print(
+        f"server: --workers {args.workers}, inference {inference}, "
+        f"{'GET /healthz' if args.endpoint == 'healthz' else f'body {args.form}'} "
+        f"({len(request):,} bytes per request)"
+    )
+    print(f"load: {args.clients} clients for {args.seconds:g} s (after {args.warmup:g} s warm-up)")
+    print(f"requests: {n:,}   throughput: {n / args.seconds:,.0f} req/s")
+    print(f"latency: p50 {pct(0.50):.1f} ms   p99 {pct(0.99):.1f} ms   max {pct(1.0):.1f} ms")
+    print(f"errors: {len(errors)}" + (f" ({', '.join(sorted(set(errors)))})" if errors else ""))
+    print(
+        "server RSS: "
+        + ", ".join(f"{mb:.0f} MB" for mb in workers)
+        + (f"  (supervisor + {args.workers} workers)" if args.workers > 1 else "")
+    )
+
+
+if __name__ == "__main__":
+    main()
