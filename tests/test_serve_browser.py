@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import io
 import os
+import re
 import socket
 import sqlite3
 import subprocess
@@ -200,6 +201,9 @@ def test_correction_is_stored(page, server) -> None:  # type: ignore[no-untyped-
     sync_api.expect(page.locator("#correct-2")).to_be_enabled()
     page.locator("#correct-2").click()
     sync_api.expect(page.locator("#feedback-status")).to_contain_text("Saved as a 2")
+    page.wait_for_timeout(500)  # a late answer for the same drawing must not undo it
+    sync_api.expect(page.locator("#feedback-status")).to_contain_text("Saved as a 2")
+    sync_api.expect(page.locator("#correct-2")).to_have_class(re.compile("chosen"))
     with sqlite3.connect(data_dir / "feedback.sqlite3") as db:
         rows = db.execute("SELECT label, predicted, model, image FROM feedback").fetchall()
     assert [(label, predicted) for label, predicted, _, _ in rows] == [(2, 7)]

@@ -317,8 +317,15 @@ function showPrediction(p, image) {
   setBars(p.probabilities, p.digit === null ? -1 : p.digit);
   $("preprocessed").src = p.preprocessed;
   $("preprocessed").classList.toggle("blank", p.reason === "empty");
-  state.sent = p.reason === "empty" ? null : { image, predicted: p.digit };
-  enableCorrection(state.sent !== null);
+  if (p.reason === "empty") {
+    state.sent = null;
+    enableCorrection(false);
+  } else if (!state.sent || state.sent.image !== image) {
+    // A new image: the correction buttons now refer to it. The same image answered again
+    // (a late reply) keeps a correction already made.
+    state.sent = { image, predicted: p.digit };
+    enableCorrection(true);
+  }
 }
 
 function showReading(r) {
