@@ -8,6 +8,7 @@ docs/screenshot.png when DIGITREC_SCREENSHOT=1.
 
 from __future__ import annotations
 
+import base64
 import importlib.util
 import io
 import os
@@ -192,6 +193,24 @@ def test_upload_a_photo(page, tmp_path: Path) -> None:  # type: ignore[no-untype
     page.locator("#file").set_input_files(str(path))
     expect_answer(page, "7")
     shot(page, "upload-7.png")
+
+
+def test_drop_an_image_on_the_drawing_area(page) -> None:  # type: ignore[no-untyped-def]
+    image = Image.new("L", (200, 200), 255)
+    ImageDraw.Draw(image).line([(100, 25), (98, 175)], fill=0, width=16)
+    buf = io.BytesIO()
+    image.save(buf, "PNG")
+    page.evaluate(
+        """async (b64) => {
+            const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+            const data = new DataTransfer();
+            data.items.add(new File([bytes], "one.png", { type: "image/png" }));
+            document.getElementById("stage").dispatchEvent(
+                new DragEvent("drop", { dataTransfer: data, bubbles: true, cancelable: true }));
+        }""",
+        base64.b64encode(buf.getvalue()).decode(),
+    )
+    expect_answer(page, "1")
 
 
 def test_correction_is_stored(page, server) -> None:  # type: ignore[no-untyped-def]

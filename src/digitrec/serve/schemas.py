@@ -16,6 +16,11 @@ class ImageIn(BaseModel):
     )
 
 
+class Candidate(BaseModel):
+    digit: int
+    probability: float
+
+
 class PredictionOut(BaseModel):
     digit: int | None = Field(description="The digit, or null when the image is not a digit.")
     confidence: float = Field(description="Probability of `digit` (of the top class when null).")
@@ -25,6 +30,7 @@ class PredictionOut(BaseModel):
         default=None,
         description='Only when digit is null: "empty" (no ink) or "uncertain".',
     )
+    candidates: list[Candidate] = Field(default=[], description="The top 3 digits.")
 
 
 class ReadDigitOut(BaseModel):
