@@ -127,6 +127,18 @@ def rss_mb(pid: int) -> dict[int, float]:
     return out
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of these processes so far (from /proc/PID/stat)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime in clock ticks
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -204,7 +216,22 @@ def main() -> None:
                 run = uvloop.run
             except ImportError:
                 run = asyncio.run
-            latencies, errors = run(load(port, request, args.clients, args.warmup, args.seconds))
+            # Server CPU time per request: a figure the other programs on the machine
+            # do not distort, unlike requests/s. Sampled over the measured window only.
+            pids = list(rss_mb(proc.pid))
+
+            async def measured() -> tuple[list[float], list[str], float]:
+                task = asyncio.ensure_future(
+                    load(port, request, args.clients, args.warmup, args.seconds)
+                )
+                await asyncio.sleep(args.warmup)
+                cpu0 = cpu_seconds(pids)
+                await asyncio.sleep(args.seconds)
+                cpu = cpu_seconds(pids) - cpu0
+                latencies, errors = await task
+                return latencies, errors, cpu
+
+            latencies, errors, server_cpu = run(measured())
             memory = rss_mb(proc.pid)
         finally:
             proc.terminate()
@@ -213,7 +240,13 @@ def main() -> None:
     latencies.sort()
     n = len(latencies)
     pct = (lambda q: latencies[min(n - 1, int(q * n))] * 1000) if n else (lambda q: float("nan"))
-    workers = sorted(memory.values())
+    main_mb = memory.pop(proc.pid, float("nan"))
+    if args.workers == 1:
+        rss = f"{main_mb:.0f} MB (the one worker)"
+    else:  # uvicorn's supervisor, its workers, and multiprocessing's resource tracker
+        rss = f"supervisor {main_mb:.0f} MB; children " + ", ".join(
+            f"{mb:.0f} MB" for mb in sorted(memory.values())
+        )
     print(
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
         f"Python {platform.python_version()}"
@@ -227,12 +260,15 @@ def main() -> None:
     print(f"load: {args.clients} clients for {args.seconds:g} s (after {args.warmup:g} s warm-up)")
     print(f"requests: {n:,}   throughput: {n / args.seconds:,.0f} req/s")
     print(f"latency: p50 {pct(0.50):.1f} ms   p99 {pct(0.99):.1f} ms   max {pct(1.0):.1f} ms")
+    if n:
+        per_request = server_cpu / n * 1000
+        print(
+            f"server CPU: {per_request:.2f} ms per request "
+            f"(so at most {1000 / per_request * args.workers:,.0f} req/s "
+            f"on {args.workers} free core{'s' if args.workers > 1 else ''})"
+        )
     print(f"errors: {len(errors)}" + (f" ({', '.join(sorted(set(errors)))})" if errors else ""))
-    print(
-        "server RSS: "
-        + ", ".join(f"{mb:.0f} MB" for mb in workers)
-        + (f"  (supervisor + {args.workers} workers)" if args.workers > 1 else "")
-    )
+    print(f"server RSS: {rss}")
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import sqlite3
 import struct
 import subprocess
 import sys
+import threading
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -206,8 +207,31 @@ def test_read(client: TestClient) -> None:
     assert r.json()["text"] == "17" and r.json()["digits"][1]["box"] == [40, 10, 30, 60]
 
 
-def test_threadpool_inference_gives_the_same_answer(tmp_path: Path) -> None:
-    with make_client(tmp_path, FakePredictor(), inline_inference=False) as c:
+class BlockingPredictor(FakePredictor):
+    """Holds predict() until released: a large photo that takes seconds to preprocess."""
+
+    def __init__(self) -> None:
+        self.started, self.release = threading.Event(), threading.Event()
+
+    def predict(self, source: bytes) -> FakeAnswer:
+        self.started.set()
+        self.release.wait(10)
+        return super().predict(source)
+
+
+def test_a_slow_image_does_not_stall_other_requests(tmp_path: Path) -> None:
+    slow = BlockingPredictor()
+    with make_client(tmp_path, slow) as c, ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(c.post, "/api/v1/predict", json={"image": data_url(SEVEN)})
+        assert slow.started.wait(10)
+        assert c.get("/healthz").status_code == 200  # answered while predict still runs
+        assert not pending.done()
+        slow.release.set()
+        assert pending.result().json()["digit"] == 7
+
+
+def test_inline_inference_gives_the_same_answer(tmp_path: Path) -> None:
+    with make_client(tmp_path, FakePredictor(), inline_inference=True) as c:
         assert c.post("/api/v1/predict", json={"image": data_url(SEVEN)}).json()["digit"] == 7
 
 

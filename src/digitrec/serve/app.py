@@ -24,7 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 import digitrec
 from digitrec.errors import DigitrecError, ImageError
 from digitrec.feedback import FeedbackStore
-from digitrec.serve.deps import get_predictor
+from digitrec.serve.deps import Runner, get_predictor
 from digitrec.serve.routes import STATIC, routers
 from digitrec.serve.settings import Settings
 
@@ -133,6 +133,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if get_predictor not in app.dependency_overrides:
             app.state.predictor = await run_in_threadpool(load_predictor, settings.model)
             log.info("serving model %s", app.state.predictor.name)
+        app.state.runner = Runner(settings.inference_threads, settings.inline_inference)
         app.state.store = FeedbackStore(settings.data_dir)
         log.info("feedback store: %s", app.state.store.path)
         yield
@@ -168,7 +169,11 @@ def run_server(
     if data_dir is not None:
         os.environ["DIGITREC_DATA_DIR"] = str(Path(data_dir).resolve())
     Settings()  # fail here, once, on a bad setting
-    load_predictor(model)  # a missing model is one ModelError here, not one per worker
+    # A missing or corrupt model is one ModelError here, not a crash in every worker. Only the
+    # card and checksums are checked: the supervisor process need not hold an ONNX session.
+    from digitrec.registry import resolve
+
+    resolve(model)
     shown = f"[{host}]" if ":" in host else host
     print(f"digitrec: serving on http://{shown}:{port}/  (Ctrl+C to stop)", flush=True)  # noqa: T201
     uvicorn.run(

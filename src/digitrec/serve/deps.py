@@ -9,14 +9,17 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from typing import Annotated, Any, Protocol
+from collections.abc import Callable
+from typing import Annotated, Any, Protocol, TypeVar
 
+import anyio
 from fastapi import Depends, Request
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
 from digitrec.feedback import FeedbackStore
-from digitrec.serve.settings import Settings
+
+T = TypeVar("T")
 
 
 class Answer(Protocol):
@@ -34,21 +37,39 @@ class Model(Protocol):
     def read(self, source: bytes) -> Answer: ...
 
 
-def get_predictor(request: Request) -> Model:
+# async: FastAPI runs a plain `def` dependency in the threadpool, a hop per request.
+async def get_predictor(request: Request) -> Model:
     return request.app.state.predictor
 
 
-def get_store(request: Request) -> FeedbackStore:
+async def get_store(request: Request) -> FeedbackStore:
     return request.app.state.store
 
 
-def get_settings(request: Request) -> Settings:
-    return request.app.state.settings
+class Runner:
+    """Runs inference off the event loop, at most `threads` images at once per worker.
+
+    Preprocessing a drawn canvas takes milliseconds, a 12-megapixel photo seconds: inline,
+    one photo would stall every other request (and /healthz). The limit bounds memory.
+    """
+
+    def __init__(self, threads: int, inline: bool = False):
+        self.limiter = anyio.CapacityLimiter(threads)
+        self.inline = inline
+
+    async def __call__(self, fn: Callable[..., T], *args: Any) -> T:
+        if self.inline:
+            return fn(*args)
+        return await anyio.to_thread.run_sync(fn, *args, limiter=self.limiter)
+
+
+async def get_runner(request: Request) -> Runner:
+    return request.app.state.runner
 
 
 PredictorDep = Annotated[Model, Depends(get_predictor)]
 StoreDep = Annotated[FeedbackStore, Depends(get_store)]
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+RunnerDep = Annotated[Runner, Depends(get_runner)]
 
 
 def malformed(what: str) -> HTTPException:

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import FileResponse, JSONResponse
@@ -15,7 +14,7 @@ from digitrec.preprocess import load_image
 from digitrec.serve.deps import (
     ImageBytes,
     PredictorDep,
-    SettingsDep,
+    RunnerDep,
     StoreDep,
     decode_image_text,
 )
@@ -28,19 +27,8 @@ from digitrec.serve.schemas import (
     PredictionOut,
     ReadingOut,
 )
-from digitrec.serve.settings import Settings
 
 STATIC = Path(__file__).parent / "static"
-
-T = TypeVar("T")
-
-
-async def infer(settings: Settings, fn: Callable[..., T], *args: Any) -> T:
-    """Run CPU-bound work inline (fast, ~1 ms) or in the threadpool, as configured."""
-    if settings.inline_inference:
-        return fn(*args)
-    return await run_in_threadpool(fn, *args)
-
 
 # Both input forms, for /docs: FastAPI cannot infer them from one handler.
 IMAGE_BODY: dict[str, Any] = {
@@ -90,17 +78,17 @@ digits = APIRouter(prefix="/api/v1", tags=["digits"])
 
 
 @digits.post("/predict", response_model=PredictionOut, responses=ERRORS, openapi_extra=IMAGE_BODY)
-async def predict(image: ImageBytes, model: PredictorDep, settings: SettingsDep) -> JSONResponse:
+async def predict(image: ImageBytes, model: PredictorDep, run: RunnerDep) -> JSONResponse:
     """Recognise one handwritten digit: the digit (or null), probabilities, what the model saw."""
-    prediction = await infer(settings, model.predict, image)
+    prediction = await run(model.predict, image)
     # The predictor already gives the contract's shape; skip re-validating it per request.
     return JSONResponse(prediction.to_dict())
 
 
 @digits.post("/read", response_model=ReadingOut, responses=ERRORS, openapi_extra=IMAGE_BODY)
-async def read(image: ImageBytes, model: PredictorDep, settings: SettingsDep) -> JSONResponse:
+async def read(image: ImageBytes, model: PredictorDep, run: RunnerDep) -> JSONResponse:
     """Read a written number: its text and each digit with its box [x, y, w, h]."""
-    reading = await infer(settings, model.read, image)
+    reading = await run(model.read, image)
     return JSONResponse(reading.to_dict())
 
 

@@ -22,6 +22,8 @@ class Settings(BaseSettings):
     data_dir: Path | None = None
     # Largest request body accepted, in bytes (5 MB); bigger is a 413.
     max_body_bytes: int = Field(default=5 * 1024 * 1024, gt=0)
-    # Run inference on the event loop (True) or in the threadpool (False).
-    # Inference takes ~1 ms; the threadpool hop costs more than it saves.
-    inline_inference: bool = True
+    # Images one worker preprocesses at once, in threads off the event loop; bounds memory.
+    inference_threads: int = Field(default=2, ge=1)
+    # Run inference on the event loop instead: a little faster for small drawings, but one
+    # large photo (seconds of preprocessing) then stalls every request. For benchmarks.
+    inline_inference: bool = False
