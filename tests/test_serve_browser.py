@@ -158,7 +158,10 @@ def draw_with_touch(page, strokes) -> None:  # type: ignore[no-untyped-def]
 
 
 def expect_answer(page, text: str) -> None:  # type: ignore[no-untyped-def]
-    sync_api.expect(page.locator("#answer")).to_have_text(text, timeout=10_000)
+    """The answer to the finished drawing, not to a request sent halfway through it."""
+    page.wait_for_timeout(200)  # past the page's 150 ms debounce
+    sync_api.expect(page.locator("#result")).to_have_attribute("aria-busy", "false", timeout=10_000)
+    sync_api.expect(page.locator("#answer")).to_have_text(text)
 
 
 def test_draw_a_one_and_a_seven(page) -> None:  # type: ignore[no-untyped-def]
@@ -261,4 +264,14 @@ def test_number_mode_reads_and_boxes(page) -> None:  # type: ignore[no-untyped-d
     sync_api.expect(page.locator("#mode-number")).to_have_attribute("aria-pressed", "true")
     draw_with_mouse(page, NUMBER_17, logical_width=560)
     expect_answer(page, "17")
+    boxed = page.evaluate(
+        """() => {
+            const c = document.getElementById("overlay");
+            const px = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+            let n = 0;
+            for (let i = 3; i < px.length; i += 4) n += px[i] > 0;
+            return n;
+        }"""
+    )
+    assert boxed > 500  # the two boxes are drawn over the number
     shot(page, "number-17.png")

@@ -25,6 +25,7 @@ const state = {
   sent: null,         // {image, predicted}: what the correction buttons refer to
   seq: 0,             // answers to older requests are dropped
   timer: null,
+  inflight: 0,
 };
 
 // ---------------------------------------------------------------- canvas setup
@@ -118,6 +119,12 @@ canvas.addEventListener("pointercancel", endStroke);
 
 function schedule() {
   if (state.timer === null) state.timer = setTimeout(() => { state.timer = null; run(); }, DEBOUNCE_MS);
+  setBusy();
+}
+
+// aria-busy on the result while an answer is on its way (screen readers wait; so can tests).
+function setBusy() {
+  $("result").setAttribute("aria-busy", String(state.timer !== null || state.inflight > 0));
 }
 
 $("undo").addEventListener("click", () => { state.strokes.pop(); redraw(); run(); });
@@ -228,6 +235,8 @@ async function run() {
   const seq = ++state.seq;
   if (!image) { showIdle(); return; }
   const number = state.mode === "number";
+  state.inflight++;
+  setBusy();
   try {
     const { ok, data } = await post(number ? "/api/v1/read" : "/api/v1/predict", { image });
     if (seq !== state.seq) return;  // a newer drawing is on its way
@@ -236,6 +245,9 @@ async function run() {
     if (number) showReading(data); else showPrediction(data, image);
   } catch {
     if (seq === state.seq) showError("Cannot reach the server.");
+  } finally {
+    state.inflight--;
+    setBusy();
   }
 }
 
