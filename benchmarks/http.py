@@ -177,15 +177,15 @@ def main() -> None:
         help="POST /api/v1/predict, or GET /healthz for the HTTP stack's ceiling (default predict)",
     )
     ap.add_argument(
-        "--threadpool",
+        "--inline",
         action="store_true",
-        help="run inference in the threadpool instead of inline (default inline)",
+        help="run inference on the event loop instead of the server's threadpool (default off)",
     )
     ap.add_argument("--model", default=None, help="model to serve (default: best shipped)")
     args = ap.parse_args()
 
     port = free_port()
-    env = dict(os.environ, DIGITREC_INLINE_INFERENCE=str(not args.threadpool).lower())
+    env = dict(os.environ, DIGITREC_INLINE_INFERENCE=str(args.inline).lower())
     with tempfile.TemporaryDirectory() as data_dir:
         cmd = [
             sys.executable,
@@ -251,7 +251,7 @@ def main() -> None:
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
         f"Python {platform.python_version()}"
     )
-    inference = "threadpool" if args.threadpool else "inline"
+    inference = "inline" if args.inline else "threadpool"
     print(
         f"server: --workers {args.workers}, inference {inference}, "
         f"{'GET /healthz' if args.endpoint == 'healthz' else f'body {args.form}'} "

@@ -198,6 +198,19 @@ def test_upload_a_photo(page, tmp_path: Path) -> None:  # type: ignore[no-untype
     shot(page, "upload-7.png")
 
 
+def test_keyboard_reaches_the_upload_control_and_shows_focus(page) -> None:  # type: ignore[no-untyped-def]
+    for _ in range(12):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.id") == "file":
+            break
+    else:
+        pytest.fail("Tab never reached the upload control")
+    outline = page.evaluate(
+        "getComputedStyle(document.querySelector('label[for=file]')).outlineStyle"
+    )
+    assert outline == "solid"
+
+
 def test_drop_an_image_on_the_drawing_area(page) -> None:  # type: ignore[no-untyped-def]
     image = Image.new("L", (200, 200), 255)
     ImageDraw.Draw(image).line([(100, 25), (98, 175)], fill=0, width=16)
