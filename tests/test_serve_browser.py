@@ -229,6 +229,16 @@ def test_drop_an_image_on_the_drawing_area(page) -> None:  # type: ignore[no-unt
     expect_answer(page, "1")
 
 
+def test_a_file_that_is_not_an_image_is_explained(page, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "notes.png"
+    path.write_bytes(b"these are not pixels")
+    page.locator("#file").set_input_files(str(path))
+    sync_api.expect(page.locator("#error")).to_contain_text("not an image", timeout=10_000)
+    draw_with_mouse(page, ONE)  # and the page still works
+    expect_answer(page, "1")
+    sync_api.expect(page.locator("#error")).to_have_text("")
+
+
 def test_correction_is_stored(page, server) -> None:  # type: ignore[no-untyped-def]
     _, data_dir = server
     draw_with_mouse(page, SEVEN)
@@ -253,6 +263,7 @@ def test_phone_touch_drawing(browser, server) -> None:  # type: ignore[no-untype
         has_touch=True,
         is_mobile=True,
         device_scale_factor=2,
+        color_scheme="dark",  # the other theme gets looked at too
     )
     page = context.new_page()
     page.goto(server[0] + "/")
