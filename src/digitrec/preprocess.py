@@ -1,9 +1,10 @@
-"""Any image of a digit -> the 28x28 float image the model was trained on, made the way MNIST was.
+"""Any image of a digit -> the 28x28 float image the model was trained on, made as MNIST was.
 
-    load_image  bytes / path -> a fully decoded PIL image (or ImageError: 415 not an image, 413 too big)
-    ink_map     image -> (H, W) float32 in [0, 1], ink high, background exactly 0, same pixel grid
-    is_blank    no meaningful ink (blank canvas, empty paper, faint noise)
-    to_mnist    ink map -> (28, 28): crop, stroke width toward MNIST's, fit into 20x20, centre of mass at (14, 14)
+    load_image  bytes / path -> a decoded PIL image (ImageError: 415 not an image, 413 too big)
+    ink_map     image -> (H, W) float32 in [0, 1], ink high, background exactly 0, same grid
+    is_blank    no meaningful ink (blank canvas, empty paper, faint noise, specks)
+    to_mnist    ink map -> (28, 28): crop, stroke width toward MNIST's, fit into 20x20,
+                centre of mass at (14, 14)
     preprocess  all of the above; None for a blank image
 
 Pure functions on NumPy arrays (no torch), shared by the CLI, the server, training and tests.
@@ -21,31 +22,31 @@ from scipy import ndimage as ndi
 
 from digitrec.errors import ImageError
 
-MAX_PIXELS: int = 25_000_000  # width * height; a 5000x5000 photo is fine, a decompression bomb is not
+MAX_PIXELS: int = 25_000_000  # width * height: a 5000x5000 photo is fine, a decompression bomb not
 FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "GIF", "TIFF", "PPM")  # never EPS: it runs Ghostscript
 
 MIN_CONTRAST = 0.10  # ink must differ from the paper by 10% of full scale, or it is not ink
 WORK = 4  # to_mnist works at 4x the final scale: the digit's longer side is 20 * 4 = 80 px
-MNIST_STROKE = 2.25  # median MNIST stroke width at 28x28 scale, px (measured on t10k, ridge of the EDT)
+MNIST_STROKE = 2.25  # median MNIST stroke width at 28x28, px (t10k, by _stroke_width at 4x)
 
 
 def load_image(source: bytes | str | os.PathLike) -> Image.Image:
-    """Decode PNG, JPEG, WebP, BMP, GIF (first frame), TIFF or PPM; any mode. EXIF rotation applied."""
+    """Decode PNG, JPEG, WebP, BMP, GIF (first frame), TIFF or PPM, any mode; EXIF-rotated."""
     if isinstance(source, bytes | bytearray | memoryview):
         if len(source) == 0:
             raise ImageError("empty file: no image data")
         fp: io.BytesIO | str = io.BytesIO(bytes(source))
     else:
-        fp = os.fspath(source)  # type: ignore[assignment]
+        fp = str(os.fspath(source))
         if not os.path.isfile(fp):
             raise ImageError(f"{fp}: no such file")
         if os.path.getsize(fp) == 0:
             raise ImageError(f"{fp}: empty file, no image data")
     try:
         with warnings.catch_warnings():
-            # Image.open only reads the header: the size check below comes before any pixel is decoded.
+            # Image.open reads only the header: the size check below runs before any decoding.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(fp, formats=FORMATS)
+            image: Image.Image = Image.open(fp, formats=FORMATS)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise ImageError(f"image too large: {e}", status=413) from None
     except Exception:  # decoders raise many types on untrusted bytes (OSError, SyntaxError, ...)
@@ -63,7 +64,7 @@ def load_image(source: bytes | str | os.PathLike) -> Image.Image:
         raise ImageError(f"image has no pixels ({width}x{height})")
     try:
         image.load()  # decode now, so a truncated or corrupt file fails here and not later
-        image = ImageOps.exif_transpose(image)  # phone photos are stored sideways plus a rotation tag
+        image = ImageOps.exif_transpose(image)  # phones store photos sideways plus a rotation tag
     except Exception as e:
         kind = image.format or "image"
         raise ImageError(f"{kind} data is truncated or corrupt ({e})") from None
@@ -99,18 +100,17 @@ def ink_map(image: Image.Image) -> np.ndarray:
 
 def _light_ink(grey: np.ndarray) -> bool:
     """Polarity: light ink on a dark board, or dark ink on light paper?"""
-    # Around the local background level (a median filter), dark ink leaves a long dark tail and
-    # light ink a long bright one.
     small = _shrink(grey, 64)
-    residual = small - ndi.median_filter(small, size=max(3, min(small.shape) // 4))
-    dark, light = -np.percentile(residual, 0.5), np.percentile(residual, 99.5)
-    if abs(dark - light) > 0.1 * max(dark, light):
-        return bool(light > dark)
-    # Undecided (a fat digit filling the frame sways the median): the frame is background, and
-    # ink is at the far end of the grey levels from it.
+    # The frame is mostly background, and ink sits at the far end of the grey levels from it.
     low, high = np.percentile(small, [1, 99])
     border = _border_median(small)
-    return bool(high - border > border - low)
+    light, dark = high - border, border - low
+    if abs(light - dark) > 0.25 * (high - low):
+        return bool(light > dark)
+    # Undecided (say a dark desk around the paper): around the local background level (a
+    # median filter), dark ink leaves a long dark tail, light ink a long bright one.
+    residual = small - ndi.median_filter(small, size=max(3, min(small.shape) // 4))
+    return bool(np.percentile(residual, 99.5) > -np.percentile(residual, 0.5))
 
 
 def _otsu(a: np.ndarray) -> float:
@@ -139,14 +139,14 @@ def _grey(image: Image.Image, alpha: np.ndarray | None) -> np.ndarray:
     if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         grey = np.asarray(image, dtype=np.float32)
         top = grey.max()
-        # 16-bit greyscale uses 0..65535, 8-bit data stored as I uses 0..255; anything else, its range
+        # 16-bit greyscale spans 0..65535, 8-bit data stored as I 0..255; anything else, its range
         scale = 255.0 if top <= 255 else 65535.0 if top <= 65535 else top
         low = min(0.0, float(grey.min()))
-        grey = (grey - low) / max(scale - low, 1e-6)
+        grey = ((grey - low) / max(scale - low, 1e-6)).astype(np.float32)
     else:
         grey = np.asarray(image.convert("L"), dtype=np.float32) / 255.0
     if alpha is not None:
-        grey = alpha * grey + (1.0 - alpha)
+        grey = (alpha * grey + (1.0 - alpha)).astype(np.float32)
     return np.clip(grey, 0.0, 1.0)
 
 
@@ -158,7 +158,7 @@ def _border_median(a: np.ndarray) -> float:
 
 
 def _shrink(a: np.ndarray, side: int) -> np.ndarray:
-    """Area-averaged copy whose shorter side is at most `side` px (background estimates are smooth)."""
+    """Area-averaged copy, shorter side at most `side` px (background estimates are smooth)."""
     f = side / min(a.shape)
     if f >= 1:
         return a.astype(np.float32)
@@ -197,13 +197,17 @@ def _clean(x: np.ndarray, paper: float, noise: float) -> np.ndarray:
 
 
 def is_blank(ink: np.ndarray) -> bool:
-    """True when there is no digit: no strong ink, or only a dot a few pixels across."""
+    """True when there is no digit: no strong ink, or only dots (specks, a tap of the brush)."""
     strong = ink > 0.5
     if strong.sum() < 8:
         return True
-    ys, xs = np.nonzero(strong)
+    labels, n = ndi.label(strong, structure=np.ones((3, 3)))
+    largest = labels == 1 + int(np.argmax(np.bincount(labels.ravel())[1:]))
+    ys, xs = np.nonzero(largest)
     extent = max(np.ptp(ys), np.ptp(xs)) + 1
-    return bool(extent < 0.04 * max(ink.shape))
+    thickness = 2 * float(ndi.distance_transform_edt(largest).max())
+    # A stroke is longer than it is thick; a dot is not. Tiny against the image is a speck too.
+    return bool(extent < max(0.04 * max(ink.shape), 2 * thickness))
 
 
 def _stroke_width(binary: np.ndarray) -> float:

@@ -1,0 +1,244 @@
+"""A written number -> its digits, left to right.
+
+    segment(ink) -> [Segment(box=(x, y, w, h), ink=(h, w) crop), ...]
+
+Works on an ink map from preprocess.ink_map (ink high, background 0): connected components of
+ink, then the rules a person would use.
+  1. Specks (tiny next to the digits) and underlines (flat, wide, below the digits) are dropped.
+  2. Parts of one digit are merged: the bar of a 5, the two strokes of a 4, a broken 7. A part
+     shorter than a digit lies inside a digit's column span, or right beside it off the
+     baseline; two full-height parts merge only when one lies almost wholly inside the other.
+  3. Touching digits are split: a part wider than the writer's other digits is cut where the
+     least ink crosses, along the writer's slant, recursively.
+Each Segment's ink holds only its own strokes, ready for preprocess.to_mnist.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage as ndi
+
+INK = 0.2  # a pixel with more ink than this belongs to a stroke (ink maps are 0 on paper)
+
+
+@dataclass(frozen=True)
+class Segment:
+    box: tuple[int, int, int, int]  # (x, y, w, h) in the input ink map's pixel coordinates
+    ink: np.ndarray  # (h, w) float32 crop holding only this digit's strokes
+
+
+@dataclass(frozen=True, eq=False)
+class _Part:
+    """Some strokes: `mask` (h, w) bool, its top-left corner at (x0, y0) in the ink map."""
+
+    x0: int
+    y0: int
+    mask: np.ndarray
+
+    h = property(lambda self: self.mask.shape[0])
+    w = property(lambda self: self.mask.shape[1])
+    x1 = property(lambda self: self.x0 + self.w)
+    y1 = property(lambda self: self.y0 + self.h)
+    cx = property(lambda self: self.x0 + self.w / 2)
+    cy = property(lambda self: self.y0 + self.h / 2)
+    area = property(lambda self: int(self.mask.sum()))
+
+
+def _tight(x0: int, y0: int, mask: np.ndarray) -> _Part | None:
+    """The part cropped to its strokes' box; None when no stroke is left."""
+    rows, cols = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
+    if rows.size == 0:
+        return None
+    return _Part(x0 + cols[0], y0 + rows[0], mask[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1])
+
+
+def _union(a: _Part, b: _Part) -> _Part:
+    x0, y0 = min(a.x0, b.x0), min(a.y0, b.y0)
+    mask = np.zeros((max(a.y1, b.y1) - y0, max(a.x1, b.x1) - x0), bool)
+    for p in (a, b):
+        mask[p.y0 - y0 : p.y1 - y0, p.x0 - x0 : p.x1 - x0] |= p.mask
+    return _Part(x0, y0, mask)
+
+
+def segment(ink: np.ndarray) -> list[Segment]:
+    """The digits of a written number, left to right; [] for a blank ink map."""
+    ink = np.asarray(ink, dtype=np.float32)
+    strokes = ink > INK
+    labels, n = ndi.label(strokes, structure=np.ones((3, 3)))  # 8-connected, as a pen moves
+    if n == 0:
+        return []
+    parts = [
+        _Part(s[1].start, s[0].start, labels[s] == i + 1)
+        for i, s in enumerate(ndi.find_objects(labels))
+    ]
+    parts = _drop_specks(parts)
+    parts = _drop_underlines(parts)
+    parts = _merge(parts)
+    slant = _slant(strokes)
+    parts = [p for q in parts for p in _split(q, _digit_width(q, parts, slant), slant)]
+    return [_crop(ink, p) for p in sorted(parts, key=lambda p: p.cx)]
+
+
+def _drop_specks(parts: list[_Part]) -> list[_Part]:
+    """A speck is tiny in area next to the biggest part, or small both ways next to the tallest."""
+    biggest = max(p.area for p in parts)
+    tallest = max(p.h for p in parts)
+    return [p for p in parts if p.area >= 0.02 * biggest and max(p.w, p.h) >= 0.2 * tallest]
+
+
+def _drop_underlines(parts: list[_Part]) -> list[_Part]:
+    """An underline is flat and thin, lies below the digits, and runs under more than one."""
+    if len(parts) < 2:
+        return parts
+    tallest = max(p.h for p in parts)
+    keep = []
+    for p in parts:
+        others = [q for q in parts if q is not p]
+        below = p.cy > np.median([q.y1 for q in others]) - 0.1 * tallest
+        under = sum(p.x0 <= q.cx <= p.x1 for q in others)
+        wide = under >= 2 or p.w > 1.5 * np.median([q.w for q in others])
+        if not (p.w >= 3 * p.h and p.h < 0.3 * tallest and below and wide):
+            keep.append(p)
+    return keep
+
+
+def _merge(parts: list[_Part]) -> list[_Part]:
+    """Join the parts of one digit, until nothing more joins."""
+    while len(parts) > 1:
+        tallest = max(p.h for p in parts)
+        pair = next(
+            (
+                (a, b)
+                for i, a in enumerate(parts)
+                for b in parts[i + 1 :]
+                if _one_digit(a, b, tallest)
+            ),
+            None,
+        )
+        if pair is None:
+            break
+        parts = [p for p in parts if p is not pair[0] and p is not pair[1]] + [_union(*pair)]
+    return parts
+
+
+def _one_digit(a: _Part, b: _Part, tallest: int) -> bool:
+    """Are these two pieces of one digit?"""
+    overlap = min(a.x1, b.x1) - max(a.x0, b.x0)  # in columns; negative: the gap between them
+    short, tall = sorted((a, b), key=lambda p: p.h)
+    if tall.h < 0.8 * tallest or short.h >= 0.8 * tallest:
+        # Two digits side by side (a slanted 1 reaches under its neighbour): only when one lies
+        # almost wholly inside the other's columns.
+        return overlap >= 0.8 * min(a.w, b.w)
+    # A piece shorter than a digit: inside the digit's column span (the bar of a 5, the bar of
+    # a 7 over its leg), or right beside it and off the baseline (the 'L' of a 4 drawn apart
+    # from its stem). A small digit sits on the baseline and stays apart.
+    inside = overlap >= 0.5 * short.w
+    beside = overlap > -0.2 * tallest and short.y1 < tall.y1 - 0.2 * tall.h
+    return inside or beside
+
+
+def _slant(strokes: np.ndarray) -> float:
+    """The writer's slant, x shift per px upward: the shear that makes strokes most upright.
+
+    Upright strokes pile up in few columns, so the column histogram is peakiest (largest sum
+    of squares) at the right shear.
+    """
+    if not strokes.any():
+        return 0.0
+    shears = np.linspace(-0.2, 0.5, 15)  # handwriting leans up to ~27 degrees, mostly right
+    scores = [float(np.square(_profile(_columns(strokes, s))).sum()) for s in shears]
+    return float(shears[int(np.argmax(scores))])
+
+
+def _columns(mask: np.ndarray, slant: float) -> np.ndarray:
+    """Each stroke pixel's x once the slant is undone: (N,) floats from 0, bottom row fixed."""
+    ys, xs = np.nonzero(mask)
+    x = xs + slant * (ys - mask.shape[0] + 1)
+    return x - x.min()
+
+
+def _profile(x: np.ndarray) -> np.ndarray:
+    """Stroke pixels per column, each pixel shared between its two nearest columns (linear
+    binning: no shear is favoured by how its rounding falls)."""
+    i = np.floor(x).astype(int)
+    f = x - i
+    return np.bincount(i, 1 - f, i.max() + 2) + np.bincount(i + 1, f, i.max() + 2)
+
+
+def _digit_width(p: _Part, parts: list[_Part], slant: float) -> float | None:
+    """How wide one digit of this writer is (upright), judged from the other parts, not '1's.
+
+    None when there is nothing to judge from.
+    """
+    others = [(float(_columns(q.mask, slant).max()) + 1, q.h) for q in parts if q is not p]
+    widths = [w for w, h in others if w >= 0.45 * h]
+    return float(np.median(widths)) if widths else None
+
+
+def _split(p: _Part, width: float | None, slant: float) -> list[_Part]:
+    """Cut a part wider than one digit where two digits touch, recursively.
+
+    Columns are taken along the writer's slant, so leaning digits part cleanly; the cut is a
+    column where little ink crosses, near where the first digit should end, leaving two tall
+    pieces. The wider the part, the more strokes the cut may cross (digits leaning into each
+    other). Only a bit wider than a digit (under 1.5), a part is cut only into a '1' and
+    another digit: a narrow piece and two pieces nearly as tall as the part. So a wide 0, or
+    a wide 4 (its bar is one stroke, but the piece left of it is short and not narrow), stays
+    whole. Alone (no other digit to say how wide one is), a part is split only when it is
+    wider than a digit could be (1.5 times its height): two touching digits alone cannot be
+    told from one wide digit without reading them.
+    """
+    alone = width is None
+    width = 0.7 * p.h if width is None else width
+    x = _columns(p.mask, slant)
+    profile = _profile(x)  # stroke pixels per upright column
+    span = float(x.max()) + 1
+    # Slant is guessed from all the ink; the box width guards against a bad guess (a lone 2's
+    # diagonal taken for the slant).
+    ratio = min(span, p.w) / width
+    if ratio < (2.1 if alone else 1.2):
+        return [p]
+    allowed = min(2.5, 1.3 + 2 * (ratio - 1.2))  # strokes the cut may cross
+    guess = span / max(2, round(ratio))  # where the first digit should end
+    stroke = max(_stroke_width(p.mask), 1.0)
+    ys = np.nonzero(p.mask)[0]
+    best, best_score = None, np.inf
+    for cut in range(max(int(0.1 * span), 1), min(int(1.6 * guess), int(0.9 * span)) + 1):
+        is_left = x < cut
+        # Heights of the two pieces, as a fraction of the part's; the ink of the smaller.
+        tall = min(np.ptp(ys[is_left]) + 1, np.ptp(ys[~is_left]) + 1) / p.h
+        share = min(is_left.mean(), 1 - is_left.mean())
+        crossed = profile[cut] / stroke
+        ok = crossed <= allowed and tall >= 0.5 and share >= 0.15  # not a stroke's tip
+        if ratio < 1.5:
+            ok = ok and min(cut, span - cut) < 0.5 * width and tall >= 0.75
+        # Few strokes crossed, near where the first digit should end, two tall pieces.
+        score = crossed + abs(cut - guess) / guess + 4 * (1 - tall)
+        if ok and score < best_score:
+            best, best_score = cut, score
+    if best is None:
+        return [p]
+    on_left = np.zeros_like(p.mask)
+    on_left[np.nonzero(p.mask)] = x < best
+    left, right = _tight(p.x0, p.y0, on_left), _tight(p.x0, p.y0, p.mask & ~on_left)
+    if left is None or right is None:
+        return [p]
+    return _split(left, width, slant) + _split(right, width, slant)
+
+
+def _stroke_width(mask: np.ndarray) -> float:
+    """Typical stroke width in px: twice the distance to the edge along the strokes' ridges."""
+    dist = ndi.distance_transform_edt(mask)
+    ridge = mask & (dist >= ndi.maximum_filter(dist, size=3))
+    return 2.0 * float(np.median(dist[ridge])) - 1.0 if ridge.any() else 1.0
+
+
+def _crop(ink: np.ndarray, p: _Part) -> Segment:
+    """The part's box and its own strokes only (another digit's overhang is blanked)."""
+    window = ink[p.y0 : p.y1, p.x0 : p.x1]
+    # Keep the soft rim below INK too (one pixel around the strokes), but no other strokes.
+    rim = ndi.binary_dilation(np.pad(p.mask, 1), iterations=1)[1:-1, 1:-1] & (window <= INK)
+    crop = np.where(p.mask | rim, window, 0.0).astype(np.float32)
+    return Segment(box=(int(p.x0), int(p.y0), p.w, p.h), ink=crop)
