@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from digitrec import augment
+from digitrec import augment, data
 from digitrec.checkpoint import load_weights
 from digitrec.errors import ModelError
 from digitrec.train import recipe_config, train
@@ -62,13 +62,14 @@ def test_truncated_checkpoint_is_a_clear_error(tmp_path: Path, trained_run: Path
 
 @pytest.mark.parametrize("level", ["light", "strong"])
 def test_augmentation_keeps_shape_range_and_is_seeded(level: str) -> None:
-    x = torch.zeros(8, 1, 28, 28)
-    x[:, :, 8:20, 12:16] = 1.0  # a "1"
+    images = data.load_mnist("test").images[:64]
+    x = torch.from_numpy(images).unsqueeze(1).float() / 255  # (64, 1, 28, 28) real digits
     out1 = augment.apply(x, level, torch.Generator().manual_seed(0))
     out2 = augment.apply(x, level, torch.Generator().manual_seed(0))
     assert out1.shape == x.shape and torch.equal(out1, out2)
     assert out1.min() >= 0 and out1.max() <= 1
     assert not torch.equal(out1, x)
-    # ink is moved, not destroyed: total ink stays within a factor of 2
+    # ink is moved and reshaped, not destroyed or smeared over the image
     ratio = out1.sum((1, 2, 3)) / x.sum((1, 2, 3))
-    assert ((ratio > 0.5) & (ratio < 2)).all()
+    assert ((ratio > 0.4) & (ratio < 2.5)).all(), ratio
+    assert ratio.median() > 0.75

@@ -6,6 +6,7 @@ workers and no per-sample Python, which is what a 2-core CPU needs.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import logging
@@ -171,6 +172,26 @@ def load_training_data(cfg: TrainConfig) -> tuple[data.Dataset, data.Dataset]:
     return train_set, val_set
 
 
+class EMA:
+    """An exponential moving average of the weights (and BN statistics), with warm-up:
+    the decay ramps as (1 + n) / (10 + n) so early averages are not dominated by the init."""
+
+    def __init__(self, model: nn.Module, decay: float):
+        self.module = copy.deepcopy(model).eval()
+        self.decay, self.updates = decay, 0
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        self.updates += 1
+        d = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        for mine, theirs in zip(self.module.state_dict().values(), model.state_dict().values(),
+                                strict=True):
+            if mine.dtype.is_floating_point:
+                mine.lerp_(theirs, 1 - d)
+            else:
+                mine.copy_(theirs)
+
+
 Progress = Callable[[int, int, dict[str, float]], None]  # (epoch, step in epoch, running stats)
 
 
@@ -198,9 +219,7 @@ def train(cfg: TrainConfig, resume: Path | None = None, progress: Progress | Non
 
     model = models.create(cfg.model).to(dev).to(memory_format=torch.channels_last)
     optimizer = make_optimizer(cfg, model)
-    ema = torch.optim.swa_utils.AveragedModel(
-        model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(cfg.ema),
-        use_buffers=True) if cfg.ema else None
+    ema = EMA(model, cfg.ema) if cfg.ema else None
     steps_per_epoch = math.ceil(len(x_train) / cfg.batch_size)
     total_steps = cfg.epochs * steps_per_epoch
     if cfg.max_steps:
@@ -252,7 +271,7 @@ def train(cfg: TrainConfig, resume: Path | None = None, progress: Progress | Non
             loss.backward()
             optimizer.step()
             if ema is not None:
-                ema.update_parameters(model)
+                ema.update(model)
             step += 1
             seen += len(yb)
             loss_sum += loss.item() * len(yb)
