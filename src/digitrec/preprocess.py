@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import warnings
 
 import numpy as np
@@ -45,10 +46,16 @@ def load_image(source: bytes | str | os.PathLike) -> Image.Image:
     try:
         with warnings.catch_warnings():
             # Image.open reads only the header: the size check below runs before any decoding.
+            warnings.simplefilter("ignore")  # a broken file's complaints: the error says it all
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image: Image.Image = Image.open(fp, formats=FORMATS)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise ImageError(f"image too large: {e}", status=413) from None
+        # Pillow's own limit (far above ours) stops it first; its message holds the pixel count.
+        count = re.search(r"\((\d+) pixels\)", str(e))
+        size = f"{int(count.group(1)):,} pixels, " if count else ""
+        raise ImageError(
+            f"image too large: {size}the limit is {MAX_PIXELS:,}", status=413
+        ) from None
     except Exception:  # decoders raise many types on untrusted bytes (OSError, SyntaxError, ...)
         raise ImageError(
             "not an image, or not a supported format (PNG, JPEG, WebP, BMP, GIF, TIFF)"
@@ -63,8 +70,10 @@ def load_image(source: bytes | str | os.PathLike) -> Image.Image:
     if width == 0 or height == 0:
         raise ImageError(f"image has no pixels ({width}x{height})")
     try:
-        image.load()  # decode now, so a truncated or corrupt file fails here and not later
-        image = ImageOps.exif_transpose(image)  # phones store photos sideways plus a rotation tag
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            image.load()  # decode now, so a truncated or corrupt file fails here and not later
+            image = ImageOps.exif_transpose(image)  # phones store photos sideways + a rotation tag
     except Exception as e:
         kind = image.format or "image"
         raise ImageError(f"{kind} data is truncated or corrupt ({e})") from None
@@ -137,10 +146,14 @@ def _alpha(image: Image.Image) -> np.ndarray | None:
 def _grey(image: Image.Image, alpha: np.ndarray | None) -> np.ndarray:
     """Luminance in [0, 1] for any mode; transparent parts composited onto white paper."""
     if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        grey = np.asarray(image, dtype=np.float32)
+        grey = np.nan_to_num(np.asarray(image, dtype=np.float32), posinf=0.0, neginf=0.0)
         top = grey.max()
-        # 16-bit greyscale spans 0..65535, 8-bit data stored as I 0..255; anything else, its range
-        scale = 255.0 if top <= 255 else 65535.0 if top <= 65535 else top
+        # Float images usually span 0..1, 8-bit data stored as I or F 0..255, 16-bit greyscale
+        # 0..65535; anything else, its own range.
+        if image.mode == "F" and top <= 1.0:
+            scale = 1.0
+        else:
+            scale = 255.0 if top <= 255 else 65535.0 if top <= 65535 else float(top)
         low = min(0.0, float(grey.min()))
         grey = ((grey - low) / max(scale - low, 1e-6)).astype(np.float32)
     else:
@@ -173,9 +186,7 @@ def _clean(x: np.ndarray, paper: float, noise: float) -> np.ndarray:
     """
     x = x.astype(np.float32)
     floor = paper + 3 * noise  # above this, a pixel holds some ink
-    peak = float(np.percentile(x, 99.99))  # not the max: one hot pixel is not the ink level
-    strong = x[x > floor + 0.5 * (peak - floor)]
-    level = float(np.median(strong)) if strong.size else peak  # ink in stroke centres
+    level = _ink_level(x, floor)
     if level - floor < MIN_CONTRAST or level - paper < 6 * noise:
         return np.zeros(x.shape, np.float32)  # nothing stands out from the paper
     ink = np.clip((x - floor) / (level - floor), 0.0, 1.0)
@@ -191,9 +202,19 @@ def _clean(x: np.ndarray, paper: float, noise: float) -> np.ndarray:
     # of a 5, is about 10%.
     keep = strong & (areas >= 0.02 * areas.max())
     keep[0] = False
-    mask = keep[labels]
-    mask = ndi.binary_dilation(mask, iterations=1)  # keep the anti-aliased rim below 0.2
+    mask = ndi.binary_dilation(keep[labels], iterations=1)  # and the anti-aliased rim below 0.2
+    # The ink level again from the strokes alone, so specks and blobs do not sway it.
+    level = _ink_level(np.where(mask, x, floor), floor)
+    ink = np.clip((x - floor) / max(level - floor, 1e-6), 0.0, 1.0)
     return np.where(mask, ink, 0.0).astype(np.float32)
+
+
+def _ink_level(x: np.ndarray, floor: float) -> float:
+    """The value of `x` in stroke centres: the median of the pixels in the upper half of the
+    range above `floor` (the peak is the 99.99th percentile: one hot pixel is not the ink)."""
+    peak = float(np.percentile(x, 99.99))
+    strong = x[x > floor + 0.5 * (peak - floor)]
+    return float(np.median(strong)) if strong.size else peak
 
 
 def is_blank(ink: np.ndarray) -> bool:
