@@ -8,8 +8,8 @@ ink, then the rules a person would use.
   2. Parts of one digit are merged: the bar of a 5, the two strokes of a 4, a broken 7. A part
      shorter than a digit lies inside a digit's column span, or right beside it off the
      baseline; two full-height parts merge only when one lies almost wholly inside the other.
-  3. Touching digits are split: a part wider than the writer's other digits is cut where the
-     least ink crosses, along the writer's slant, recursively.
+  3. Touching digits are split: a part well wider than the writer's other digits is cut where
+     little ink crosses, along the writer's slant, recursively (see _split for the limits).
 Each Segment's ink holds only its own strokes, ready for preprocess.to_mnist.
 """
 
@@ -170,48 +170,55 @@ def _profile(x: np.ndarray) -> np.ndarray:
 def _digit_width(p: _Part, parts: list[_Part], slant: float) -> float | None:
     """How wide one digit of this writer is (upright), judged from the other parts, not '1's.
 
-    None when there is nothing to judge from.
+    None when `p` is alone: nothing to judge from.
     """
+    if len(parts) < 2:
+        return None
     others = [(float(_columns(q.mask, slant).max()) + 1, q.h) for q in parts if q is not p]
     widths = [w for w, h in others if w >= 0.45 * h]
-    return float(np.median(widths)) if widths else None
+    return float(np.median(widths)) if widths else 0.6 * p.h
 
 
 def _split(p: _Part, width: float | None, slant: float) -> list[_Part]:
     """Cut a part wider than one digit where two digits touch, recursively.
 
-    Columns are taken along the writer's slant, so leaning digits part cleanly; the cut is a
-    column where little ink crosses, near where the first digit should end, leaving two tall
-    pieces. The wider the part, the more strokes the cut may cross (digits leaning into each
-    other). Only a bit wider than a digit (under 1.5), a part is cut only into a '1' and
-    another digit: a narrow piece and two pieces nearly as tall as the part. So a wide 0, or
-    a wide 4 (its bar is one stroke, but the piece left of it is short and not narrow), stays
-    whole. Alone (no other digit to say how wide one is), a part is split only when it is
-    wider than a digit could be (1.5 times its height): two touching digits alone cannot be
-    told from one wide digit without reading them.
+    Columns are taken along the writer's slant, so leaning digits part cleanly. The cut is a
+    column where little ink crosses, in a valley between more ink on both sides (the two
+    digits), near where the first digit should end, leaving two tall pieces; the wider the
+    part, the more strokes it may cross (digits leaning into each other). Under 1.5 digits
+    wide, a part is cut only into a '1' and another digit (a narrow piece, both pieces nearly
+    as tall as the part); under 1.4, never: MNIST's own digits vary that much in width. A
+    part with no other digit to judge from is cut only when wider than 1.5 times its height:
+    two touching digits alone cannot be told from one wide digit without reading them.
+    The thresholds were set on tests/realworld's numbers and on strips of MNIST digits.
     """
     alone = width is None
     width = 0.7 * p.h if width is None else width
     x = _columns(p.mask, slant)
     profile = _profile(x)  # stroke pixels per upright column
     span = float(x.max()) + 1
-    # Slant is guessed from all the ink; the box width guards against a bad guess (a lone 2's
-    # diagonal taken for the slant).
-    ratio = min(span, p.w) / width
-    if ratio < (2.1 if alone else 1.2):
+    # The slant is guessed from all the ink; the box width guards against a bad guess (a lone
+    # 2's diagonal taken for the slant).
+    ratio = min(span, p.w) / width  # in digits
+    if ratio < (2.1 if alone else 1.4):
         return [p]
     allowed = min(2.5, 1.3 + 2 * (ratio - 1.2))  # strokes the cut may cross
     guess = span / max(2, round(ratio))  # where the first digit should end
     stroke = max(_stroke_width(p.mask), 1.0)
+    reach = max(2, int(0.4 * width))  # how far to look for the digits either side of a cut
     ys = np.nonzero(p.mask)[0]
-    best, best_score = None, np.inf
+    best, best_score = None, 2.5  # a cut scoring worse is not convincing: no split
     for cut in range(max(int(0.1 * span), 1), min(int(1.6 * guess), int(0.9 * span)) + 1):
         is_left = x < cut
-        # Heights of the two pieces, as a fraction of the part's; the ink of the smaller.
+        # The pieces' heights as a fraction of the part's; the smaller piece's share of ink.
         tall = min(np.ptp(ys[is_left]) + 1, np.ptp(ys[~is_left]) + 1) / p.h
         share = min(is_left.mean(), 1 - is_left.mean())
         crossed = profile[cut] / stroke
-        ok = crossed <= allowed and tall >= 0.5 and share >= 0.15  # not a stroke's tip
+        sides = min(
+            profile[max(0, cut - reach) : cut].max(), profile[cut + 1 : cut + 1 + reach].max()
+        )
+        ok = crossed <= allowed and sides >= profile[cut] + stroke  # a valley
+        ok = ok and tall >= 0.5 and share >= 0.15  # not a stroke's tip
         if ratio < 1.5:
             ok = ok and min(cut, span - cut) < 0.5 * width and tall >= 0.75
         # Few strokes crossed, near where the first digit should end, two tall pieces.

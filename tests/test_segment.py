@@ -1,0 +1,210 @@
+"""segment: a written number into its digits, left to right."""
+
+from __future__ import annotations
+
+import csv
+import functools
+import gzip
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image, ImageDraw
+from scipy import ndimage as ndi
+
+from digitrec.preprocess import ink_map, load_image, to_mnist
+from digitrec.segment import Segment, segment
+
+ROOT = Path(__file__).resolve().parents[1]
+REALWORLD = ROOT / "tests" / "realworld"
+
+# ---------------------------------------------------------------- drawing numbers
+
+# Pen strokes of a few digits in a box 0.6 wide, 1 tall (y down).
+FIVE_BODY = [(0.12, 0.1), (0.1, 0.42), (0.3, 0.36), (0.5, 0.45), (0.57, 0.7), (0.42, 0.95),
+             (0.18, 1.0), (0.02, 0.88)]  # fmt: skip
+FIVE_BAR = [(0.22, 0.0), (0.6, -0.02)]  # lifted off the body
+SEVEN_BAR, SEVEN_LEG = [(0.0, 0.03), (0.5, 0.03)], [(0.6, 0.1), (0.34, 0.55), (0.24, 1.0)]
+FOUR_L, FOUR_STEM = [(0.36, 0.0), (0.02, 0.62), (0.36, 0.62)], [(0.48, 0.05), (0.48, 1.0)]
+ONE = [(0.3, 0.0), (0.3, 1.0)]
+ZERO = [(0.3 + 0.3 * np.sin(t), 0.5 - 0.5 * np.cos(t)) for t in np.linspace(0, 2 * np.pi, 40)]
+
+
+def draw(digits: list[tuple[float, list[list]]], height: int = 60, width: int = 6,
+         size: tuple[int, int] = (400, 100)) -> np.ndarray:  # fmt: skip
+    """An ink map: each digit given as (left x in px, its strokes), all `height` px tall."""
+    img = Image.new("L", size, 0)
+    pen = ImageDraw.Draw(img)
+    for x0, strokes in digits:
+        for stroke in strokes:
+            pts = [(x0 + x * height, 20 + y * height) for x, y in stroke]
+            pen.line(pts, fill=255, width=width, joint="curve")
+            for x, y in (pts[0], pts[-1]):
+                pen.ellipse([x - width / 2, y - width / 2, x + width / 2, y + width / 2], fill=255)
+    return np.asarray(img, np.float32) / 255
+
+
+def lefts(segments: list[Segment]) -> list[int]:
+    return [s.box[0] for s in segments]
+
+
+def check_segments(segments: list[Segment], ink: np.ndarray) -> None:
+    """Boxes inside the image, left to right; each crop the box's size with only its strokes."""
+    assert lefts(segments) == sorted(lefts(segments))
+    for s in segments:
+        x, y, w, h = s.box
+        assert x >= 0 and y >= 0 and x + w <= ink.shape[1] and y + h <= ink.shape[0]
+        assert s.ink.shape == (h, w) and s.ink.dtype == np.float32
+        assert (s.ink <= ink[y : y + h, x : x + w] + 1e-6).all()
+        assert s.ink.max() > 0.5
+
+
+# ---------------------------------------------------------------- the rules
+
+
+def test_blank_gives_no_digits():
+    assert segment(np.zeros((50, 80), np.float32)) == []
+
+
+def test_one_digit_is_one_segment_with_its_box():
+    ink = draw([(100, [ZERO])])
+    (s,) = segment(ink)
+    ys, xs = np.nonzero(ink > 0.2)
+    assert s.box == (xs.min(), ys.min(), np.ptp(xs) + 1, np.ptp(ys) + 1)
+    check_segments([s], ink)
+
+
+def test_the_bar_of_a_5_is_merged():
+    ink = draw([(40, [FIVE_BODY, FIVE_BAR])])
+    assert ndi.label(ink > 0.2)[1] == 2  # two strokes apart
+    (s,) = segment(ink)
+    assert s.ink.sum() == pytest.approx(ink.sum(), rel=1e-4)  # both strokes in the one crop
+
+
+def test_two_5s_each_keep_their_own_bar():
+    ink = draw([(40, [FIVE_BODY, FIVE_BAR]), (110, [FIVE_BODY, FIVE_BAR])])
+    segments = segment(ink)
+    assert len(segments) == 2
+    check_segments(segments, ink)
+    assert sum(s.ink.sum() for s in segments) == pytest.approx(ink.sum(), rel=1e-4)
+
+
+def test_a_broken_7_and_a_4_in_two_strokes_are_one_digit_each():
+    ink = draw([(40, [SEVEN_BAR, SEVEN_LEG]), (120, [FOUR_L, FOUR_STEM]), (200, [ZERO])])
+    assert ndi.label(ink > 0.2)[1] == 5
+    segments = segment(ink)
+    assert len(segments) == 3
+    check_segments(segments, ink)
+
+
+def test_specks_are_ignored():
+    ink = draw([(40, [ONE]), (90, [ZERO]), (160, [FIVE_BODY, FIVE_BAR])])
+    for y, x in ((5, 5), (90, 300), (50, 75), (10, 140)):
+        ink[y : y + 2, x : x + 2] = 1
+    segments = segment(ink)
+    assert len(segments) == 3
+    check_segments(segments, ink)
+    assert all(s.box[2] < 60 for s in segments)  # no box stretched to a speck
+
+
+def test_an_underline_is_ignored():
+    ink = draw([(40, [ONE]), (90, [ZERO]), (160, [ZERO])], size=(300, 110))
+    ink[92:96, 30:240] = 1  # a line under the number, a few px below it
+    segments = segment(ink)
+    assert len(segments) == 3
+    assert all(s.box[1] + s.box[3] <= 90 for s in segments)
+
+
+def test_touching_digits_are_split():
+    # "100" with the two zeros touching: one component, two digits.
+    ink = draw([(40, [ONE]), (100, [ZERO]), (134, [ZERO])])
+    assert ndi.label(ink > 0.2)[1] == 2
+    segments = segment(ink)
+    assert len(segments) == 3
+    check_segments(segments, ink)
+    assert 125 < segments[2].box[0] < 150  # the cut near where the zeros meet (x 134-137)
+
+
+def test_a_lone_wide_digit_is_not_split():
+    ink = draw([(40, [[(x * 1.6, y) for x, y in ZERO]])])  # a 0 as wide as it is tall
+    assert len(segment(ink)) == 1
+
+
+def test_segments_feed_to_mnist():
+    ink = draw([(40, [SEVEN_BAR, SEVEN_LEG]), (120, [FIVE_BODY, FIVE_BAR])])
+    for s in segment(ink):
+        out = to_mnist(s.ink)
+        assert out.shape == (28, 28) and out.max() == pytest.approx(1.0)
+
+
+@functools.cache
+def mnist_strokes(n: int = 80) -> list[np.ndarray]:
+    """MNIST digits that are one connected stroke (others are broken, like a real pen's)."""
+    with gzip.open(ROOT / "data" / "mnist" / "t10k-images-idx3-ubyte.gz") as f:
+        raw = f.read(16 + n * 784)
+    digits = np.frombuffer(raw, np.uint8, offset=16).reshape(n, 28, 28)
+    return [d for d in digits if ndi.label(d > 50, structure=np.ones((3, 3)))[1] == 1]
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    picks=st.lists(st.integers(0, 1000), min_size=1, max_size=6),
+    gaps=st.lists(st.floats(0.3, 1.2), min_size=6, max_size=6),
+    drops=st.lists(st.integers(-8, 8), min_size=6, max_size=6),
+)
+def test_separate_digits_come_out_one_each_in_order(picks, gaps, drops):
+    pool = mnist_strokes()
+    ink = np.zeros((120, 40 + 120 * len(picks)), np.float32)
+    x, centres = 20, []
+    for i, pick in enumerate(picks):
+        d = np.asarray(Image.fromarray(pool[pick % len(pool)]).resize((84, 84)), np.float32) / 255
+        rows, cols = np.nonzero(d.max(axis=1) > 0.2)[0], np.nonzero(d.max(axis=0) > 0.2)[0]
+        d = d[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+        y = 20 + drops[i]
+        ink[y : y + d.shape[0], x : x + d.shape[1]] = d
+        centres.append(x + d.shape[1] / 2)
+        x += d.shape[1] + int(gaps[i] * d.shape[0])
+    segments = segment(ink)
+    assert len(segments) == len(picks)
+    check_segments(segments, ink)
+    for s, c in zip(segments, centres, strict=True):
+        assert s.box[0] <= c <= s.box[0] + s.box[2]
+
+
+# ---------------------------------------------------------------- our written numbers
+
+
+def realworld(kind: str) -> list[dict[str, str]]:
+    with open(REALWORLD / "labels.csv") as f:
+        return [r for r in csv.DictReader(f) if r["kind"] == kind]
+
+
+NUMBERS = realworld("numbers")
+APART = [r for r in NUMBERS if "touching" not in r["file"]]
+
+
+@pytest.mark.parametrize("row", APART, ids=[r["file"] for r in APART])
+def test_written_numbers_give_one_segment_per_digit(row):
+    ink = ink_map(load_image(REALWORLD / row["file"]))
+    segments = segment(ink)
+    assert len(segments) == len(row["label"]), [s.box for s in segments]
+    check_segments(segments, ink)
+
+
+def test_most_numbers_with_touching_digits_are_split_right():
+    # Touching digits are cut by ink alone; digits leaning far into each other can defeat it.
+    rows = [r for r in NUMBERS if "touching" in r["file"]]
+    right = sum(
+        len(segment(ink_map(load_image(REALWORLD / r["file"])))) == len(r["label"]) for r in rows
+    )
+    assert right >= 0.75 * len(rows), f"{right} of {len(rows)}"
+
+
+def test_single_digit_images_are_one_segment():
+    rows = [r for k in ("canvas", "font", "photo", "inverted") for r in realworld(k)[::4]]
+    split = [
+        r["file"] for r in rows if len(segment(ink_map(load_image(REALWORLD / r["file"])))) != 1
+    ]
+    assert split == []
