@@ -223,9 +223,11 @@ def is_blank(ink: np.ndarray) -> bool:
     if strong.sum() < 8:
         return True
     labels, n = ndi.label(strong, structure=np.ones((3, 3)))
-    largest = labels == 1 + int(np.argmax(np.bincount(labels.ravel())[1:]))
-    ys, xs = np.nonzero(largest)
-    extent = max(np.ptp(ys), np.ptp(xs)) + 1
+    biggest = 1 + int(np.argmax(np.bincount(labels.ravel())[1:]))
+    box = ndi.find_objects(labels, max_label=biggest)[biggest - 1]
+    assert box is not None
+    largest = np.pad(labels[box] == biggest, 1)  # its own box, edges included
+    extent = max(largest.shape) - 2
     thickness = 2 * float(ndi.distance_transform_edt(largest).max())
     # A stroke is longer than it is thick; a dot is not. Tiny against the image is a speck too.
     return bool(extent < max(0.04 * max(ink.shape), 2 * thickness))
@@ -272,9 +274,15 @@ def to_mnist(ink: np.ndarray) -> np.ndarray:
         return out
     crop = ink[box].astype(np.float32)
     # 1. To the working scale (longer side 80 px). Going down, a hair-thin line would fade to
-    #    grey and vanish, so first widen every line to at least one working pixel (a max filter
-    #    as wide as the reduction factor); step 2 sets the final width anyway.
+    #    grey and vanish, so first widen every line to at least one working pixel (max-pool
+    #    big crops, then a max filter as wide as what is left of the reduction); step 2 sets
+    #    the final width anyway.
     work_side = 20 * WORK
+    pool = int(max(crop.shape) / work_side / 2)
+    if pool > 1:  # (h, w) -> (h / pool, w / pool), each pixel the max of its block
+        h, w = -(-crop.shape[0] // pool) * pool, -(-crop.shape[1] // pool) * pool
+        crop = np.pad(crop, ((0, h - crop.shape[0]), (0, w - crop.shape[1])))
+        crop = crop.reshape(h // pool, pool, w // pool, pool).max(axis=(1, 3))
     factor = max(crop.shape) / work_side
     if factor > 1.5:
         crop = ndi.maximum_filter(crop, size=int(np.ceil(factor)))
