@@ -14,8 +14,13 @@ from digitrec import data
 
 
 def digitrec(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "digitrec", *args], capture_output=True,
-                          text=True, cwd=cwd, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "digitrec", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=600,
+    )
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess[str], *fragments: str) -> None:
@@ -30,8 +35,17 @@ def assert_one_line_error(result: subprocess.CompletedProcess[str], *fragments: 
 def test_help_lists_every_command() -> None:
     result = digitrec("--help")
     assert result.returncode == 0
-    for command in ("explore", "train", "evaluate", "export", "predict", "read", "submit",
-                    "serve", "feedback"):
+    for command in (
+        "explore",
+        "train",
+        "evaluate",
+        "export",
+        "predict",
+        "read",
+        "submit",
+        "serve",
+        "feedback",
+    ):
         assert command in result.stdout
 
 
@@ -68,8 +82,9 @@ def test_submit_writes_kaggle_file(tmp_path: Path, trained_run: Path) -> None:
     test = data.load_mnist("test").subset(np.arange(200))
     data.write_csv(test, tmp_path / "test.csv", with_labels=False)
     out = tmp_path / "submission.csv"
-    result = digitrec("submit", str(tmp_path / "test.csv"), "-o", str(out), "--model",
-                      str(trained_run))
+    result = digitrec(
+        "submit", str(tmp_path / "test.csv"), "-o", str(out), "--model", str(trained_run)
+    )
     assert result.returncode == 0, result.stderr
     lines = out.read_text().splitlines()
     assert lines[0] == "ImageId,Label" and len(lines) == 201 and lines[1].startswith("1,")
@@ -78,8 +93,17 @@ def test_submit_writes_kaggle_file(tmp_path: Path, trained_run: Path) -> None:
 
 
 def test_train_smoke_prints_figures(tmp_path: Path) -> None:
-    result = digitrec("train", "--model", "seed", "--max-steps", "30", "--epochs", "1",
-                      "-o", str(tmp_path / "run"))
+    result = digitrec(
+        "train",
+        "--model",
+        "seed",
+        "--max-steps",
+        "30",
+        "--epochs",
+        "1",
+        "-o",
+        str(tmp_path / "run"),
+    )
     assert result.returncode == 0, result.stderr
     assert "test_accuracy" in result.stdout and "run directory" in result.stdout
     assert (tmp_path / "run" / "metrics.json").exists()

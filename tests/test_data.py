@@ -94,8 +94,9 @@ GOOD = [3] + [0] * 784
         ([], r"train.csv: no data rows"),
     ],
 )
-def test_bad_csv_names_file_row_and_column(tmp_path: Path, rows: list[list[object]],
-                                           message: str) -> None:
+def test_bad_csv_names_file_row_and_column(
+    tmp_path: Path, rows: list[list[object]], message: str
+) -> None:
     with pytest.raises(DataError, match=message):
         data.load(_csv(tmp_path, rows))
 
@@ -111,8 +112,13 @@ def test_csv_missing_header_and_empty_file(tmp_path: Path) -> None:
 
 
 def test_npz_keras_layout(tmp_path: Path, small: data.Dataset) -> None:
-    np.savez(tmp_path / "mnist.npz", x_train=small.images, y_train=small.labels,
-             x_test=small.images[:5], y_test=small.labels[:5])
+    np.savez(
+        tmp_path / "mnist.npz",
+        x_train=small.images,
+        y_train=small.labels,
+        x_test=small.images[:5],
+        y_test=small.labels[:5],
+    )
     assert np.array_equal(data.load(tmp_path / "mnist.npz").labels, small.labels)
     assert len(data.load(tmp_path / "mnist.npz", "test")) == 5
     (tmp_path / "bad.npz").write_bytes(b"PK\x03\x04 not really")

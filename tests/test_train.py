@@ -37,8 +37,15 @@ def test_run_directory_contract(trained_run: Path) -> None:
 
 
 def test_same_seed_same_weights(tmp_path: Path) -> None:
-    runs = [train(recipe_config("fast", max_steps=20, output=str(tmp_path / f"r{i}"), seed=7,
-                                val_fraction=0.02), test=False) for i in range(2)]
+    runs = [
+        train(
+            recipe_config(
+                "fast", max_steps=20, output=str(tmp_path / f"r{i}"), seed=7, val_fraction=0.02
+            ),
+            test=False,
+        )
+        for i in range(2)
+    ]
     a, b = (load_weights(r.directory / "model.safetensors") for r in runs)
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert runs[0].history[0]["loss"] == runs[1].history[0]["loss"]

@@ -17,8 +17,14 @@ def _uniform(n: int, lo: float, hi: float, g: torch.Generator) -> torch.Tensor:
     return torch.rand(n, generator=g) * (hi - lo) + lo
 
 
-def affine(x: torch.Tensor, g: torch.Generator, degrees: float = 10.0, scale: float = 0.1,
-           shift: float = 0.1, shear: float = 0.15) -> torch.Tensor:
+def affine(
+    x: torch.Tensor,
+    g: torch.Generator,
+    degrees: float = 10.0,
+    scale: float = 0.1,
+    shift: float = 0.1,
+    shear: float = 0.15,
+) -> torch.Tensor:
     """Rotate by up to `degrees`, scale by 1 +- `scale`, shift by up to `shift` of the width,
     shear by up to `shear` (radians-ish, as a matrix entry)."""
     b = x.shape[0]
@@ -28,10 +34,13 @@ def affine(x: torch.Tensor, g: torch.Generator, degrees: float = 10.0, scale: fl
     tx, ty = _uniform(b, -shift, shift, g) * 2, _uniform(b, -shift, shift, g) * 2  # grid units
     cos, sin = torch.cos(angle) / s, torch.sin(angle) / s
     # theta maps output coordinates to input coordinates: (B, 2, 3)
-    theta = torch.stack([
-        torch.stack([cos, -sin + sh * cos, tx], 1),
-        torch.stack([sin, cos + sh * sin, ty], 1),
-    ], 1).to(x.device, x.dtype)
+    theta = torch.stack(
+        [
+            torch.stack([cos, -sin + sh * cos, tx], 1),
+            torch.stack([sin, cos + sh * sin, ty], 1),
+        ],
+        1,
+    ).to(x.device, x.dtype)
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
@@ -43,20 +52,28 @@ def _gaussian_kernel(sigma: float, device: torch.device) -> torch.Tensor:
     return k / k.sum()
 
 
-def elastic(x: torch.Tensor, g: torch.Generator, alpha: float = 34.0, sigma: float = 4.0
-            ) -> torch.Tensor:
-    """Smooth random displacement fields: `alpha` pixels of strength, `sigma` pixels of smoothing."""
+def elastic(
+    x: torch.Tensor, g: torch.Generator, alpha: float = 34.0, sigma: float = 4.0
+) -> torch.Tensor:
+    """Smooth random displacement fields: `alpha` px of strength, `sigma` px of smoothing."""
     b, _, h, w = x.shape
     field = (torch.rand(b, 2, h, w, generator=g) * 2 - 1).to(x.device)
     k = _gaussian_kernel(sigma, x.device)
     pad = len(k) // 2
-    field = F.conv2d(F.pad(field, (pad, pad, 0, 0), mode="reflect"),
-                     k.view(1, 1, 1, -1).expand(2, 1, 1, -1), groups=2)
-    field = F.conv2d(F.pad(field, (0, 0, pad, pad), mode="reflect"),
-                     k.view(1, 1, -1, 1).expand(2, 1, -1, 1), groups=2)
+    field = F.conv2d(
+        F.pad(field, (pad, pad, 0, 0), mode="reflect"),
+        k.view(1, 1, 1, -1).expand(2, 1, 1, -1),
+        groups=2,
+    )
+    field = F.conv2d(
+        F.pad(field, (0, 0, pad, pad), mode="reflect"),
+        k.view(1, 1, -1, 1).expand(2, 1, -1, 1),
+        groups=2,
+    )
     field = field * (alpha / (h / 2))  # pixels -> grid units ([-1, 1] spans h pixels)
-    base = F.affine_grid(torch.eye(2, 3, device=x.device).expand(b, 2, 3), list(x.shape),
-                         align_corners=False)
+    base = F.affine_grid(
+        torch.eye(2, 3, device=x.device).expand(b, 2, 3), list(x.shape), align_corners=False
+    )
     grid = base + field.permute(0, 2, 3, 1)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 

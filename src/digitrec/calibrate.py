@@ -16,7 +16,9 @@ def ece(logits: torch.Tensor, labels: torch.Tensor, bins: int = 15) -> float:
     for lo, hi in zip(edges[:-1], edges[1:], strict=True):
         in_bin = (confidence > lo) & (confidence <= hi)
         if in_bin.any():
-            total += in_bin.float().mean() * (correct[in_bin].mean() - confidence[in_bin].mean()).abs()
+            total += (
+                in_bin.float().mean() * (correct[in_bin].mean() - confidence[in_bin].mean()).abs()
+            )
     return float(total)
 
 

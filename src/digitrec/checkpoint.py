@@ -48,4 +48,6 @@ def load_weights(path: Path) -> dict[str, Any]:
     try:
         return load(path.read_bytes())
     except (SafetensorError, ValueError, RuntimeError) as e:
-        raise ModelError(f"{path}: not a readable safetensors file, truncated or corrupt ({e})") from None
+        raise ModelError(
+            f"{path}: not a readable safetensors file, truncated or corrupt ({e})"
+        ) from None

@@ -21,7 +21,9 @@ from rich.table import Table
 from digitrec.errors import DigitrecError
 
 app = typer.Typer(
-    add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
     help="Handwritten digit recognition: train, evaluate, predict, read numbers, serve a web app.",
 )
 feedback_app = typer.Typer(no_args_is_help=True, help="Corrections stored by the web app.")
@@ -29,9 +31,17 @@ app.add_typer(feedback_app, name="feedback")
 console = Console()
 err = Console(stderr=True)
 
-ModelOpt = Annotated[str | None, typer.Option(
-    "--model", "-m", help="A run directory or a shipped model name. Default: the best shipped model.")]
-FormatOpt = Annotated[str, typer.Option("--format", "-f", help="table or json (one object per line).")]
+ModelOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--model",
+        "-m",
+        help="A run directory or a shipped model name. Default: the best shipped model.",
+    ),
+]
+FormatOpt = Annotated[
+    str, typer.Option("--format", "-f", help="table or json (one object per line).")
+]
 
 
 def _version(value: bool) -> None:
@@ -45,11 +55,17 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress details.")] = False,
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                          help="Print the version and exit.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
 ) -> None:
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
 
 
 # ---------------------------------------------------------------- data
@@ -57,10 +73,12 @@ def _root(
 
 @app.command()
 def explore(
-    data: Annotated[str | None, typer.Option(
-        help="CSV, NPZ, IDX or image folder. Default: the bundled MNIST.")] = None,
+    data: Annotated[
+        str | None, typer.Option(help="CSV, NPZ, IDX or image folder. Default: the bundled MNIST.")
+    ] = None,
     output: Annotated[Path, typer.Option("--output", "-o", help="Output directory.")] = Path(
-        "explore"),
+        "explore"
+    ),
 ) -> None:
     """Write summary.json and figures (samples, mean digits, class and pixel histograms)."""
     from digitrec.explore import explore as run_explore
@@ -68,8 +86,10 @@ def explore(
     summary = run_explore(data, output)
     for name, s in summary.items():
         if name != "files":
-            print(f"{name}: {s['images']:,} images, per class {s['per_class']}, "
-                  f"pixel mean {s['pixel_mean']:.1f}")
+            print(
+                f"{name}: {s['images']:,} images, per class {s['per_class']}, "
+                f"pixel mean {s['pixel_mean']:.1f}"
+            )
     for f in summary["files"]:
         print(f"wrote {f}")
 
@@ -79,21 +99,35 @@ def explore(
 
 @app.command()
 def train(
-    model: Annotated[str | None, typer.Option(help="Model name: seed, fast, best. Default: seed.")] = None,
-    recipe: Annotated[str | None, typer.Option(
-        help="Settings bundle: tutorial, fast or best (flags below override it).")] = None,
-    epochs: Annotated[int | None, typer.Option(help="Epochs. Default: 10 (or the recipe's).")] = None,
+    model: Annotated[
+        str | None, typer.Option(help="Model name: seed, fast, best. Default: seed.")
+    ] = None,
+    recipe: Annotated[
+        str | None,
+        typer.Option(help="Settings bundle: tutorial, fast or best (flags below override it)."),
+    ] = None,
+    epochs: Annotated[
+        int | None, typer.Option(help="Epochs. Default: 10 (or the recipe's).")
+    ] = None,
     batch_size: Annotated[int | None, typer.Option(help="Batch size. Default: 50.")] = None,
     lr: Annotated[float | None, typer.Option(help="Peak learning rate. Default: 0.001.")] = None,
-    val_fraction: Annotated[float | None, typer.Option(
-        help="Validation fraction carved from the training set. Default: 0.2.")] = None,
+    val_fraction: Annotated[
+        float | None,
+        typer.Option(help="Validation fraction carved from the training set. Default: 0.2."),
+    ] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed. Default: 5.")] = None,
     augment: Annotated[str | None, typer.Option(help="none, light, strong. Default: none.")] = None,
     data: Annotated[str | None, typer.Option(help="Training data. Default: bundled MNIST.")] = None,
-    extra_data: Annotated[list[str] | None, typer.Option(
-        help="More labelled data (e.g. corrections.csv), added to the training split.")] = None,
-    output: Annotated[str | None, typer.Option(
-        "--output", "-o", help="Run directory. Default: runs/<time>-<model>-s<seed>.")] = None,
+    extra_data: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="More labelled data (e.g. corrections.csv), added to the training split."
+        ),
+    ] = None,
+    output: Annotated[
+        str | None,
+        typer.Option("--output", "-o", help="Run directory. Default: runs/<time>-<model>-s<seed>."),
+    ] = None,
     resume: Annotated[Path | None, typer.Option(help="Continue a run from its checkpoint.")] = None,
     ensemble: Annotated[int, typer.Option(help="Train N members with seeds seed..seed+N-1.")] = 1,
     max_steps: Annotated[int | None, typer.Option(help="Stop after N steps (smoke runs).")] = None,
@@ -110,13 +144,25 @@ def train(
         if model not in REGISTRY:
             raise DigitrecError(f"unknown model {model!r}; choose from {', '.join(REGISTRY)}")
     cfg = training.recipe_config(
-        recipe, model=model, epochs=epochs, batch_size=batch_size, lr=lr,
-        val_fraction=val_fraction, seed=seed, augment=augment, data=data,
-        extra_data=tuple(extra_data) if extra_data else None, output=output,
-        max_steps=max_steps, threads=threads)
+        recipe,
+        model=model,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        val_fraction=val_fraction,
+        seed=seed,
+        augment=augment,
+        data=data,
+        extra_data=tuple(extra_data) if extra_data else None,
+        output=output,
+        max_steps=max_steps,
+        threads=threads,
+    )
     command = "digitrec " + shlex.join(sys.argv[1:])
-    print(f"training {cfg.model} ({cfg.recipe or 'custom'}): " + ", ".join(
-        f"{k}={v}" for k, v in cfg.__dict__.items() if v not in ("", (), None)))
+    print(
+        f"training {cfg.model} ({cfg.recipe or 'custom'}): "
+        + ", ".join(f"{k}={v}" for k, v in cfg.__dict__.items() if v not in ("", (), None))
+    )
     with _progress() as show:
         if ensemble > 1:
             run = training.train_ensemble(cfg, ensemble, progress=show, command=command)
@@ -124,9 +170,11 @@ def train(
             run = training.train(cfg, resume=resume, progress=show, command=command)
     m = run.metrics
     print(f"run directory: {run.directory}")
-    print(f"parameters {m['parameters']:,}  val_accuracy {m['val_accuracy']:.4f}  "
-          f"test_accuracy {m.get('test_accuracy', float('nan')):.4f}  "
-          f"train_seconds {m['train_seconds']:.1f}")
+    print(
+        f"parameters {m['parameters']:,}  val_accuracy {m['val_accuracy']:.4f}  "
+        f"test_accuracy {m.get('test_accuracy', float('nan')):.4f}  "
+        f"train_seconds {m['train_seconds']:.1f}"
+    )
 
 
 def _progress() -> Any:
@@ -137,9 +185,13 @@ def _progress() -> Any:
 
     @contextmanager
     def bar() -> Any:
-        columns = (TextColumn("epoch {task.fields[epoch]}"), BarColumn(),
-                   TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
-                   TextColumn("{task.fields[stats]}"))
+        columns = (
+            TextColumn("epoch {task.fields[epoch]}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[stats]}"),
+        )
         with Progress(*columns, console=console, transient=False) as progress:
             tasks: dict[tuple[int, int], Any] = {}
             member = [0]
@@ -150,16 +202,24 @@ def _progress() -> Any:
                 key = (member[0], epoch)
                 if step == -1:  # epoch finished: validation figures
                     progress.stop_task(tasks[key])
-                    progress.update(tasks[key], stats=(
-                        f"loss {stats['loss']:.4f} acc {stats['accuracy']:.4f} "
-                        f"val_acc {stats['val_accuracy']:.4f} ({stats['seconds']:.1f}s)"))
+                    progress.update(
+                        tasks[key],
+                        stats=(
+                            f"loss {stats['loss']:.4f} acc {stats['accuracy']:.4f} "
+                            f"val_acc {stats['val_accuracy']:.4f} ({stats['seconds']:.1f}s)"
+                        ),
+                    )
                     return
                 if key not in tasks:
-                    tasks[key] = progress.add_task("", total=stats["steps"], epoch=epoch + 1,
-                                                   stats="")
+                    tasks[key] = progress.add_task(
+                        "", total=stats["steps"], epoch=epoch + 1, stats=""
+                    )
                 if step % 20 == 0 or step == stats["steps"]:
-                    progress.update(tasks[key], completed=step, stats=(
-                        f"loss {stats['loss']:.4f} acc {stats['accuracy']:.4f}"))
+                    progress.update(
+                        tasks[key],
+                        completed=step,
+                        stats=(f"loss {stats['loss']:.4f} acc {stats['accuracy']:.4f}"),
+                    )
 
             yield show
 
@@ -172,9 +232,17 @@ def _progress() -> Any:
 @app.command()
 def evaluate(
     model: ModelOpt = None,
-    data: Annotated[str | None, typer.Option(help="Labelled data. Default: MNIST test split.")] = None,
-    output: Annotated[Path | None, typer.Option(
-        "--output", "-o", help="Where figures go. Default: the run directory, or evaluation/NAME.")] = None,
+    data: Annotated[
+        str | None, typer.Option(help="Labelled data. Default: MNIST test split.")
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Where figures go. Default: the run directory, or evaluation/NAME.",
+        ),
+    ] = None,
 ) -> None:
     """Test accuracy, per-class figures, confusion matrix, worst mistakes, calibration."""
     from digitrec import data as datasets
@@ -189,11 +257,18 @@ def evaluate(
     report = run_evaluate(predictor, dataset, out)
     table = Table("digit", "precision", "recall", "F1", "support", title=f"{ref.name}")
     for d, row in report.per_class.items():
-        table.add_row(d, f"{row['precision']:.4f}", f"{row['recall']:.4f}", f"{row['f1']:.4f}",
-                      str(row["support"]))
+        table.add_row(
+            d,
+            f"{row['precision']:.4f}",
+            f"{row['recall']:.4f}",
+            f"{row['f1']:.4f}",
+            str(row["support"]),
+        )
     console.print(table)
-    print(f"test_accuracy {report.accuracy:.4f} ({report.errors} errors in {report.total:,})  "
-          f"ECE {report.ece:.4f}")
+    print(
+        f"test_accuracy {report.accuracy:.4f} ({report.errors} errors in {report.total:,})  "
+        f"ECE {report.ece:.4f}"
+    )
     for f in report.files:
         print(f"wrote {f}")
 
@@ -218,8 +293,10 @@ def ship(
     from digitrec.ship import ship as run_ship
 
     card = run_ship(model, name, default=default)
-    print(f"shipped {name}: test_accuracy {card['test_accuracy']:.4f}, "
-          f"ECE {card['calibration']['test_ece']:.4f}")
+    print(
+        f"shipped {name}: test_accuracy {card['test_accuracy']:.4f}, "
+        f"ECE {card['calibration']['test_ece']:.4f}"
+    )
 
 
 # ---------------------------------------------------------------- predict / read / submit
@@ -277,14 +354,20 @@ def predict(
             row = {"file": str(f), **p.to_dict(with_image=False)}
             row.pop("candidates")
             if p.reason == "uncertain":
-                row["candidates"] = [{"digit": d, "probability": round(q, 6)} for d, q in p.candidates]
+                row["candidates"] = [
+                    {"digit": d, "probability": round(q, 6)} for d, q in p.candidates
+                ]
             if format == "json":
                 print(json.dumps(row))
             else:
                 shown = "-" if p.digit is None else str(p.digit)
                 note = f" ({p.reason})" if p.reason else ""
-                table.add_row(str(f), shown + note, f"{p.confidence:.4f}",
-                              "  ".join(f"{d}:{q:.3f}" for d, q in p.candidates))
+                table.add_row(
+                    str(f),
+                    shown + note,
+                    f"{p.confidence:.4f}",
+                    "  ".join(f"{d}:{q:.3f}" for d, q in p.candidates),
+                )
     if format != "json":
         console.print(table)
     if failed:
@@ -314,8 +397,11 @@ def read(
         if format == "json":
             print(json.dumps({"file": str(f), **reading.to_dict()}))
         else:
-            table.add_row(str(f), reading.text or "(no digits)", "  ".join(
-                f"{d.digit}({d.confidence:.2f})" for d in reading.digits))
+            table.add_row(
+                str(f),
+                reading.text or "(no digits)",
+                "  ".join(f"{d.digit}({d.confidence:.2f})" for d in reading.digits),
+            )
     if format != "json":
         console.print(table)
     if failed:
@@ -326,7 +412,8 @@ def read(
 def submit(
     test_csv: Annotated[Path, typer.Argument(help="Kaggle test.csv (pixel0..pixel783).")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Submission file.")] = Path(
-        "submission.csv"),
+        "submission.csv"
+    ),
     model: ModelOpt = None,
 ) -> None:
     """Write a Kaggle "Digit Recognizer" submission: ImageId,Label."""
@@ -349,8 +436,10 @@ def serve(
     port: Annotated[int, typer.Option(help="Port.")] = 8000,
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
     model: ModelOpt = None,
-    data_dir: Annotated[Path | None, typer.Option(
-        help="Where corrections are stored. Default: the user's data directory.")] = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(help="Where corrections are stored. Default: the user's data directory."),
+    ] = None,
 ) -> None:
     """Serve the web page and the REST API."""
     from digitrec.serve import run_server
@@ -361,7 +450,8 @@ def serve(
 @feedback_app.command("export")
 def feedback_export(
     output: Annotated[Path, typer.Option("--output", "-o", help="Kaggle-format CSV.")] = Path(
-        "corrections.csv"),
+        "corrections.csv"
+    ),
     data_dir: Annotated[Path | None, typer.Option(help="The server's --data-dir.")] = None,
 ) -> None:
     """Export corrections as Kaggle-format CSV (label, pixel0..783) for `train --extra-data`."""

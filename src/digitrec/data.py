@@ -42,9 +42,7 @@ class Dataset:
         if self.images.ndim != 3 or self.images.shape[1:] != (28, 28):
             raise DataError(self.source, f"images must be N x 28 x 28, got {self.images.shape}")
         if self.labels is not None and len(self.labels) != len(self.images):
-            raise DataError(
-                self.source, f"{len(self.images)} images but {len(self.labels)} labels"
-            )
+            raise DataError(self.source, f"{len(self.images)} images but {len(self.labels)} labels")
 
     def __len__(self) -> int:
         return len(self.images)
@@ -93,8 +91,9 @@ def load_mnist(split: str = "train", directory: Path = MNIST_DIR) -> Dataset:
     labels = parse_idx(
         _verified_bytes(directory / label_name, sums[label_name]), directory / label_name
     )
-    return Dataset(images, _check_labels(labels.astype(np.int64), directory / label_name),
-                   f"mnist:{split}")
+    return Dataset(
+        images, _check_labels(labels.astype(np.int64), directory / label_name), f"mnist:{split}"
+    )
 
 
 def _check_labels(labels: np.ndarray, path: object) -> np.ndarray:
@@ -124,7 +123,8 @@ def parse_idx(raw: bytes, path: object = "<idx>") -> np.ndarray:
     expected = int(np.prod(shape))
     if len(raw) - header != expected:
         raise DataError(
-            path, f"size mismatch: header says {shape} ({expected} bytes), file has {len(raw) - header}"
+            path,
+            f"size mismatch: header says {shape} ({expected} bytes), file has {len(raw) - header}",
         )
     if ndim == 3 and shape[1:] != (28, 28):
         raise DataError(path, f"images must be 28x28, header says {shape[1]}x{shape[2]}")
@@ -133,9 +133,7 @@ def parse_idx(raw: bytes, path: object = "<idx>") -> np.ndarray:
 
 def write_idx(array: np.ndarray, path: Path) -> None:
     array = np.ascontiguousarray(array, dtype=np.uint8)
-    header = bytes([0, 0, 8, array.ndim]) + b"".join(
-        int(n).to_bytes(4, "big") for n in array.shape
-    )
+    header = bytes([0, 0, 8, array.ndim]) + b"".join(int(n).to_bytes(4, "big") for n in array.shape)
     data = header + array.tobytes()
     _atomic_write(path, gzip.compress(data) if str(path).endswith(".gz") else data)
 
@@ -165,12 +163,14 @@ def load_csv(path: Path) -> Dataset:
     pixel_cols = header[1:] if has_label else header
     if not pixel_cols or not pixel_cols[0].startswith("pixel"):
         raise DataError(
-            path, f"missing header: first line starts {header[:2]}, expected label,pixel0,...",
+            path,
+            f"missing header: first line starts {header[:2]}, expected label,pixel0,...",
             row=1,
         )
     if pixel_cols != [f"pixel{i}" for i in range(PIXELS)]:
         raise DataError(
-            path, f"expected {PIXELS} columns pixel0..pixel{PIXELS - 1}, header has {len(pixel_cols)}",
+            path,
+            f"expected {PIXELS} columns pixel0..pixel{PIXELS - 1}, header has {len(pixel_cols)}",
             row=1,
         )
     width = len(header)
@@ -195,8 +195,9 @@ def load_csv(path: Path) -> Dataset:
             raise DataError(path, f"label {values[r, 0]} outside 0..9", row=r + 2, column="label")
     if len(bad):
         r, c = (int(v) for v in bad[0])
-        raise DataError(path, f"pixel value {values[r, c]} outside 0..255", row=r + 2,
-                        column=header[c])
+        raise DataError(
+            path, f"pixel value {values[r, c]} outside 0..255", row=r + 2, column=header[c]
+        )
     labels = values[:, 0].copy() if has_label else None
     images = values[:, 1:] if has_label else values
     return Dataset(images.astype(np.uint8).reshape(-1, 28, 28), labels, str(path))
@@ -208,8 +209,9 @@ def _locate_bad_cell(path: Path, cells: list[list[str]], header: list[str]) -> n
             try:
                 int(cell)
             except ValueError:
-                raise DataError(path, f"not an integer: {cell[:20]!r}", row=r + 2,
-                                column=header[c]) from None
+                raise DataError(
+                    path, f"not an integer: {cell[:20]!r}", row=r + 2, column=header[c]
+                ) from None
     raise AssertionError("unreachable: every cell parsed")
 
 
@@ -327,8 +329,9 @@ def _atomic_write(path: Path, data: bytes) -> None:
 # ---------------------------------------------------------------- validation split
 
 
-def split_validation(dataset: Dataset, fraction: float = 0.1, seed: int = 0
-                     ) -> tuple[Dataset, Dataset]:
+def split_validation(
+    dataset: Dataset, fraction: float = 0.1, seed: int = 0
+) -> tuple[Dataset, Dataset]:
     """A deterministic, stratified (per-class) split: (train, validation)."""
     if not 0 <= fraction < 1:
         raise ValueError(f"validation fraction must be in [0, 1), got {fraction}")

@@ -42,8 +42,12 @@ def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int 
     return float(total)
 
 
-def evaluate(predictor: Predictor, dataset: data.Dataset | None = None,
-             output: Path | None = None, gallery: int = 40) -> Report:
+def evaluate(
+    predictor: Predictor,
+    dataset: data.Dataset | None = None,
+    output: Path | None = None,
+    gallery: int = 40,
+) -> Report:
     """Score `predictor` on `dataset` (default: the MNIST test split); write figures to `output`."""
     from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
@@ -54,7 +58,8 @@ def evaluate(predictor: Predictor, dataset: data.Dataset | None = None,
     probs = predictor.predict_array(dataset.images.astype(np.float32) / 255)
     predicted = probs.argmax(1)
     precision, recall, f1, support = precision_recall_fscore_support(
-        labels, predicted, labels=list(range(10)), zero_division=0)
+        labels, predicted, labels=list(range(10)), zero_division=0
+    )
     matrix = confusion_matrix(labels, predicted, labels=list(range(10)))
     wrong = np.flatnonzero(predicted != labels)
     wrong = wrong[np.argsort(-probs[wrong].max(1))][:gallery]  # most confident mistakes first
@@ -64,26 +69,58 @@ def evaluate(predictor: Predictor, dataset: data.Dataset | None = None,
         errors=int((predicted != labels).sum()),
         total=len(labels),
         ece=expected_calibration_error(probs, labels),
-        per_class={str(d): {"precision": float(precision[d]), "recall": float(recall[d]),
-                            "f1": float(f1[d]), "support": int(support[d])} for d in range(10)},
+        per_class={
+            str(d): {
+                "precision": float(precision[d]),
+                "recall": float(recall[d]),
+                "f1": float(f1[d]),
+                "support": int(support[d]),
+            }
+            for d in range(10)
+        },
         confusion=matrix.tolist(),
-        mistakes=[{"index": int(i), "label": int(labels[i]), "predicted": int(predicted[i]),
-                   "confidence": float(probs[i].max())} for i in wrong],
+        mistakes=[
+            {
+                "index": int(i),
+                "label": int(labels[i]),
+                "predicted": int(predicted[i]),
+                "confidence": float(probs[i].max()),
+            }
+            for i in wrong
+        ],
     )
     if output is not None:
         from digitrec import plots
 
         output.mkdir(parents=True, exist_ok=True)
-        plots.confusion(matrix, output / "confusion.png",
-                        f"{predictor.name}: {report.accuracy:.2%} on {report.total:,} images")
-        plots.image_grid(dataset.images[wrong], [
-            f"{labels[i]}→{predicted[i]} {probs[i].max():.0%}" for i in wrong],
-            output / "mistakes.png", suptitle="most confident mistakes (true→predicted)")
-        plots.bar([float(f1[d]) for d in range(10)], output / "per_class.png",
-                  "F1 per class", "digit", "F1")
+        plots.confusion(
+            matrix,
+            output / "confusion.png",
+            f"{predictor.name}: {report.accuracy:.2%} on {report.total:,} images",
+        )
+        plots.image_grid(
+            dataset.images[wrong],
+            [f"{labels[i]}→{predicted[i]} {probs[i].max():.0%}" for i in wrong],
+            output / "mistakes.png",
+            suptitle="most confident mistakes (true→predicted)",
+        )
+        plots.bar(
+            [float(f1[d]) for d in range(10)],
+            output / "per_class.png",
+            "F1 per class",
+            "digit",
+            "F1",
+        )
         plots.reliability(probs.max(1), predicted == labels, output / "reliability.png")
         write_json(output / "report.json", report.to_dict())
-        report.files = [str(output / n) for n in
-                        ("report.json", "confusion.png", "mistakes.png", "per_class.png",
-                         "reliability.png")]
+        report.files = [
+            str(output / n)
+            for n in (
+                "report.json",
+                "confusion.png",
+                "mistakes.png",
+                "per_class.png",
+                "reliability.png",
+            )
+        ]
     return report

@@ -44,18 +44,41 @@ def explore(path: str | None, output: Path, seed: int = 0) -> dict[str, Any]:
     rng = np.random.default_rng(seed)
     pick = rng.choice(len(first), size=min(50, len(first)), replace=False)
     titles = [str(first.labels[i]) if first.labels is not None else "?" for i in pick]
-    plots.image_grid(first.images[pick], titles, output / "samples.png",
-                     suptitle=f"{first_name}: random samples with labels")
+    plots.image_grid(
+        first.images[pick],
+        titles,
+        output / "samples.png",
+        suptitle=f"{first_name}: random samples with labels",
+    )
     files = ["summary.json", "samples.png", "pixel_histogram.png"]
     if first.labels is not None:
-        means = np.stack([first.images[first.labels == d].mean(0) if (first.labels == d).any()
-                          else np.zeros((28, 28)) for d in range(10)])
-        plots.image_grid(means, [str(d) for d in range(10)], output / "mean_digits.png",
-                         suptitle="mean image per class")
-        plots.bar(first.class_counts(), output / "class_histogram.png",
-                  f"{first_name}: images per class", "digit", "images")
+        means = np.stack(
+            [
+                first.images[first.labels == d].mean(0)
+                if (first.labels == d).any()
+                else np.zeros((28, 28))
+                for d in range(10)
+            ]
+        )
+        plots.image_grid(
+            means,
+            [str(d) for d in range(10)],
+            output / "mean_digits.png",
+            suptitle="mean image per class",
+        )
+        plots.bar(
+            first.class_counts(),
+            output / "class_histogram.png",
+            f"{first_name}: images per class",
+            "digit",
+            "images",
+        )
         files += ["mean_digits.png", "class_histogram.png"]
-    plots.histogram(first.images.ravel(), output / "pixel_histogram.png",
-                    "pixel intensities (log scale)", "value 0..255")
+    plots.histogram(
+        first.images.ravel(),
+        output / "pixel_histogram.png",
+        "pixel intensities (log scale)",
+        "value 0..255",
+    )
     summary["files"] = [str(output / f) for f in files]
     return summary

@@ -27,8 +27,10 @@ class Calibrated(nn.Module):
         self.register_buffer("temperatures", torch.tensor(temperatures, dtype=torch.float32))
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        probs = [torch.softmax(m(image) / self.temperatures[i], dim=1)
-                 for i, m in enumerate(self.members)]
+        probs = [
+            torch.softmax(m(image) / self.temperatures[i], dim=1)  # type: ignore[index]
+            for i, m in enumerate(self.members)
+        ]
         return torch.stack(probs).mean(0)
 
 
@@ -51,8 +53,13 @@ def to_onnx_bytes(module: nn.Module) -> bytes:
     example = torch.zeros(2, 1, 28, 28)
     f = io.BytesIO()
     torch.onnx.export(
-        module, (example,), f, input_names=["image"], output_names=["probabilities"],
-        dynamic_axes={"image": {0: "batch"}, "probabilities": {0: "batch"}}, dynamo=False,
+        module,
+        (example,),
+        f,  # type: ignore[arg-type]
+        input_names=["image"],
+        output_names=["probabilities"],
+        dynamic_axes={"image": {0: "batch"}, "probabilities": {0: "batch"}},
+        dynamo=False,
         opset_version=17,
     )
     return f.getvalue()

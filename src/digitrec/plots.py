@@ -38,8 +38,9 @@ def plot_curves(history: Sequence[dict[str, float]], path: Path) -> None:
     _save(fig, path)
 
 
-def image_grid(images: np.ndarray, titles: Sequence[str], path: Path, columns: int = 10,
-               suptitle: str = "") -> None:
+def image_grid(
+    images: np.ndarray, titles: Sequence[str], path: Path, columns: int = 10, suptitle: str = ""
+) -> None:
     """A grid of 28x28 images with a title under each."""
     n = len(images)
     rows = max(1, -(-n // columns))
@@ -59,8 +60,14 @@ def bar(values: Sequence[float], path: Path, title: str, xlabel: str, ylabel: st
     ax.bar(range(len(values)), values, color="#3566a8")
     ax.set(title=title, xlabel=xlabel, ylabel=ylabel, xticks=range(len(values)))
     for i, v in enumerate(values):
-        ax.text(i, v, f"{v:,}" if isinstance(v, int) else f"{v:.3f}", ha="center", va="bottom",
-                fontsize=7)
+        ax.text(
+            i,
+            v,
+            f"{v:,}" if isinstance(v, int) else f"{v:.3f}",
+            ha="center",
+            va="bottom",
+            fontsize=7,
+        )
     _save(fig, path)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import io
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,9 +68,13 @@ class Reading:
     digits: list[ReadDigit]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"text": self.text, "digits": [
-            {"digit": d.digit, "confidence": round(d.confidence, 6), "box": list(d.box)}
-            for d in self.digits]}
+        return {
+            "text": self.text,
+            "digits": [
+                {"digit": d.digit, "confidence": round(d.confidence, 6), "box": list(d.box)}
+                for d in self.digits
+            ],
+        }
 
 
 class Predictor:
@@ -84,8 +89,9 @@ class Predictor:
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         try:
-            self.session = ort.InferenceSession(str(ref.onnx), options,
-                                                providers=["CPUExecutionProvider"])
+            self.session = ort.InferenceSession(
+                str(ref.onnx), options, providers=["CPUExecutionProvider"]
+            )
         except Exception as e:  # ONNX Runtime raises its own types for truncated graphs
             raise ModelError(f"{ref.onnx}: cannot load the ONNX model ({e})") from None
 
@@ -114,12 +120,14 @@ class Predictor:
     def predict(self, source: Source) -> Prediction:
         return self.predict_many([source])[0]
 
-    def predict_many(self, sources: list[Source]) -> list[Prediction]:
+    def predict_many(self, sources: Sequence[Source]) -> list[Prediction]:
         """Batched: preprocess each, one ONNX Runtime call for all that have ink."""
         images = [preprocess.preprocess(s) for s in sources]
         inked = [i for i, x in enumerate(images) if x is not None]
-        probs = self.predict_array(np.stack([images[i] for i in inked])) if inked else []
-        by_index = dict(zip(inked, probs, strict=True))
+        by_index: dict[int, np.ndarray] = {}
+        if inked:
+            probs = self.predict_array(np.stack([images[i] for i in inked]))  # type: ignore[misc]
+            by_index = dict(zip(inked, probs, strict=True))
         return [self._answer(images[i], by_index.get(i)) for i in range(len(sources))]
 
     def read(self, source: Source) -> Reading:
@@ -137,8 +145,10 @@ class Predictor:
         if not parts:
             return Reading("", [])
         probs = self.predict_array(np.stack([preprocess.to_mnist(p.ink) for p in parts]))
-        digits = [ReadDigit(int(p.argmax()), float(p.max()), tuple(int(v) for v in s.box))
-                  for p, s in zip(probs, parts, strict=True)]  # type: ignore[misc]
+        digits = [
+            ReadDigit(int(p.argmax()), float(p.max()), (s.box[0], s.box[1], s.box[2], s.box[3]))
+            for p, s in zip(probs, parts, strict=True)
+        ]
         return Reading("".join(str(d.digit) for d in digits), digits)
 
 

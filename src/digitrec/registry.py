@@ -12,9 +12,7 @@ from typing import Any
 
 from digitrec.errors import ModelError
 
-MODELS_DIR = Path(
-    os.environ.get("DIGITREC_MODELS", Path(__file__).resolve().parents[2] / "models")
-)
+MODELS_DIR = Path(os.environ.get("DIGITREC_MODELS", Path(__file__).resolve().parents[2] / "models"))
 
 
 @dataclass(frozen=True)
@@ -85,7 +83,8 @@ def _run_ref(run_dir: Path) -> ModelRef:
         try:  # a run directory needs its ONNX graph; export it now when training extras exist
             from digitrec.export import export_run
         except ImportError:
-            raise ModelError(f"{run_dir}: no model.onnx; run `digitrec export --model {run_dir}`"
-                             ) from None
+            raise ModelError(
+                f"{run_dir}: no model.onnx; run `digitrec export --model {run_dir}`"
+            ) from None
         export_run(run_dir, check=False)
     return ModelRef(run_dir.name, onnx, card, run_dir)

@@ -13,8 +13,9 @@ from digitrec.errors import ModelError
 from digitrec.export import export_run
 
 
-def ship(run_dir: Path, name: str, default: bool = False,
-         directory: Path = registry.MODELS_DIR) -> dict[str, Any]:
+def ship(
+    run_dir: Path, name: str, default: bool = False, directory: Path = registry.MODELS_DIR
+) -> dict[str, Any]:
     if not (run_dir / "metrics.json").exists():
         raise ModelError(f"{run_dir}: no metrics.json (did training finish?)")
     config = json.loads((run_dir / "config.json").read_text())
@@ -23,7 +24,9 @@ def ship(run_dir: Path, name: str, default: bool = False,
     member_dirs = sorted(p for p in run_dir.glob("member-*") if p.is_dir()) or [run_dir]
     weights: dict[str, Any] = {}
     for i, d in enumerate(member_dirs):
-        weights.update({f"member{i}.{k}": v for k, v in load_weights(d / "model.safetensors").items()})
+        weights.update(
+            {f"member{i}.{k}": v for k, v in load_weights(d / "model.safetensors").items()}
+        )
     directory.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(directory / f"{name}.onnx", onnx.read_bytes())
     save_weights(directory / f"{name}.safetensors", weights, {"members": str(len(member_dirs))})
@@ -36,8 +39,11 @@ def ship(run_dir: Path, name: str, default: bool = False,
         "parameters": metrics["parameters"],
         "command": config.get("command", ""),
         "recipe": train_cfg.get("recipe", ""),
-        "data": {"train": config["data"]["train"], "validation": config["data"]["validation"],
-                 "sha256": config["data"]["checksums"]},
+        "data": {
+            "train": config["data"]["train"],
+            "validation": config["data"]["validation"],
+            "sha256": config["data"]["checksums"],
+        },
         "val_accuracy": metrics["val_accuracy"],
         "test_accuracy": metrics["test_accuracy"],
         "calibration": {
@@ -49,8 +55,10 @@ def ship(run_dir: Path, name: str, default: bool = False,
         "uncertain_below": 0.5,
         "train_seconds": metrics["train_seconds"],
         "hardware": config["environment"],
-        "sha256": {f"{name}.onnx": sha256(directory / f"{name}.onnx"),
-                   f"{name}.safetensors": sha256(directory / f"{name}.safetensors")},
+        "sha256": {
+            f"{name}.onnx": sha256(directory / f"{name}.onnx"),
+            f"{name}.safetensors": sha256(directory / f"{name}.safetensors"),
+        },
         "date": dt.date.today().isoformat(),
         "input": "(N, 1, 28, 28) float32 in [0, 1], white ink on black, MNIST framing",
         "output": "(N, 10) calibrated probabilities",

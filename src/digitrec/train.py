@@ -59,12 +59,30 @@ class TrainConfig:
 RECIPES: dict[str, dict[str, object]] = {
     "tutorial": dict(model="seed", epochs=10, batch_size=50, lr=1e-3, val_fraction=0.2, seed=5),
     "fast": dict(
-        model="fast", epochs=2, batch_size=128, lr=4e-3, optimizer="adamw", weight_decay=5e-4,
-        schedule="onecycle", warmup=0.2, label_smoothing=0.1, augment="none", val_fraction=0.1,
+        model="fast",
+        epochs=2,
+        batch_size=128,
+        lr=4e-3,
+        optimizer="adamw",
+        weight_decay=5e-4,
+        schedule="onecycle",
+        warmup=0.2,
+        label_smoothing=0.1,
+        augment="none",
+        val_fraction=0.1,
     ),
     "best": dict(
-        model="best", epochs=30, batch_size=128, lr=3e-3, optimizer="adamw", weight_decay=5e-4,
-        schedule="onecycle", warmup=0.1, label_smoothing=0.1, ema=0.999, augment="strong",
+        model="best",
+        epochs=30,
+        batch_size=128,
+        lr=3e-3,
+        optimizer="adamw",
+        weight_decay=5e-4,
+        schedule="onecycle",
+        warmup=0.1,
+        label_smoothing=0.1,
+        ema=0.999,
+        augment="strong",
         val_fraction=0.1,
     ),
 }
@@ -147,8 +165,13 @@ def make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
     if cfg.optimizer == "adamw":
         return torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9, nesterov=True,
-                               weight_decay=cfg.weight_decay)
+        return torch.optim.SGD(
+            model.parameters(),
+            lr=cfg.lr,
+            momentum=0.9,
+            nesterov=True,
+            weight_decay=cfg.weight_decay,
+        )
     raise DigitrecError(f"unknown optimizer {cfg.optimizer!r} (adam, adamw, sgd)")
 
 
@@ -166,7 +189,7 @@ def load_training_data(cfg: TrainConfig) -> tuple[data.Dataset, data.Dataset]:
             raise DigitrecError(f"{extra}: extra training data needs labels")
         train_set = data.Dataset(
             np.concatenate([train_set.images, more.images]),
-            np.concatenate([train_set.labels, more.labels]),  # type: ignore[list-item]
+            np.concatenate([train_set.labels, more.labels]),
             train_set.source,
         )
     return train_set, val_set
@@ -184,8 +207,9 @@ class EMA:
     def update(self, model: nn.Module) -> None:
         self.updates += 1
         d = min(self.decay, (1 + self.updates) / (10 + self.updates))
-        for mine, theirs in zip(self.module.state_dict().values(), model.state_dict().values(),
-                                strict=True):
+        for mine, theirs in zip(
+            self.module.state_dict().values(), model.state_dict().values(), strict=True
+        ):
             if mine.dtype.is_floating_point:
                 mine.lerp_(theirs, 1 - d)
             else:
@@ -195,8 +219,13 @@ class EMA:
 Progress = Callable[[int, int, dict[str, float]], None]  # (epoch, step in epoch, running stats)
 
 
-def train(cfg: TrainConfig, resume: Path | None = None, progress: Progress | None = None,
-          test: bool = True, command: str = "") -> Run:
+def train(
+    cfg: TrainConfig,
+    resume: Path | None = None,
+    progress: Progress | None = None,
+    test: bool = True,
+    command: str = "",
+) -> Run:
     """Train one model; write the run directory; return the run with its metrics."""
     t_start = time.perf_counter()
     if resume is not None:
@@ -215,9 +244,9 @@ def train(cfg: TrainConfig, resume: Path | None = None, progress: Progress | Non
     train_set, val_set = load_training_data(cfg)
     x_train, y_train = to_tensor(train_set.images, dev), torch.from_numpy(train_set.labels).to(dev)
     x_val = to_tensor(val_set.images, dev)
-    y_val = torch.from_numpy(val_set.labels).to(dev)  # type: ignore[arg-type]
+    y_val = torch.from_numpy(val_set.labels).to(dev)
 
-    model = models.create(cfg.model).to(dev).to(memory_format=torch.channels_last)
+    model = models.create(cfg.model).to(dev).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     optimizer = make_optimizer(cfg, model)
     ema = EMA(model, cfg.ema) if cfg.ema else None
     steps_per_epoch = math.ceil(len(x_train) / cfg.batch_size)
@@ -236,10 +265,16 @@ def train(cfg: TrainConfig, resume: Path | None = None, progress: Progress | Non
         start_epoch = len(run.history)
         best_val = max((h["val_accuracy"] for h in run.history), default=-1.0)
         log.info("resuming %s at epoch %d", resume, start_epoch + 1)
-    config_doc = {"train": dataclasses.asdict(cfg), "command": command,
-                  "environment": environment(),
-                  "data": {"train": len(train_set), "validation": len(val_set),
-                           "checksums": data.read_checksums()}}
+    config_doc = {
+        "train": dataclasses.asdict(cfg),
+        "command": command,
+        "environment": environment(),
+        "data": {
+            "train": len(train_set),
+            "validation": len(val_set),
+            "checksums": data.read_checksums(),
+        },
+    }
     write_json(out / "config.json", config_doc)
 
     generator = torch.Generator().manual_seed(cfg.seed)
@@ -263,7 +298,8 @@ def train(cfg: TrainConfig, resume: Path | None = None, progress: Progress | Non
             index = order[i * cfg.batch_size : (i + 1) * cfg.batch_size]
             xb, yb = x_train[index], y_train[index]
             xb = augment.apply(xb, cfg.augment, generator).contiguous(
-                memory_format=torch.channels_last)
+                memory_format=torch.channels_last
+            )
             # forward, backward, step
             logits = model(xb)
             loss = F.cross_entropy(logits, yb, label_smoothing=cfg.label_smoothing)
@@ -277,17 +313,27 @@ def train(cfg: TrainConfig, resume: Path | None = None, progress: Progress | Non
             loss_sum += loss.item() * len(yb)
             correct += int((logits.argmax(1) == yb).sum())
             if progress is not None:
-                progress(epoch, i + 1, {"loss": loss_sum / seen, "accuracy": correct / seen,
-                                        "steps": steps_per_epoch})
+                progress(
+                    epoch,
+                    i + 1,
+                    {"loss": loss_sum / seen, "accuracy": correct / seen, "steps": steps_per_epoch},
+                )
         train_seconds_epoch = time.perf_counter() - t_epoch
         # evaluate on the validation split (the EMA weights when there are any)
         scored = ema.module if ema is not None else model
         val_acc, val_loss = accuracy_and_loss(scored, x_val, y_val)
-        run.history.append({
-            "epoch": epoch + 1, "loss": loss_sum / max(seen, 1), "accuracy": correct / max(seen, 1),
-            "val_loss": val_loss, "val_accuracy": val_acc, "seconds": train_seconds_epoch,
-            "images": seen, "lr": learning_rate(cfg, step - 1, total_steps),
-        })
+        run.history.append(
+            {
+                "epoch": epoch + 1,
+                "loss": loss_sum / max(seen, 1),
+                "accuracy": correct / max(seen, 1),
+                "val_loss": val_loss,
+                "val_accuracy": val_acc,
+                "seconds": train_seconds_epoch,
+                "images": seen,
+                "lr": learning_rate(cfg, step - 1, total_steps),
+            }
+        )
         if progress is not None:
             progress(epoch, -1, run.history[-1])
         # checkpoint: the last epoch's state (for --resume), and the best weights by validation
@@ -353,19 +399,30 @@ def load_run_model(directory: Path) -> tuple[nn.Module, dict[str, object]]:
     return model, metrics
 
 
-def train_ensemble(cfg: TrainConfig, members: int, progress: Progress | None = None,
-                   command: str = "") -> Run:
+def train_ensemble(
+    cfg: TrainConfig, members: int, progress: Progress | None = None, command: str = ""
+) -> Run:
     """Train `members` models with seeds seed, seed+1, ... into OUT/member-k; average them."""
     from digitrec import calibrate
 
-    out = Path(cfg.output) if cfg.output else default_output(cfg).with_name(
-        default_output(cfg).name + f"-x{members}")
+    out = (
+        Path(cfg.output)
+        if cfg.output
+        else default_output(cfg).with_name(default_output(cfg).name + f"-x{members}")
+    )
     # every member has its own seed (weights, batch order, augmentation) but one shared
     # validation split, so the ensemble's validation figure is honest
     split_seed = cfg.seed if cfg.split_seed < 0 else cfg.split_seed
-    runs = [train(dataclasses.replace(cfg, seed=cfg.seed + k, split_seed=split_seed,
-                                      output=str(out / f"member-{k}")),
-                  progress=progress, command=command) for k in range(members)]
+    runs = [
+        train(
+            dataclasses.replace(
+                cfg, seed=cfg.seed + k, split_seed=split_seed, output=str(out / f"member-{k}")
+            ),
+            progress=progress,
+            command=command,
+        )
+        for k in range(members)
+    ]
     dev = device()
     _, val_set = load_training_data(dataclasses.replace(cfg, split_seed=split_seed))
     test_set = data.load_mnist("test")
@@ -380,20 +437,26 @@ def train_ensemble(cfg: TrainConfig, members: int, progress: Progress | None = N
         return probs
 
     val_probs, test_probs = averaged(val_set.images), averaged(test_set.images)
-    y_val, y_test = torch.from_numpy(val_set.labels), torch.from_numpy(test_set.labels)  # type: ignore[arg-type]
+    y_val, y_test = torch.from_numpy(val_set.labels), torch.from_numpy(test_set.labels)
     metrics_out: dict[str, object] = {
-        "model": cfg.model, "members": members,
+        "model": cfg.model,
+        "members": members,
         "parameters": sum(int(r.metrics["parameters"]) for r in runs),  # type: ignore[call-overload]
         "val_accuracy": (val_probs.argmax(1) == y_val).float().mean().item(),
         "member_val_accuracy": [r.metrics["val_accuracy"] for r in runs],
         "member_test_accuracy": [r.metrics["test_accuracy"] for r in runs],
         "test_accuracy": (test_probs.argmax(1) == y_test).float().mean().item(),
         "test_ece_calibrated": calibrate.ece(test_probs.clamp_min(1e-12).log(), y_test),
-        "train_seconds": sum(float(r.metrics["train_seconds"]) for r in runs),  # type: ignore[arg-type]
+        "train_seconds": sum(float(r.metrics["train_seconds"]) for r in runs),  # type: ignore[misc, arg-type]
         "temperature": 1.0,
     }
     metrics_out["test_ece"] = metrics_out["test_ece_calibrated"]
     write_json(out / "metrics.json", metrics_out)
-    write_json(out / "config.json", {**json.loads((runs[0].directory / "config.json").read_text()),
-                                     "members": [r.directory.name for r in runs]})
+    write_json(
+        out / "config.json",
+        {
+            **json.loads((runs[0].directory / "config.json").read_text()),
+            "members": [r.directory.name for r in runs],
+        },
+    )
     return Run(out, cfg, runs[0].history, metrics_out)
