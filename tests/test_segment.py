@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import functools
 import gzip
+import os
 from pathlib import Path
 
 import numpy as np
@@ -148,7 +149,11 @@ def mnist_strokes(n: int = 80) -> list[np.ndarray]:
     return [d for d in digits if ndi.label(d > 50, structure=np.ones((3, 3)))[1] == 1]
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=int(os.environ.get("HYPOTHESIS_EXAMPLES", 30)),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 @given(
     picks=st.lists(st.integers(0, 1000), min_size=1, max_size=6),
     gaps=st.lists(st.floats(0.3, 1.2), min_size=6, max_size=6),

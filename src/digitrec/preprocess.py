@@ -295,11 +295,15 @@ def to_mnist(ink: np.ndarray) -> np.ndarray:
     target = MNIST_STROKE * WORK
     width = _stroke_width(work > 0.5)
     if width > 0:
-        radius = min(int(round(abs(width - target) / 2)), max_radius)
-        if radius and width > target:
-            work = ndi.grey_erosion(work, footprint=_disk(radius))
-        elif radius:
-            work = ndi.grey_dilation(work, footprint=_disk(radius))
+        radius = min(abs(width - target) / 2, max_radius)  # px off each side of every stroke
+        morph = ndi.grey_erosion if width > target else ndi.grey_dilation
+        # Morphology goes in whole pixels: blend the two nearest radii, so the width changes
+        # smoothly with the drawing's size rather than in steps.
+        inner = int(radius)
+        near = morph(work, footprint=_disk(inner)) if inner else work
+        work = (1 - (radius - inner)) * near + (radius - inner) * morph(
+            work, footprint=_disk(inner + 1)
+        )
     box = _bbox(work)
     if box is None:
         return out
