@@ -73,11 +73,13 @@ def load_image(source: bytes | str | os.PathLike) -> Image.Image:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             image.load()  # decode now, so a truncated or corrupt file fails here and not later
-            image = ImageOps.exif_transpose(image)  # phones store photos sideways + a rotation tag
     except Exception as e:
         kind = image.format or "image"
         raise ImageError(f"{kind} data is truncated or corrupt ({e})") from None
-    return image
+    try:
+        return ImageOps.exif_transpose(image)  # phones store photos sideways + a rotation tag
+    except Exception:  # a broken EXIF block: the pixels are still good
+        return image
 
 
 def ink_map(image: Image.Image) -> np.ndarray:
@@ -225,7 +227,8 @@ def is_blank(ink: np.ndarray) -> bool:
     labels, n = ndi.label(strong, structure=np.ones((3, 3)))
     biggest = 1 + int(np.argmax(np.bincount(labels.ravel())[1:]))
     box = ndi.find_objects(labels, max_label=biggest)[biggest - 1]
-    assert box is not None
+    if box is None:
+        return True
     largest = np.pad(labels[box] == biggest, 1)  # its own box, edges included
     extent = max(largest.shape) - 2
     thickness = 2 * float(ndi.distance_transform_edt(largest).max())
