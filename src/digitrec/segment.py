@@ -210,6 +210,8 @@ def _split(p: _Part, width: float | None, slant: float) -> list[_Part]:
     best, best_score = None, 2.5  # a cut scoring worse is not convincing: no split
     for cut in range(max(int(0.1 * span), 1), min(int(1.6 * guess), int(0.9 * span)) + 1):
         is_left = x < cut
+        if is_left.all() or not is_left.any():
+            continue
         # The pieces' heights as a fraction of the part's; the smaller piece's share of ink.
         tall = min(np.ptp(ys[is_left]) + 1, np.ptp(ys[~is_left]) + 1) / p.h
         share = min(is_left.mean(), 1 - is_left.mean())
