@@ -47,13 +47,13 @@ def draw(digits: list[tuple[float, list[list]]], height: int = 60, width: int = 
     return np.asarray(img, np.float32) / 255
 
 
-def lefts(segments: list[Segment]) -> list[int]:
-    return [s.box[0] for s in segments]
+def centres(segments: list[Segment]) -> list[float]:
+    return [s.box[0] + s.box[2] / 2 for s in segments]
 
 
 def check_segments(segments: list[Segment], ink: np.ndarray) -> None:
     """Boxes inside the image, left to right; each crop the box's size with only its strokes."""
-    assert lefts(segments) == sorted(lefts(segments))
+    assert centres(segments) == sorted(centres(segments))  # left to right
     for s in segments:
         x, y, w, h = s.box
         assert x >= 0 and y >= 0 and x + w <= ink.shape[1] and y + h <= ink.shape[0]
