@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Debian packages for the browser tests (chromium) and the real-world test set's fonts.
+# Debian packages the browser tests need (chromium; Playwright drives it).
 # Installs only what is missing; needs root (CI and the dev machines run as root).
 set -euo pipefail
-packages=(chromium fonts-dejavu-core)
+packages=(chromium)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

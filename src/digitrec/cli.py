@@ -130,6 +130,7 @@ def train(
     ] = None,
     resume: Annotated[Path | None, typer.Option(help="Continue a run from its checkpoint.")] = None,
     ensemble: Annotated[int, typer.Option(help="Train N members with seeds seed..seed+N-1.")] = 1,
+    jobs: Annotated[int, typer.Option(help="Ensemble members trained at once (processes).")] = 1,
     max_steps: Annotated[int | None, typer.Option(help="Stop after N steps (smoke runs).")] = None,
     threads: Annotated[int | None, typer.Option(help="CPU threads. Default: all cores.")] = None,
 ) -> None:
@@ -165,7 +166,9 @@ def train(
     )
     with _progress() as show:
         if ensemble > 1:
-            run = training.train_ensemble(cfg, ensemble, progress=show, command=command)
+            run = training.train_ensemble(
+                cfg, ensemble, progress=show, command=command, jobs=jobs
+            )
         else:
             run = training.train(cfg, resume=resume, progress=show, command=command)
     m = run.metrics

@@ -1,0 +1,141 @@
+"""Shipped models, the registry, and the ONNX Runtime predictor as users meet them."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from digitrec import data, registry
+from digitrec.errors import ImageError, ModelError
+from digitrec.evaluate import evaluate
+from digitrec.predictor import Predictor
+
+REALWORLD = Path(__file__).parent / "realworld"
+
+
+@pytest.mark.parametrize("card", registry.shipped_cards(), ids=lambda c: c["name"])
+def test_shipped_model_matches_its_card(card: dict) -> None:
+    """Each shipped model's test accuracy, measured now through ONNX Runtime, is the card's."""
+    predictor = Predictor.load(card["name"], threads=0)
+    report = evaluate(predictor)
+    assert report.accuracy == pytest.approx(card["test_accuracy"], abs=2e-4)
+    assert report.ece <= 0.01  # calibrated: expected calibration error under 1%
+    for key in ("architecture", "parameters", "command", "data", "val_accuracy", "calibration",
+                "train_seconds", "hardware", "sha256", "date"):
+        assert key in card, key
+
+
+def test_default_model_is_at_the_state_of_the_art() -> None:
+    card = Predictor.load().card
+    assert card["test_accuracy"] >= 0.997, card["name"]
+
+
+def test_shipped_models_fit_in_20_mb() -> None:
+    total = sum(p.stat().st_size for p in registry.MODELS_DIR.iterdir())
+    assert total < 20 * 2**20
+
+
+def _copy_models(tmp_path: Path) -> Path:
+    target = tmp_path / "models"
+    shutil.copytree(registry.MODELS_DIR, target)
+    return target
+
+
+def test_checksum_mismatch_is_refused(tmp_path: Path) -> None:
+    models = _copy_models(tmp_path)
+    name = registry.default_name(models)
+    onnx = models / f"{name}.onnx"
+    onnx.write_bytes(onnx.read_bytes()[: onnx.stat().st_size // 2])  # truncated
+    with pytest.raises(ModelError, match=f"{name}.onnx: sha256 mismatch"):
+        registry.resolve(name, models)
+
+
+def test_unknown_model_lists_what_is_shipped() -> None:
+    with pytest.raises(ModelError, match="nope: no such model \\(shipped: "):
+        registry.resolve("nope")
+
+
+def _drawn(digit_path: list[tuple[int, int]], size: int = 280, width: int = 20) -> Image.Image:
+    img = Image.new("RGBA", (size, size), (0, 0, 0, 0))
+    ImageDraw.Draw(img).line(digit_path, fill=(20, 20, 20, 255), width=width, joint="curve")
+    return img
+
+
+def test_canvas_drawings_are_recognised() -> None:
+    predictor = Predictor.load()
+    one = predictor.predict(_drawn([(140, 40), (140, 240)]))
+    seven = predictor.predict(_drawn([(70, 60), (210, 60), (120, 230)]))
+    assert (one.digit, seven.digit) == (1, 7)
+    assert one.preprocessed.shape == (28, 28) and one.preprocessed.max() > 0.9
+    assert sum(seven.probabilities) == pytest.approx(1, abs=1e-4)
+
+
+def test_blank_is_never_a_digit() -> None:
+    predictor = Predictor.load()
+    for blank in (Image.new("RGBA", (280, 280), (0, 0, 0, 0)), Image.new("L", (64, 64), 255)):
+        p = predictor.predict(blank)
+        assert p.digit is None and p.reason == "empty"
+        assert p.to_dict()["reason"] == "empty"
+
+
+def test_batched_equals_one_by_one() -> None:
+    predictor = Predictor.load()
+    images = data.load_mnist("test").images[:32].astype(np.float32) / 255
+    batched = predictor.predict_array(images)
+    single = np.concatenate([predictor.predict_array(x[None]) for x in images])
+    assert np.allclose(batched, single, atol=1e-5)
+
+
+def test_predict_and_read_cli_json(tmp_path: Path) -> None:
+    _drawn([(70, 60), (210, 60), (120, 230)]).save(tmp_path / "seven.png")
+    Image.new("L", (50, 50), 255).save(tmp_path / "blank.png")
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    result = subprocess.run(
+        [sys.executable, "-m", "digitrec", "predict", str(tmp_path / "seven.png"),
+         str(tmp_path / "blank.png"), str(tmp_path / "broken.png"), "--format", "json"],
+        capture_output=True, text=True, timeout=120)
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["file"].split("/")[-1] for r in rows] == ["seven.png", "blank.png"]
+    assert rows[0]["digit"] == 7 and len(rows[0]["probabilities"]) == 10
+    assert rows[1]["digit"] is None and rows[1]["reason"] == "empty"
+    assert result.returncode == 1 and "broken.png" in result.stderr
+    assert "Traceback" not in result.stderr
+
+    strip = next(REALWORLD.glob("numbers_*_canvas*.png"))
+    result = subprocess.run(
+        [sys.executable, "-m", "digitrec", "read", str(strip), "--format", "json"],
+        capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    row = json.loads(result.stdout)
+    assert row["text"] == "".join(str(d["digit"]) for d in row["digits"]) and row["digits"]
+    xs = [d["box"][0] for d in row["digits"]]
+    assert xs == sorted(xs)  # left to right, in the input image's pixels
+
+
+@pytest.mark.parametrize(
+    ("payload", "status"),
+    [(b"", 415), (b"GIF89a\x00", 415), (b"\x00" * 1000, 415), (b"%PDF-1.4 not an image", 415)],
+)
+def test_broken_files_are_clear_errors(payload: bytes, status: int) -> None:
+    with pytest.raises(ImageError) as caught:
+        Predictor.load().predict(payload)
+    assert caught.value.status == status and str(caught.value)
+
+
+def test_realworld_val_split_accuracy() -> None:
+    """Our own real-world set (val split here; the test split is for reporting)."""
+    sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
+    from realworld import score
+
+    results = score(Predictor.load(), "val")
+    assert results["blank"]["accuracy"] == 1.0  # blank images: never a digit
+    for kind in ("canvas", "font", "photo", "inverted"):
+        assert results[kind]["accuracy"] >= 0.95, (kind, results[kind]["errors"])
+    assert results["numbers"]["accuracy"] >= 0.9, results["numbers"]["errors"]
