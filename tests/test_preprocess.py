@@ -19,8 +19,18 @@ from hypothesis import strategies as st
 from PIL import Image
 from scipy import ndimage as ndi
 
+from digitrec import preprocess as pp
 from digitrec.errors import ImageError
-from digitrec.preprocess import MAX_PIXELS, ink_map, is_blank, load_image, preprocess, to_mnist
+from digitrec.preprocess import (
+    MAX_PIXELS,
+    MIN_SIDE,
+    ink_map,
+    is_blank,
+    load_image,
+    preprocess,
+    shrink,
+    to_mnist,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 REALWORLD = ROOT / "tests" / "realworld"
@@ -160,6 +170,61 @@ def test_gif_first_frame_is_used():
     first.save(buf, "GIF", save_all=True, append_images=[blank], duration=100)
     out = preprocess(buf.getvalue())
     assert out is not None and near(out, reference()) < 0.05
+
+
+# ---------------------------------------------------------------- big photos
+
+
+@functools.cache
+def big_sheet() -> Image.Image:
+    """The reference 7 drawn 60x (1680 px tall) on a 2000x2000 sheet: a phone photo's scale."""
+    return paper(ink_canvas(mnist()[0], 60, 160, 100, size=2000))
+
+
+def test_a_big_jpeg_is_decoded_small_and_gives_the_same_digit():
+    data = encode(big_sheet().convert("RGB"), "JPEG", quality=90)
+    assert load_image(data).size == (2000, 2000)  # as it is, unless asked
+    image = load_image(data, min_side=MIN_SIDE)
+    assert image.size == (1000, 1000) and image.info["full_size"] == (2000, 2000)
+    assert near(preprocess(data), reference()) < 0.05
+
+
+def test_a_big_png_or_decoded_image_is_reduced_the_same_way():
+    image = shrink(big_sheet(), MIN_SIDE)  # by a whole factor, down to at least 512 px
+    assert image.size == (667, 667) and image.info["full_size"] == (2000, 2000)
+    assert shrink(digit_in_mode("L"), MIN_SIDE).size == (112, 112)  # small: untouched
+    for source in (encode(big_sheet(), "PNG"), big_sheet()):
+        assert near(preprocess(source), reference()) < 0.05
+
+
+def test_a_big_sideways_photo_keeps_its_full_size_upright():
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 clockwise to display"
+    data = encode(big_sheet().crop((0, 0, 2000, 1200)).convert("RGB"), "JPEG", exif=exif)
+    image = load_image(data, min_side=MIN_SIDE)
+    assert image.size == (600, 1000) and image.info["full_size"] == (1200, 2000)
+
+
+@FAST
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    h=st.integers(1, 40),
+    w=st.integers(1, 40),
+    radius=st.integers(1, 16),
+    size=st.integers(1, 9),
+)
+def test_fast_morphology_gives_scipys_answers(seed, h, w, radius, size):
+    """The stroke width, disk erosion and dilation, max filters: exactly as scipy computes them."""
+    rng = np.random.default_rng(seed)
+    a = rng.uniform(0, 1, (h, w)).astype(np.float32)
+    padded, disk = np.pad(a, 16), pp._disk(radius)  # as to_mnist pads: room to dilate
+    assert (pp._morph(padded, radius, True) == ndi.grey_erosion(padded, footprint=disk)).all()
+    assert (pp._morph(padded, radius, False) == ndi.grey_dilation(padded, footprint=disk)).all()
+    for axis in (0, 1):
+        assert (pp._slide(a, size, axis, True) == ndi.minimum_filter1d(a, size, axis=axis)).all()
+        assert (pp._slide(a, size, axis, False) == ndi.maximum_filter1d(a, size, axis=axis)).all()
+    strokes = np.pad(ndi.binary_opening(a < rng.uniform(0.3, 1)), 1)
+    assert (pp._edt2(strokes) == np.round(ndi.distance_transform_edt(strokes) ** 2)).all()
 
 
 # ---------------------------------------------------------------- broken files

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import io
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -131,11 +132,18 @@ class Predictor:
         return [self._answer(images[i], by_index.get(i)) for i in range(len(sources))]
 
     def read(self, source: Source) -> Reading:
-        """A written number: its digits left to right, each with its box."""
+        """A written number: its digits left to right, each with its box in the input's pixels."""
         if isinstance(source, np.ndarray):
             ink = source
+            full = (ink.shape[1], ink.shape[0])
         else:
-            image = source if isinstance(source, Image.Image) else preprocess.load_image(source)
+            # A big photo is read reduced (its shorter side still >= MIN_SIDE px); the boxes
+            # are scaled back to the input image's pixels.
+            if isinstance(source, Image.Image):
+                image = preprocess.shrink(source, preprocess.MIN_SIDE)
+            else:
+                image = preprocess.load_image(source, preprocess.MIN_SIDE)
+            full = image.info.get("full_size", image.size)
             ink = preprocess.ink_map(image)
         if preprocess.is_blank(ink):
             return Reading("", [])
@@ -146,10 +154,24 @@ class Predictor:
             return Reading("", [])
         probs = self.predict_array(np.stack([preprocess.to_mnist(p.ink) for p in parts]))
         digits = [
-            ReadDigit(int(p.argmax()), float(p.max()), (s.box[0], s.box[1], s.box[2], s.box[3]))
+            ReadDigit(int(p.argmax()), float(p.max()), _full_box(s.box, ink.shape, full))
             for p, s in zip(probs, parts, strict=True)
         ]
         return Reading("".join(str(d.digit) for d in digits), digits)
+
+
+def _full_box(
+    box: tuple[int, int, int, int], shape: tuple[int, ...], full: tuple[int, int]
+) -> tuple[int, int, int, int]:
+    """(x, y, w, h) on an ink map of `shape` (h, w) -> the box covering it in the input image
+    of size `full` (w, h), which the map may be a reduced copy of."""
+    sx, sy = full[0] / shape[1], full[1] / shape[0]
+    if sx == sy == 1:
+        return box
+    x, y, w, h = box
+    x0, y0 = int(x * sx), int(y * sy)
+    x1, y1 = min(full[0], math.ceil((x + w) * sx)), min(full[1], math.ceil((y + h) * sy))
+    return (x0, y0, x1 - x0, y1 - y0)
 
 
 def load(model: str | None = None) -> Predictor:

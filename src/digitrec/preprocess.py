@@ -1,6 +1,8 @@
 """Any image of a digit -> the 28x28 float image the model was trained on, made as MNIST was.
 
-    load_image  bytes / path -> a decoded PIL image (ImageError: 415 not an image, 413 too big)
+    load_image  bytes / path -> a decoded PIL image (ImageError: 415 not an image, 413 too big);
+                with min_side, a big photo comes back reduced (JPEG decoded at 1/2 to 1/8 scale)
+    shrink      a big decoded image -> reduced by a whole factor, its full size in info
     ink_map     image -> (H, W) float32 in [0, 1], ink high, background exactly 0, same grid
     is_blank    no meaningful ink (blank canvas, empty paper, faint noise, specks)
     to_mnist    ink map -> (28, 28): crop, stroke width toward MNIST's, fit into 20x20,
@@ -13,12 +15,14 @@ Pure functions on NumPy arrays (no torch), shared by the CLI, the server, traini
 from __future__ import annotations
 
 import io
+import math
 import os
 import re
 import warnings
+from collections.abc import Callable
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import ExifTags, Image, ImageOps
 from scipy import ndimage as ndi
 
 from digitrec.errors import ImageError
@@ -29,10 +33,20 @@ FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "GIF", "TIFF", "PPM")  # never EPS: it 
 MIN_CONTRAST = 0.10  # ink must differ from the paper by 10% of full scale, or it is not ink
 WORK = 4  # to_mnist works at 4x the final scale: the digit's longer side is 20 * 4 = 80 px
 MNIST_STROKE = 2.25  # median MNIST stroke width at 28x28, px (t10k, by _stroke_width at 4x)
+MIN_SIDE = 512  # px: preprocess and read reduce a bigger image until its shorter side nears this
+#   (a digit needs ~80 px; one a sixth of a 12 MP photo's height keeps ~85)
+ANALYSIS = 64  # px: specks and dots are judged on a max-pooled copy of the ink's box, its
+#   shorter side at least this (max-pooling keeps hairlines; exact below twice this)
+EIGHT = np.ones((3, 3), bool)  # 8-connected, as a pen moves
 
 
-def load_image(source: bytes | str | os.PathLike) -> Image.Image:
-    """Decode PNG, JPEG, WebP, BMP, GIF (first frame), TIFF or PPM, any mode; EXIF-rotated."""
+def load_image(source: bytes | str | os.PathLike, min_side: int | None = None) -> Image.Image:
+    """Decode PNG, JPEG, WebP, BMP, GIF (first frame), TIFF or PPM, any mode; EXIF-rotated.
+
+    With `min_side`, an image over twice that on its shorter side comes back smaller (see
+    `shrink`); a JPEG is decoded small to begin with (libjpeg scales by 1/2, 1/4 or 1/8 as it
+    decodes: a 12 MP photo in a tenth of the time).
+    """
     if isinstance(source, bytes | bytearray | memoryview):
         if len(source) == 0:
             raise ImageError("empty file: no image data")
@@ -69,6 +83,8 @@ def load_image(source: bytes | str | os.PathLike) -> Image.Image:
         )
     if width == 0 or height == 0:
         raise ImageError(f"image has no pixels ({width}x{height})")
+    if min_side and image.format == "JPEG" and min(width, height) >= 2 * min_side:
+        image.draft(image.mode, (min_side, min_side))  # the shorter side stays >= min_side
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -76,19 +92,55 @@ def load_image(source: bytes | str | os.PathLike) -> Image.Image:
     except Exception as e:
         kind = image.format or "image"
         raise ImageError(f"{kind} data is truncated or corrupt ({e})") from None
+    decoded = image.size
     try:
-        return ImageOps.exif_transpose(image)  # phones store photos sideways + a rotation tag
+        if image.getexif().get(ExifTags.Base.Orientation, 1) != 1:
+            image = ImageOps.exif_transpose(image)  # phones store photos sideways + a tag
     except Exception:  # a broken EXIF block: the pixels are still good
+        pass
+    if getattr(image, "is_animated", False):
+        image = image.copy()  # the first frame alone, apart from the (still open) file
+    if image.size != decoded:  # turned a quarter: so is the full size
+        width, height = height, width
+    if min_side is None:
         return image
+    if image.size != (width, height):
+        image.info["full_size"] = (width, height)
+    return shrink(image, min_side)
+
+
+def shrink(image: Image.Image, min_side: int = MIN_SIDE) -> Image.Image:
+    """A copy reduced by a whole factor (the mean of each block), its shorter side still at
+    least `min_side`; the image itself when it is not twice that. info["full_size"] holds the
+    size before any reduction, so boxes can be scaled back to the input's pixels."""
+    factor = min(image.size) // min_side
+    if factor < 2:
+        return image
+    full = image.info.get("full_size", image.size)
+    if image.mode not in ("L", "LA", "RGB", "RGBA", "I", "F"):  # the modes Image.reduce takes
+        if "transparency" in image.info or image.mode in ("PA", "La", "RGBa"):
+            image = image.convert("RGBA")
+        elif image.mode.startswith("I;16"):
+            image = image.convert("I")
+        else:
+            image = image.convert("L" if image.mode == "1" else "RGB")
+    small = image.reduce(factor)
+    small.info["full_size"] = full
+    return small
 
 
 def ink_map(image: Image.Image) -> np.ndarray:
     """(H, W) float32 in [0, 1]: how much ink each pixel holds, 1 in stroke centres, 0 elsewhere."""
     alpha = _alpha(image)
-    if alpha is not None and _border_median(alpha) < 0.5:
+    if alpha is not None and _border_median(alpha) < 0.5 * 255:
         # A transparent background (a browser canvas export): alpha carries the strokes, whatever
         # the colour (the RGB of a canvas is often all black, strokes and background alike).
-        return _clean(alpha, paper=0.0, noise=0.0)
+        # Only the strokes' box needs looking at: the rest is clear, paper.
+        ink = np.zeros(alpha.shape, np.float32)
+        box = _box(alpha > 0)
+        if box is not None:
+            ink[box] = _clean(alpha[box] / np.float32(255), 0.0, 0.0, pixels=alpha.size)
+        return ink
     grey = _grey(image, alpha)
     x = grey if _light_ink(grey) else 1.0 - grey  # ink high from here on
     # Uneven lighting and paper shade: a grey opening removes everything its window cannot fit
@@ -102,10 +154,13 @@ def ink_map(image: Image.Image) -> np.ndarray:
     window = min(max(window, int(3 * width) + 3), max(small.shape))
     background = ndi.uniform_filter(ndi.grey_opening(small, size=window), size=3)
     x = x - _resize(background, *x.shape)
-    # Paper noise (texture, JPEG grain): median and MAD of the pixels that are not ink.
-    paper = x[x <= _otsu(x)]
-    median = float(np.median(paper)) if paper.size else 0.0
-    sigma = 1.4826 * float(np.median(np.abs(paper - median))) if paper.size else 0.0
+    # Paper noise (texture, JPEG grain): median and MAD of the pixels that are not ink, from
+    # every pixel of a small image and an even grid of ~65,000 of a large one.
+    step = max(1, int(np.sqrt(x.size / 65536)))
+    sample = x[::step, ::step]
+    paper = sample[sample <= _otsu(sample)]
+    median = _median(paper) if paper.size else 0.0
+    sigma = 1.4826 * _median(np.abs(paper - median)) if paper.size else 0.0
     return _clean(x, paper=median, noise=sigma)
 
 
@@ -136,13 +191,13 @@ def _otsu(a: np.ndarray) -> float:
 
 
 def _alpha(image: Image.Image) -> np.ndarray | None:
-    """The alpha channel in [0, 1], or None when the image has no transparency at all."""
+    """The alpha channel, uint8 0..255, or None when the image has no transparency at all."""
     if image.mode == "P" and "transparency" in image.info:
         image = image.convert("RGBA")
     if image.mode not in ("LA", "RGBA", "PA", "La", "RGBa"):
         return None
-    alpha = np.asarray(image.getchannel("A"), dtype=np.float32) / 255.0
-    return alpha if alpha.min() < 0.98 else None
+    alpha = np.asarray(image.getchannel("A"))
+    return alpha if alpha.min() < 250 else None  # under 98% opaque somewhere
 
 
 def _grey(image: Image.Image, alpha: np.ndarray | None) -> np.ndarray:
@@ -161,7 +216,8 @@ def _grey(image: Image.Image, alpha: np.ndarray | None) -> np.ndarray:
     else:
         grey = np.asarray(image.convert("L"), dtype=np.float32) / 255.0
     if alpha is not None:
-        grey = (alpha * grey + (1.0 - alpha)).astype(np.float32)
+        opacity = alpha / np.float32(255)
+        grey = (opacity * grey + (1.0 - opacity)).astype(np.float32)
     return np.clip(grey, 0.0, 1.0)
 
 
@@ -169,7 +225,7 @@ def _border_median(a: np.ndarray) -> float:
     """Median of the outer ~3% frame: the background, even when the digit fills the middle."""
     k = max(1, min(a.shape) // 32)
     frame = np.concatenate([a[:k].ravel(), a[-k:].ravel(), a[:, :k].ravel(), a[:, -k:].ravel()])
-    return float(np.median(frame))
+    return _median(frame)
 
 
 def _shrink(a: np.ndarray, side: int) -> np.ndarray:
@@ -181,66 +237,227 @@ def _shrink(a: np.ndarray, side: int) -> np.ndarray:
     return np.asarray(Image.fromarray(a.astype(np.float32)).resize(size, Image.Resampling.BOX))
 
 
-def _clean(x: np.ndarray, paper: float, noise: float) -> np.ndarray:
+def _clean(x: np.ndarray, paper: float, noise: float, pixels: int | None = None) -> np.ndarray:
     """Scale so stroke centres are ~1, zero the paper, drop faint blobs and specks.
 
-    `paper` and `noise` are the level and spread (sigma) of the background in `x`.
+    `paper` and `noise` are the level and spread (sigma) of the background in `x`. `pixels`:
+    when `x` is a crop, the whole image's pixel count (the rest at the floor, paper + 3 sigma).
     """
-    x = x.astype(np.float32)
+    x = np.asarray(x, np.float32)
+    n = x.size if pixels is None else pixels
+    out = np.zeros(x.shape, np.float32)
     floor = paper + 3 * noise  # above this, a pixel holds some ink
-    level = _ink_level(x, floor)
-    if level - floor < MIN_CONTRAST or level - paper < 6 * noise:
-        return np.zeros(x.shape, np.float32)  # nothing stands out from the paper
-    ink = np.clip((x - floor) / (level - floor), 0.0, 1.0)
+    above = x > floor
+    level = _ink_level(x[above], floor, n, lambda: x)
+    box = _box(above)
+    if box is None or level - floor < MIN_CONTRAST or level - paper < 6 * noise:
+        return out  # nothing stands out from the paper
+    # Only the box around the pixels over the floor can hold ink (a canvas digit fills a third).
+    x, above = x[box], above[box]
+    ink = _scale(x, floor, level)
+    strokes = ink > 0.2
     # Hysteresis: a blob is ink if it reaches 0.6 somewhere; it keeps its soft edges down to 0.2.
-    labels, n = ndi.label(ink > 0.2, structure=np.ones((3, 3)))
-    if n == 0:
-        return np.zeros(x.shape, np.float32)
-    areas = np.bincount(labels.ravel(), minlength=n + 1)
+    # Blobs are found on a max-pooled copy (k x k blocks) when the box is large.
+    k = max(1, min(x.shape) // ANALYSIS)
+    small = _pool(ink, k)
+    labels, count = ndi.label(small > 0.2 if k > 1 else strokes, structure=EIGHT)
+    if count == 0:
+        return out
+    areas = np.bincount(labels.ravel(), minlength=count + 1)
     areas[0] = 0
-    strong = np.zeros(n + 1, bool)
-    strong[labels[ink >= 0.6]] = True
+    strong = np.zeros(count + 1, bool)
+    strong[labels[small >= 0.6]] = True
     # A speck is tiny next to the largest stroke (2%); a digit's smallest separate part, the bar
     # of a 5, is about 10%.
     keep = strong & (areas >= 0.02 * areas.max())
     keep[0] = False
-    mask = ndi.binary_dilation(keep[labels], iterations=1)  # and the anti-aliased rim below 0.2
-    # The ink level again from the strokes alone, so specks and blobs do not sway it.
-    level = _ink_level(np.where(mask, x, floor), floor)
-    ink = np.clip((x - floor) / max(level - floor, 1e-6), 0.0, 1.0)
-    return np.where(mask, ink, 0.0).astype(np.float32)
+    if not keep[1:].all():
+        strokes &= _unpool(keep[labels], k, x.shape)
+    mask = _grow(strokes)  # and the anti-aliased rim below 0.2
+    # The ink level again from the strokes alone, so specks and blobs do not sway it (the rest
+    # of the image counts as paper at the floor); the same when nothing was dropped.
+    inked = mask & above
+    if np.count_nonzero(inked) < np.count_nonzero(above):
+        level = _ink_level(x[inked], floor, n, lambda: np.where(mask, x, floor))
+        ink = _scale(x, floor, max(level, floor + 1e-6))
+    ink[~mask] = 0.0
+    out[box] = ink
+    return out
 
 
-def _ink_level(x: np.ndarray, floor: float) -> float:
-    """The value of `x` in stroke centres: the median of the pixels in the upper half of the
-    range above `floor` (the peak is the 99.99th percentile: one hot pixel is not the ink)."""
-    peak = float(np.percentile(x, 99.99))
-    strong = x[x > floor + 0.5 * (peak - floor)]
-    return float(np.median(strong)) if strong.size else peak
+def _scale(x: np.ndarray, floor: float, level: float) -> np.ndarray:
+    """(x - floor) / (level - floor), clipped to [0, 1]: ink 0 at the floor, 1 at the level."""
+    ink = x - np.float32(floor)
+    ink *= np.float32(1 / (level - floor))
+    np.minimum(ink, 1.0, out=ink)
+    return np.maximum(ink, 0.0, out=ink)
+
+
+def _ink_level(
+    above: np.ndarray, floor: float, n: int, everything: Callable[[], np.ndarray]
+) -> float:
+    """The value in stroke centres: the median of the pixels in the upper half of the range
+    above `floor` (the peak is the 99.99th percentile: one hot pixel is not the ink).
+
+    `above`: the pixels over `floor`, of `n` in all. The peak is read from them alone, unless
+    under 1 in 10,000 pixels are over the floor: then from `everything()` (padded to `n` with
+    the floor).
+    """
+    pos = 0.9999 * (n - 1)  # where np.percentile reads, in the sorted values
+    top = n - int(pos)  # how many of the largest values that reaches
+    if above.size >= top:
+        largest = np.sort(np.partition(above, above.size - top)[above.size - top :])
+        peak = float(largest[0] + (pos - int(pos)) * (largest[min(1, top - 1)] - largest[0]))
+        strong = above[above > floor + 0.5 * (peak - floor)]
+    else:
+        x = everything().ravel()
+        x = np.concatenate([x, np.full(n - x.size, floor, np.float32)])
+        peak = float(np.percentile(x, 99.99))
+        strong = x[x > floor + 0.5 * (peak - floor)]
+    return _median(strong) if strong.size else peak
+
+
+def _median(a: np.ndarray) -> float:
+    """np.median of a non-empty array, without its overhead (a third of a small call's time)."""
+    a = a.ravel()
+    m = a.size // 2
+    if a.size % 2:
+        return float(np.partition(a, m)[m])
+    low, high = np.partition(a, (m - 1, m))[m - 1 : m + 1]
+    if a.dtype.kind == "f":
+        return float((low + high) / 2)  # in the array's precision, as np.median
+    return (float(low) + float(high)) / 2
+
+
+def _box(mask: np.ndarray) -> tuple[slice, slice] | None:
+    """The bounding box of the True pixels; None when there are none."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        return None
+    return slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
+
+
+def _pool(a: np.ndarray, k: int) -> np.ndarray:
+    """(H, W) -> (ceil(H / k), ceil(W / k)), each pixel the max of its k x k block."""
+    if k == 1:
+        return a
+    h, w = -(-a.shape[0] // k), -(-a.shape[1] // k)
+    if a.shape != (h * k, w * k):
+        a = _pad(a, (0, h * k - a.shape[0], 0, w * k - a.shape[1]))
+    rows = a[0::k]
+    for i in range(1, k):  # strided maxima: numpy's max over small axes is ~20x slower
+        rows = np.maximum(rows, a[i::k])
+    out = rows[:, 0::k]
+    for i in range(1, k):
+        out = np.maximum(out, rows[:, i::k])
+    return out
+
+
+def _pad(a: np.ndarray, sides: tuple[int, int, int, int]) -> np.ndarray:
+    """Zeros around `a`: (top, bottom, left, right) px (np.pad costs 10x as much on small ones)."""
+    top, bottom, left, right = sides
+    out = np.zeros((a.shape[0] + top + bottom, a.shape[1] + left + right), a.dtype)
+    out[top : top + a.shape[0], left : left + a.shape[1]] = a
+    return out
+
+
+def _unpool(a: np.ndarray, k: int, shape: tuple[int, ...]) -> np.ndarray:
+    """The inverse grid of _pool: each block pixel repeated k x k times, cut to `shape`."""
+    if k == 1:
+        return a
+    return np.repeat(np.repeat(a, k, axis=0), k, axis=1)[: shape[0], : shape[1]]
+
+
+def _grow(mask: np.ndarray) -> np.ndarray:
+    """Binary dilation by one pixel, 4-connected (ndi.binary_dilation's default), by shifts."""
+    out = mask.copy()
+    out[1:] |= mask[:-1]
+    out[:-1] |= mask[1:]
+    out[:, 1:] |= mask[:, :-1]
+    out[:, :-1] |= mask[:, 1:]
+    return out
 
 
 def is_blank(ink: np.ndarray) -> bool:
     """True when there is no digit: no strong ink, or only dots (specks, a tap of the brush)."""
     strong = ink > 0.5
-    if strong.sum() < 8:
+    if np.count_nonzero(strong) < 8:
         return True
-    labels, n = ndi.label(strong, structure=np.ones((3, 3)))
+    box = _box(strong)
+    assert box is not None
+    # The largest blob, found on a max-pooled copy (k x k blocks) when the ink is large.
+    k = max(1, min(strong[box].shape) // ANALYSIS)
+    small = _pool(strong[box], k)
+    labels, n = ndi.label(small, structure=EIGHT)
     biggest = 1 + int(np.argmax(np.bincount(labels.ravel())[1:]))
-    box = ndi.find_objects(labels, max_label=biggest)[biggest - 1]
-    if box is None:
+    blob = ndi.find_objects(labels, max_label=biggest)[biggest - 1]
+    if blob is None:
         return True
-    largest = np.pad(labels[box] == biggest, 1)  # its own box, edges included
-    extent = max(largest.shape) - 2
-    thickness = 2 * float(ndi.distance_transform_edt(largest).max())
+    largest = labels[blob] == biggest
+    extent = k * max(largest.shape)
+    # Its thickness: the widest disk inside, measured with the blob at most ~32 px across
+    # (a dot and a stroke differ twofold, and the distance transform is the costly part).
+    j = -(-max(largest.shape) // 32)
+    thickness = 2 * k * j * np.sqrt(float(_edt2(_pad(_pool(largest, j), (1, 1, 1, 1))).max()))
     # A stroke is longer than it is thick; a dot is not. Tiny against the image is a speck too.
     return bool(extent < max(0.04 * max(ink.shape), 2 * thickness))
 
 
 def _stroke_width(binary: np.ndarray) -> float:
     """Typical stroke width in px: twice the distance to the edge along the strokes' ridges."""
-    dist = ndi.distance_transform_edt(binary)
-    ridge = binary & (dist >= ndi.maximum_filter(dist, size=3))
-    return 2.0 * float(np.median(dist[ridge])) - 1.0 if ridge.any() else 0.0
+    box = _box(binary)
+    if box is None:
+        return 0.0
+    d2 = _edt2(_pad(binary[box], (1, 1, 1, 1)))  # the strokes and a paper rim are enough
+    # Ridge: no neighbour farther from the edge (the 3x3 max, the rim is paper).
+    near = np.maximum(np.maximum(d2[:-2], d2[1:-1]), d2[2:])
+    near = np.maximum(np.maximum(near[:, :-2], near[:, 1:-1]), near[:, 2:])
+    inner = d2[1:-1, 1:-1]
+    ridge = inner[(inner > 0) & (inner >= near)]
+    return 2.0 * _median(np.sqrt(ridge)) - 1.0
+
+
+def _edt2(binary: np.ndarray) -> np.ndarray:
+    """Squared Euclidean distance from each True pixel to the nearest False one (int), exactly
+    as ndi.distance_transform_edt (squared) for an image with a False rim, in a few array
+    passes: stroke distances are small, and scipy's general transform costs 4x as much."""
+    h = binary.shape[0]
+    rows = np.arange(h)[:, None]
+    # 1. Down each column: the distance to the nearest False pixel above or below.
+    above = np.maximum.accumulate(np.where(binary, -h, rows), axis=0)
+    below = np.minimum.accumulate(np.where(binary, 2 * h, rows)[::-1], axis=0)[::-1]
+    g2 = np.square(np.minimum(rows - above, below - rows))
+    # 2. Along each row: min over dx of dx^2 + g2 dx columns away. No pixel gains from a dx
+    #    whose square is over its current distance, so stop at the largest.
+    d2 = g2.copy()
+    dx = 1
+    while dx * dx < d2.max():
+        np.minimum(d2[:, dx:], g2[:, :-dx] + dx * dx, out=d2[:, dx:])
+        np.minimum(d2[:, :-dx], g2[:, dx:] + dx * dx, out=d2[:, :-dx])
+        dx += 1
+    return d2
+
+
+def _slide(a: np.ndarray, size: int, axis: int, erode: bool) -> np.ndarray:
+    """Min (erode) or max over a window of `size` px along `axis`, placed as scipy's filters
+    place it. The window is cut at the edges, which for a min or max is scipy's 'reflect'."""
+    if size <= 1:
+        return a
+
+    def cut(x: np.ndarray, start: int, stop: int) -> np.ndarray:  # x[start:stop] along axis
+        return x[(slice(None),) * axis + (slice(start, stop),)]
+
+    op = np.minimum if erode else np.maximum
+    n, before = a.shape[axis], size // 2
+    shape = list(a.shape)
+    shape[axis] = n + size - 1
+    p = np.full(shape, np.inf if erode else -np.inf, a.dtype)
+    cut(p, before, before + n)[...] = a
+    w = 1
+    while 2 * w <= size:  # doubling: p[i] becomes the min/max over [i, i + 2w)
+        p = op(cut(p, 0, p.shape[axis] - w), cut(p, w, p.shape[axis]))
+        w *= 2
+    return op(cut(p, 0, n), cut(p, size - w, size - w + n))
 
 
 def _disk(radius: int) -> np.ndarray:
@@ -248,11 +465,25 @@ def _disk(radius: int) -> np.ndarray:
     return (r[:, None] ** 2 + r[None, :] ** 2) <= radius * radius + radius  # a round pen tip
 
 
+def _morph(a: np.ndarray, radius: int, erode: bool) -> np.ndarray:
+    """Grey erosion (or dilation) by _disk(radius), exactly: the disk is the union of a few
+    rectangles, and the min over a union is the min of the mins over each, which separate
+    into 1-D filters (O(pixels) each, against O(pixels * disk area) for the disk itself)."""
+    combine = np.minimum if erode else np.maximum
+    # half[dy]: the disk's half-width dy rows off centre; a rectangle per step down in it.
+    half = [math.isqrt(radius * radius + radius - dy * dy) for dy in range(radius + 1)]
+    out = None
+    for dy in range(radius + 1):
+        if dy < radius and half[dy] == half[dy + 1]:
+            continue  # inside the next, taller rectangle
+        r = _slide(_slide(a, 2 * dy + 1, 0, erode), 2 * half[dy] + 1, 1, erode)
+        out = r if out is None else combine(out, r)
+    assert out is not None
+    return out
+
+
 def _bbox(a: np.ndarray, threshold: float = 0.05) -> tuple[slice, slice] | None:
-    ys, xs = np.nonzero(a > threshold)
-    if ys.size == 0:
-        return None
-    return slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1)
+    return _box(a > threshold)
 
 
 def _resize(a: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -275,7 +506,7 @@ def to_mnist(ink: np.ndarray) -> np.ndarray:
     box = _bbox(ink)
     if box is None:
         return out
-    crop = ink[box].astype(np.float32)
+    crop = np.asarray(ink[box], np.float32)
     # 1. To the working scale (longer side 80 px). Going down, a hair-thin line would fade to
     #    grey and vanish, so first widen every line to at least one working pixel (max-pool
     #    big crops, then a max filter as wide as what is left of the reduction); step 2 sets
@@ -283,30 +514,30 @@ def to_mnist(ink: np.ndarray) -> np.ndarray:
     work_side = 20 * WORK
     pool = int(max(crop.shape) / work_side / 2)
     if pool > 1:  # (h, w) -> (h / pool, w / pool), each pixel the max of its block
-        h, w = -(-crop.shape[0] // pool) * pool, -(-crop.shape[1] // pool) * pool
-        crop = np.pad(crop, ((0, h - crop.shape[0]), (0, w - crop.shape[1])))
-        crop = crop.reshape(h // pool, pool, w // pool, pool).max(axis=(1, 3))
+        crop = _pool(crop, pool)
     factor = max(crop.shape) / work_side
     if factor > 1.5:
-        crop = ndi.maximum_filter(crop, size=int(np.ceil(factor)))
+        size = int(np.ceil(factor))
+        crop = _slide(_slide(crop, size, 0, erode=False), size, 1, erode=False)
     work = _fit(crop, work_side)
     # 2. Stroke width toward MNIST's: a fat marker or canvas brush is eroded, a hairline dilated
     #    (grey morphology keeps the soft edges). The width is measured on the digit's own scale,
     #    so a small and a large drawing of the same digit end the same.
     max_radius = 4 * WORK  # px; a larger change would erase a digit or fill it in
-    work = np.pad(work, max_radius)  # room to dilate
+    work = _pad(work, (max_radius,) * 4)  # room to dilate
     target = MNIST_STROKE * WORK
     width = _stroke_width(work > 0.5)
     if width > 0:
         radius = min(abs(width - target) / 2, max_radius)  # px off each side of every stroke
-        morph = ndi.grey_erosion if width > target else ndi.grey_dilation
+        erode = width > target
         # Morphology goes in whole pixels: blend the two nearest radii, so the width changes
         # smoothly with the drawing's size rather than in steps.
         inner = int(radius)
-        near = morph(work, footprint=_disk(inner)) if inner else work
-        work = (1 - (radius - inner)) * near + (radius - inner) * morph(
-            work, footprint=_disk(inner + 1)
-        )
+        near = _morph(work, inner, erode) if inner else work
+        if radius > inner:
+            work = (1 - (radius - inner)) * near + (radius - inner) * _morph(work, inner + 1, erode)
+        else:
+            work = near
     box = _bbox(work)
     if box is None:
         return out
@@ -316,7 +547,9 @@ def to_mnist(ink: np.ndarray) -> np.ndarray:
     h, w = digit.shape
     # 4. Paste into 28x28 so the centre of mass lands on (14, 14): a whole-pixel shift, as MNIST
     #    did (no interpolation blur). Clamped so the digit stays inside the frame.
-    cy, cx = ndi.center_of_mass(digit)
+    mass = float(digit.sum())
+    cy = float(digit.sum(axis=1) @ np.arange(h)) / mass
+    cx = float(digit.sum(axis=0) @ np.arange(w)) / mass
     top = int(np.clip(round(14 - cy), 0, 28 - h))
     left = int(np.clip(round(14 - cx), 0, 28 - w))
     out[top : top + h, left : left + w] = digit
@@ -335,7 +568,11 @@ def preprocess(
         if ink.ndim != 2:
             raise ImageError(f"an ink map is (H, W), got shape {ink.shape}", status=422)
     else:
-        image = source if isinstance(source, Image.Image) else load_image(source)
+        # A big photo is reduced first: the digit needs ~80 px, not 3000.
+        if isinstance(source, Image.Image):
+            image = shrink(source, MIN_SIDE)
+        else:
+            image = load_image(source, MIN_SIDE)
         ink = ink_map(image)
     if is_blank(ink):
         return None
