@@ -9,6 +9,7 @@ from __future__ import annotations
 import glob
 import json
 import logging
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -465,6 +466,9 @@ def feedback_export(
 
 
 def main() -> None:
+    # OpenMP threads that spin while waiting starve each other when another process holds a
+    # core; passive waiting keeps 2-thread training fast on a shared 2-core machine.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
         app()
     except DigitrecError as e:
