@@ -23,7 +23,6 @@ sys.path[:] = [p for p in sys.path if p != __file__.rpartition("/")[0]]
 import argparse
 import asyncio
 import base64
-import io
 import json
 import os
 import platform
@@ -34,18 +33,9 @@ import time
 import urllib.request
 from pathlib import Path
 
-from PIL import Image, ImageDraw
+from digitrec.machine import canvas_png
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def canvas_png() -> bytes:
-    """A 280x280 RGBA canvas with a drawn 7, as the web page sends it."""
-    image = Image.new("RGBA", (280, 280), (0, 0, 0, 0))
-    ImageDraw.Draw(image).line([(65, 60), (215, 60), (125, 240)], fill=(17, 17, 17, 255), width=20)
-    buf = io.BytesIO()
-    image.save(buf, "PNG")
-    return buf.getvalue()
 
 
 def build_request(form: str, port: int, endpoint: str) -> bytes:

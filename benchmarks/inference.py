@@ -7,27 +7,14 @@ a 280x280 canvas PNG to an answer. Prints figures; BENCHMARKS.md records them.
 from __future__ import annotations
 
 import argparse
-import io
 import json
-import os
-import platform
 import time
 
 import numpy as np
-from PIL import Image, ImageDraw
 
 from digitrec import data, registry
+from digitrec.machine import canvas_png, describe
 from digitrec.predictor import Predictor
-
-
-def canvas_png() -> bytes:
-    """A 7 drawn as a browser canvas exports it: RGBA, transparent background, 18 px brush."""
-    img = Image.new("RGBA", (280, 280), (0, 0, 0, 0))
-    draw = ImageDraw.Draw(img)
-    draw.line([(70, 60), (210, 60), (120, 230)], fill=(0, 0, 0, 255), width=18, joint="curve")
-    buf = io.BytesIO()
-    img.save(buf, "PNG")
-    return buf.getvalue()
 
 
 def timed(fn, repeats: int) -> np.ndarray:  # type: ignore[no-untyped-def]
@@ -41,14 +28,6 @@ def timed(fn, repeats: int) -> np.ndarray:  # type: ignore[no-untyped-def]
     return out * 1000  # ms
 
 
-def cpu() -> str:
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.machine()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", action="append", help="model(s); default: every shipped one")
@@ -57,13 +36,13 @@ def main() -> None:
     names = args.model or [c["name"] for c in registry.shipped_cards()]
     test = data.load_mnist("test").images.astype(np.float32) / 255
     png = canvas_png()
-    print(f"machine: {cpu()}, {os.cpu_count()} cores; load average {os.getloadavg()[0]:.2f}")
+    print(f"machine: {describe()}")
     results = {}
     for name in names:
         one = Predictor.load(name, threads=1)
         many = Predictor.load(name, threads=0)
-        single = timed(lambda: one.predict_array(test[:1]), args.repeats)
-        full = timed(lambda: one.predict(png), max(200, args.repeats // 4))
+        single = timed(lambda: one.predict_array(test[:1]), args.repeats)  # noqa: B023
+        full = timed(lambda: one.predict(png), max(200, args.repeats // 4))  # noqa: B023
         batch = 1000
         t = time.perf_counter()
         for i in range(0, len(test), batch):

@@ -32,7 +32,6 @@ _HERE = os.path.dirname(os.path.realpath(__file__))
 sys.path[:] = [p for p in sys.path if os.path.realpath(p or ".") != _HERE]
 
 import argparse
-import io
 import json
 import os
 import platform
@@ -49,32 +48,11 @@ HOW_TO_MAKE_VENV = ("python3 -m venv /tmp/kerasvenv && "
                     "/tmp/kerasvenv/bin/pip install tensorflow-cpu")
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def loadavg() -> str:
     try:
         return " ".join(f"{v:.2f}" for v in os.getloadavg())
     except OSError:
         return "n/a"
-
-
-def canvas_png() -> bytes:
-    """A 280x280 RGBA canvas with a drawn 7, as the web page sends it (as benchmarks/http.py)."""
-    from PIL import Image, ImageDraw
-
-    image = Image.new("RGBA", (280, 280), (0, 0, 0, 0))
-    ImageDraw.Draw(image).line([(65, 60), (215, 60), (125, 240)], fill=(17, 17, 17, 255), width=20)
-    buf = io.BytesIO()
-    image.save(buf, "PNG")
-    return buf.getvalue()
 
 
 def timed_ms(fn, calls: int, warmup: int = 10) -> dict[str, float]:  # type: ignore[no-untyped-def]
@@ -146,6 +124,8 @@ def run_digitrec(args: argparse.Namespace, workdir: Path) -> dict:
 
     # one-image prediction on ONNX Runtime: the seed model just trained, and the best shipped one
     export_run(out, check=False)
+    from digitrec.machine import canvas_png
+
     png = canvas_png()
     image28 = preprocess.preprocess(png)
     assert image28 is not None
@@ -261,8 +241,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json-out", type=Path, help="also write every figure here as JSON")
     args = p.parse_args(argv)
     sys.path.insert(0, str(ROOT / "src"))
+    from digitrec.machine import cpu_name
 
-    machine = {"cpu": cpu_model(), "cores": os.cpu_count(),
+    machine = {"cpu": cpu_name(), "cores": os.cpu_count(),
                "os": f"{platform.system()} {platform.release()}",
                "date": time.strftime("%Y-%m-%d %H:%M"), "epochs": args.epochs, "seed": args.seed,
                "load_before_keras": loadavg()}

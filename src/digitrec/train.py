@@ -26,6 +26,7 @@ from torch import nn
 from digitrec import augment, data, models
 from digitrec.checkpoint import load_weights, save_weights, write_json
 from digitrec.errors import DigitrecError
+from digitrec.machine import cpu_name
 
 log = logging.getLogger(__name__)
 
@@ -102,16 +103,6 @@ class Run:
     config: TrainConfig
     history: list[dict[str, float]] = field(default_factory=list)
     metrics: dict[str, object] = field(default_factory=dict)
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def environment() -> dict[str, object]:
