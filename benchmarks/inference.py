@@ -59,8 +59,8 @@ def main() -> None:
         print(
             f"{name:>14}: one image {r['one_image_ms_p50']:.3f} ms p50 "
             f"({r['one_image_ms_p99']:.3f} p99) | canvas PNG -> answer "
-            f"{r['canvas_png_to_answer_ms_p50']:.2f} ms p50 ({r['canvas_png_to_answer_ms_p99']:.2f} "
-            f"p99) | batch {throughput:,.0f} images/s"
+            f"{r['canvas_png_to_answer_ms_p50']:.2f} ms p50 "
+            f"({r['canvas_png_to_answer_ms_p99']:.2f} p99) | batch {throughput:,.0f} images/s"
         )
     print(json.dumps(results))
 
