@@ -149,7 +149,7 @@ class Predictor:
             return Reading("", [])
         from digitrec.segment import segment
 
-        parts = segment(ink)
+        parts = segment(ink, score=lambda images: self.predict_array(images).max(axis=1))
         if not parts:
             return Reading("", [])
         probs = self.predict_array(np.stack([preprocess.to_mnist(p.ink) for p in parts]))

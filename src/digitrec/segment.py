@@ -1,6 +1,6 @@
 """A written number -> its digits, left to right.
 
-    segment(ink) -> [Segment(box=(x, y, w, h), ink=(h, w) crop), ...]
+    segment(ink, score=None) -> [Segment(box=(x, y, w, h), ink=(h, w) crop), ...]
 
 Works on an ink map from preprocess.ink_map (ink high, background 0): connected components of
 ink, then the rules a person would use.
@@ -10,17 +10,29 @@ ink, then the rules a person would use.
      baseline; two full-height parts merge only when one lies almost wholly inside the other.
   3. Touching digits are split: a part well wider than the writer's other digits is cut where
      little ink crosses, along the writer's slant, recursively (see _split for the limits).
+     Given a classifier (`score`), a part that may hold two digits is instead cut where the
+     pieces read best, among many candidate cuts, straight and curved (see _read).
 Each Segment's ink holds only its own strokes, ready for preprocess.to_mnist.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage as ndi
 
+from digitrec.preprocess import to_mnist
+
 INK = 0.2  # a pixel with more ink than this belongs to a stroke (ink maps are 0 on paper)
+# With a classifier (tuned on the real-world val split and 600 more strips from its generator):
+READ_FROM = 1.1  # digit widths: a part this wide may hold two digits (a '1' and another)
+WIDE = 1.5  # digit widths: a piece wider than this is less likely one digit, ...
+WIDE_COST = 4.0  # ... by this much log-likelihood per digit width over
+
+Score = Callable[[np.ndarray], np.ndarray]  # (N, 28, 28) digit images -> (N,) confidences
 
 
 @dataclass(frozen=True)
@@ -62,8 +74,12 @@ def _union(a: _Part, b: _Part) -> _Part:
     return _Part(x0, y0, mask)
 
 
-def segment(ink: np.ndarray) -> list[Segment]:
-    """The digits of a written number, left to right; [] for a blank ink map."""
+def segment(ink: np.ndarray, score: Score | None = None) -> list[Segment]:
+    """The digits of a written number, left to right; [] for a blank ink map.
+
+    `score`: a classifier's confidence in each of a batch of digit images (as to_mnist makes
+    them). With it, a part that may hold touching digits is cut where the pieces read best.
+    """
     ink = np.asarray(ink, dtype=np.float32)
     strokes = ink > INK
     labels, n = ndi.label(strokes, structure=np.ones((3, 3)))  # 8-connected, as a pen moves
@@ -77,7 +93,12 @@ def segment(ink: np.ndarray) -> list[Segment]:
     parts = _drop_underlines(parts)
     parts = _merge(parts)
     slant = _slant(strokes)
-    parts = [p for q in parts for p in _split(q, _digit_width(q, parts, slant), slant)]
+    if score is None:
+        parts = [p for q in parts for p in _split(q, _digit_width(q, parts, slant), slant)]
+    else:
+        parts = [
+            p for q in parts for p in _read(ink, q, _digit_width(q, parts, slant), slant, score)
+        ]
     return [_crop(ink, p) for p in sorted(parts, key=lambda p: p.cx)]
 
 
@@ -235,6 +256,110 @@ def _split(p: _Part, width: float | None, slant: float) -> list[_Part]:
     if left is None or right is None:
         return [p]
     return _split(left, width, slant) + _split(right, width, slant)
+
+
+def _read(
+    ink: np.ndarray, p: _Part, width: float | None, slant: float, score: Score
+) -> list[_Part]:
+    """Cut a part that may hold touching digits where its pieces read best.
+
+    Candidate cuts: straight ones along the slant (the cuts _split makes by ink alone, and the
+    columns crossing less ink or fewer strokes than nearby) and curved ones (the paths from
+    top to bottom through the least ink, which wind between digits leaning into each other).
+    Every run of pieces between candidates is read, and the run whose pieces are likeliest
+    digits wins: the sum of the log confidences, less a cost for a piece wider than a digit
+    ('no cut' is a run of one piece).
+    A part alone is read only when as wide as _split would cut it: with nothing to judge a
+    digit's width from, one wide digit reads well in two halves too often.
+    """
+    digit = 0.7 * p.h if width is None else width  # px, one digit's width
+    x = _columns(p.mask, slant)  # upright column of each stroke pixel, (N,) from 0
+    span = float(x.max()) + 1
+    if min(span, p.w) / digit < (2.1 if width is None else READ_FROM):
+        return [p]
+    ys, xs = np.nonzero(p.mask)
+    # Cuts as (h,) arrays: per row, the upright column where the right-hand side begins.
+    ref = p.y1 - 1  # the row _columns measures the slant from
+    edges = sorted(_left_edge(q, slant, ref) for q in _split(p, width, slant))
+    upright = np.zeros((p.h + 1, int(span) + 1))  # the strokes, sheared upright; a blank row 0
+    upright[ys + 1, np.floor(x).astype(int)] = 1.0
+    crossed = (upright[1:] > upright[:-1]).sum(axis=0)  # strokes crossed, per upright column
+    straight = {round(e - edges[0], 3) for e in edges[1:]}  # cuts by ink alone
+    straight |= set(_valleys(_profile(x), span, digit))  # little ink (pixels) crossed
+    straight |= set(_valleys(crossed.astype(float), span, digit))  # few strokes (where two meet)
+    cuts = [np.full(p.h, c) for c in straight] + _paths(upright[1:], span, digit)
+    cuts.sort(key=lambda c: float(c.mean()))
+    for k in range(1, len(cuts)):  # kept in order: where two cross, the right one gives way
+        cuts[k] = np.maximum(cuts[k], cuts[k - 1])
+    bounds = [np.full(p.h, -1.0), *cuts, np.full(p.h, span)]
+    pieces: dict[tuple[int, int], _Part] = {}
+    for i in range(len(bounds) - 1):
+        for j in range(i + 1, len(bounds)):
+            whole = i == 0 and j == len(bounds) - 1
+            if bounds[j].mean() - bounds[i].mean() > 2.5 * digit and not whole:
+                continue  # far too wide for one digit
+            mask = np.zeros_like(p.mask)
+            inside = (x >= bounds[i][ys]) & (x < bounds[j][ys])
+            mask[ys[inside], xs[inside]] = True
+            piece = _tight(p.x0, p.y0, mask)
+            if piece is not None and (whole or piece.h >= 0.75 * p.h):  # digits side by side
+                pieces[i, j] = piece
+    runs = list(pieces)
+    confidence = score(np.stack([to_mnist(_crop(ink, pieces[r]).ink) for r in runs]))
+    logp = {}
+    for (i, j), c in zip(runs, confidence, strict=True):
+        wide = (min(span, bounds[j].mean()) - max(0.0, bounds[i].mean())) / digit - WIDE
+        logp[i, j] = math.log(max(float(c), 1e-9)) - WIDE_COST * max(0.0, wide)
+    # The likeliest run from the left end to each candidate, by dynamic programming.
+    best: dict[int, tuple[float, list[tuple[int, int]]]] = {0: (0.0, [])}
+    for j in range(1, len(bounds)):
+        options = [(best[i][0] + logp[i, j], [*best[i][1], (i, j)]) for i in best if (i, j) in logp]
+        if options:
+            best[j] = max(options, key=lambda o: o[0])
+    return [pieces[r] for r in best[len(bounds) - 1][1]]
+
+
+def _paths(ink: np.ndarray, span: float, width: float) -> list[np.ndarray]:
+    """Paths from the top row to the bottom through the least ink (h, w), one per valley of
+    the ink crossed as a function of where the path ends: (h,) columns each."""
+    h = ink.shape[0]
+    # Row by row, the least ink on a path to each column: one column left or right per row,
+    # at a small cost (a path that wanders is a worse cut than a straight one).
+    cost, step = ink[0].copy(), np.zeros(ink.shape, int)
+    for y in range(1, h):
+        options = np.stack([np.r_[np.inf, cost[:-1]] + 0.3, cost, np.r_[cost[1:], np.inf] + 0.3])
+        step[y] = options.argmin(axis=0) - 1
+        cost = options[step[y] + 1, np.arange(cost.size)] + ink[y]
+    paths = []
+    for end in _valleys(cost, span, width):
+        path, column = np.zeros(h), int(end)
+        for y in range(h - 1, -1, -1):
+            path[y] = column
+            column += step[y, column]
+        paths.append(path)
+    return paths
+
+
+def _left_edge(p: _Part, slant: float, ref: int) -> float:
+    """The part's leftmost upright column (as _columns measures, from row `ref`)."""
+    ys, xs = np.nonzero(p.mask)
+    return float((p.x0 + xs + slant * (p.y0 + ys - ref)).min())
+
+
+def _valleys(profile: np.ndarray, span: float, width: float) -> list[float]:
+    """Upright columns where fewer strokes cross than nearby (within 15% of a digit's width):
+    where two digits may touch. A flat stretch counts once, at its middle."""
+    smooth = np.convolve(profile, np.ones(3) / 3, mode="same")
+    reach = max(2, int(0.15 * width))
+    runs: list[list[int]] = []
+    for c in range(2, int(span) - 1):
+        near = smooth[max(0, c - reach) : c + reach + 1]
+        if smooth[c] <= near.min() and smooth[c] < near.max():
+            if runs and runs[-1][-1] == c - 1 and smooth[c] == smooth[c - 1]:
+                runs[-1].append(c)
+            else:
+                runs.append([c])
+    return [float(r[len(r) // 2]) for r in runs]
 
 
 def _stroke_width(mask: np.ndarray) -> float:
