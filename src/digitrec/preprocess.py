@@ -38,6 +38,7 @@ MIN_SIDE = 512  # px: preprocess and read reduce a bigger image until its shorte
 ANALYSIS = 64  # px: specks and dots are judged on a max-pooled copy of the ink's box, its
 #   shorter side at least this (max-pooling keeps hairlines; exact below twice this)
 EIGHT = np.ones((3, 3), bool)  # 8-connected, as a pen moves
+Box = tuple[slice, slice]  # rows, columns of an image
 
 
 def load_image(source: bytes | str | os.PathLike, min_side: int | None = None) -> Image.Image:
@@ -131,16 +132,32 @@ def shrink(image: Image.Image, min_side: int = MIN_SIDE) -> Image.Image:
 
 def ink_map(image: Image.Image) -> np.ndarray:
     """(H, W) float32 in [0, 1]: how much ink each pixel holds, 1 in stroke centres, 0 elsewhere."""
+    out = np.zeros((image.height, image.width), np.float32)
+    found = _ink(image)
+    if found is not None:
+        ink, box = found
+        out[box] = ink
+    return out
+
+
+def _ink(image: Image.Image) -> tuple[np.ndarray, Box] | None:
+    """The ink map's inked part: (the ink within `box`, box); None when there is no ink."""
     alpha = _alpha(image)
     if alpha is not None and _border_median(alpha) < 0.5 * 255:
         # A transparent background (a browser canvas export): alpha carries the strokes, whatever
         # the colour (the RGB of a canvas is often all black, strokes and background alike).
         # Only the strokes' box needs looking at: the rest is clear, paper.
-        ink = np.zeros(alpha.shape, np.float32)
         box = _box(alpha > 0)
-        if box is not None:
-            ink[box] = _clean(alpha[box] / np.float32(255), 0.0, 0.0, pixels=alpha.size)
-        return ink
+        if box is None:
+            return None
+        found = _clean(alpha[box] / np.float32(255), 0.0, 0.0, pixels=alpha.size)
+        if found is None:
+            return None
+        (rows, cols), (r, c) = box, found[1]
+        return found[0], (
+            slice(rows.start + r.start, rows.start + r.stop),
+            slice(cols.start + c.start, cols.start + c.stop),
+        )
     grey = _grey(image, alpha)
     x = grey if _light_ink(grey) else 1.0 - grey  # ink high from here on
     # Uneven lighting and paper shade: a grey opening removes everything its window cannot fit
@@ -237,21 +254,23 @@ def _shrink(a: np.ndarray, side: int) -> np.ndarray:
     return np.asarray(Image.fromarray(a.astype(np.float32)).resize(size, Image.Resampling.BOX))
 
 
-def _clean(x: np.ndarray, paper: float, noise: float, pixels: int | None = None) -> np.ndarray:
+def _clean(
+    x: np.ndarray, paper: float, noise: float, pixels: int | None = None
+) -> tuple[np.ndarray, Box] | None:
     """Scale so stroke centres are ~1, zero the paper, drop faint blobs and specks.
 
     `paper` and `noise` are the level and spread (sigma) of the background in `x`. `pixels`:
     when `x` is a crop, the whole image's pixel count (the rest at the floor, paper + 3 sigma).
+    Returns the ink within `box` (the rest of the map is 0), or None when there is none.
     """
     x = np.asarray(x, np.float32)
     n = x.size if pixels is None else pixels
-    out = np.zeros(x.shape, np.float32)
     floor = paper + 3 * noise  # above this, a pixel holds some ink
     above = x > floor
     level = _ink_level(x[above], floor, n, lambda: x)
     box = _box(above)
     if box is None or level - floor < MIN_CONTRAST or level - paper < 6 * noise:
-        return out  # nothing stands out from the paper
+        return None  # nothing stands out from the paper
     # Only the box around the pixels over the floor can hold ink (a canvas digit fills a third).
     x, above = x[box], above[box]
     ink = _scale(x, floor, level)
@@ -262,7 +281,7 @@ def _clean(x: np.ndarray, paper: float, noise: float, pixels: int | None = None)
     small = _pool(ink, k)
     labels, count = ndi.label(small > 0.2 if k > 1 else strokes, structure=EIGHT)
     if count == 0:
-        return out
+        return None
     areas = np.bincount(labels.ravel(), minlength=count + 1)
     areas[0] = 0
     strong = np.zeros(count + 1, bool)
@@ -281,8 +300,7 @@ def _clean(x: np.ndarray, paper: float, noise: float, pixels: int | None = None)
         level = _ink_level(x[inked], floor, n, lambda: np.where(mask, x, floor))
         ink = _scale(x, floor, max(level, floor + 1e-6))
     ink[~mask] = 0.0
-    out[box] = ink
-    return out
+    return ink, box
 
 
 def _scale(x: np.ndarray, floor: float, level: float) -> np.ndarray:
@@ -329,12 +347,16 @@ def _median(a: np.ndarray) -> float:
     return (float(low) + float(high)) / 2
 
 
-def _box(mask: np.ndarray) -> tuple[slice, slice] | None:
+def _box(mask: np.ndarray) -> Box | None:
     """The bounding box of the True pixels; None when there are none."""
-    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    if rows.size == 0:
+    rows: np.ndarray = mask.any(axis=1)
+    top = int(rows.argmax())
+    if not rows[top]:
         return None
-    return slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
+    bottom = rows.size - int(rows[::-1].argmax())
+    cols: np.ndarray = mask[top:bottom].any(axis=0)
+    left, right = int(cols.argmax()), cols.size - int(cols[::-1].argmax())
+    return slice(top, bottom), slice(left, right)
 
 
 def _pool(a: np.ndarray, k: int) -> np.ndarray:
@@ -380,6 +402,11 @@ def _grow(mask: np.ndarray) -> np.ndarray:
 
 def is_blank(ink: np.ndarray) -> bool:
     """True when there is no digit: no strong ink, or only dots (specks, a tap of the brush)."""
+    return _blank(ink, max(ink.shape))
+
+
+def _blank(ink: np.ndarray, side: int) -> bool:
+    """is_blank for `ink` cut from a map whose longer side is `side` px."""
     strong = ink > 0.5
     if np.count_nonzero(strong) < 8:
         return True
@@ -400,7 +427,7 @@ def is_blank(ink: np.ndarray) -> bool:
     j = -(-max(largest.shape) // 32)
     thickness = 2 * k * j * np.sqrt(float(_edt2(_pad(_pool(largest, j), (1, 1, 1, 1))).max()))
     # A stroke is longer than it is thick; a dot is not. Tiny against the image is a speck too.
-    return bool(extent < max(0.04 * max(ink.shape), 2 * thickness))
+    return bool(extent < max(0.04 * side, 2 * thickness))
 
 
 def _stroke_width(binary: np.ndarray) -> float:
@@ -543,8 +570,8 @@ def to_mnist(ink: np.ndarray) -> np.ndarray:
     if box is None:
         return out
     # 3. Fit into 20x20 keeping the aspect ratio (anti-aliased), ink peak back to 1.
-    digit = np.clip(_fit(work[box], 20), 0.0, 1.0)
-    digit = digit / max(float(digit.max()), 1e-6)
+    digit = np.minimum(np.maximum(_fit(work[box], 20), 0.0), 1.0)
+    digit /= max(float(digit.max()), 1e-6)
     h, w = digit.shape
     # 4. Paste into 28x28 so the centre of mass lands on (14, 14): a whole-pixel shift, as MNIST
     #    did (no interpolation blur). Clamped so the digit stays inside the frame.
@@ -568,13 +595,17 @@ def preprocess(
         ink = np.clip(np.asarray(source, dtype=np.float32), 0.0, 1.0)
         if ink.ndim != 2:
             raise ImageError(f"an ink map is (H, W), got shape {ink.shape}", status=422)
+        side = max(ink.shape)
     else:
         # A big photo is reduced first: the digit needs ~80 px, not 3000.
         if isinstance(source, Image.Image):
             image = shrink(source, MIN_SIDE)
         else:
             image = load_image(source, MIN_SIDE)
-        ink = ink_map(image)
-    if is_blank(ink):
+        found = _ink(image)
+        if found is None:
+            return None
+        ink, side = found[0], max(image.size)  # the inked part of the map; the rest is 0
+    if _blank(ink, side):
         return None
     return to_mnist(ink)
