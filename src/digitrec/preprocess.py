@@ -349,12 +349,12 @@ def _median(a: np.ndarray) -> float:
 
 def _box(mask: np.ndarray) -> Box | None:
     """The bounding box of the True pixels; None when there are none."""
-    rows: np.ndarray = mask.any(axis=1)
+    rows = np.asarray(mask.any(axis=1))
     top = int(rows.argmax())
     if not rows[top]:
         return None
     bottom = rows.size - int(rows[::-1].argmax())
-    cols: np.ndarray = mask[top:bottom].any(axis=0)
+    cols = np.asarray(mask[top:bottom].any(axis=0))
     left, right = int(cols.argmax()), cols.size - int(cols[::-1].argmax())
     return slice(top, bottom), slice(left, right)
 
