@@ -35,8 +35,8 @@ WORK = 4  # to_mnist works at 4x the final scale: the digit's longer side is 20 
 MNIST_STROKE = 2.25  # median MNIST stroke width at 28x28, px (t10k, by _stroke_width at 4x)
 MIN_SIDE = 512  # px: preprocess and read reduce a bigger image until its shorter side nears this
 #   (a digit needs ~80 px; one a sixth of a 12 MP photo's height keeps ~85)
-ANALYSIS = 64  # px: specks and dots are judged on a max-pooled copy of the ink's box, its
-#   shorter side at least this (max-pooling keeps hairlines; exact below twice this)
+ANALYSIS = 64  # px: is_blank finds blobs and their thickness on a max-pooled copy of the
+#   strong ink, its shorter side at least this (exact below twice this)
 EIGHT = np.ones((3, 3), bool)  # 8-connected, as a pen moves
 Box = tuple[slice, slice]  # rows, columns of an image
 
@@ -118,14 +118,17 @@ def shrink(image: Image.Image, min_side: int = MIN_SIDE) -> Image.Image:
     if factor < 2:
         return image
     full = image.info.get("full_size", image.size)
-    if image.mode not in ("L", "LA", "RGB", "RGBA", "I", "F"):  # the modes Image.reduce takes
-        if "transparency" in image.info or image.mode in ("PA", "La", "RGBa"):
-            image = image.convert("RGBA")
-        elif image.mode.startswith("I;16"):
-            image = image.convert("I")
-        else:
-            image = image.convert("L" if image.mode == "1" else "RGB")
-    small = image.reduce(factor)
+    try:
+        if image.mode not in ("L", "LA", "RGB", "RGBA", "I", "F"):  # Image.reduce's modes
+            if "transparency" in image.info or image.mode in ("PA", "La", "RGBa"):
+                image = image.convert("RGBA")
+            elif image.mode.startswith("I;16"):
+                image = image.convert("I")
+            else:
+                image = image.convert("L" if image.mode == "1" else "RGB")
+        small = image.reduce(factor)
+    except (ValueError, OSError):  # a mode Pillow cannot convert (LAB): read it full size
+        return image
     small.info["full_size"] = full
     return small
 
@@ -276,22 +279,20 @@ def _clean(
     ink = _scale(x, floor, level)
     strokes = ink > 0.2
     # Hysteresis: a blob is ink if it reaches 0.6 somewhere; it keeps its soft edges down to 0.2.
-    # Blobs are found on a max-pooled copy (k x k blocks) when the box is large.
-    k = max(1, min(x.shape) // ANALYSIS)
-    small = _pool(ink, k)
-    labels, count = ndi.label(small > 0.2 if k > 1 else strokes, structure=EIGHT)
-    if count == 0:
+    labels, count = ndi.label(strokes, structure=EIGHT)
+    if count == 0 or (count == 1 and not (ink >= 0.6).any()):
         return None
-    areas = np.bincount(labels.ravel(), minlength=count + 1)
-    areas[0] = 0
-    strong = np.zeros(count + 1, bool)
-    strong[labels[small >= 0.6]] = True
-    # A speck is tiny next to the largest stroke (2%); a digit's smallest separate part, the bar
-    # of a 5, is about 10%.
-    keep = strong & (areas >= 0.02 * areas.max())
-    keep[0] = False
-    if not keep[1:].all():
-        strokes &= _unpool(keep[labels], k, x.shape)
+    if count > 1:
+        areas = np.bincount(labels.ravel(), minlength=count + 1)
+        areas[0] = 0
+        strong = np.zeros(count + 1, bool)
+        strong[labels[ink >= 0.6]] = True
+        # A speck is tiny next to the largest stroke (2%); a digit's smallest separate part, the
+        # bar of a 5, is about 10%.
+        keep = strong & (areas >= 0.02 * areas.max())
+        keep[0] = False
+        if not keep[1:].all():
+            strokes &= keep[labels]
     mask = _grow(strokes)  # and the anti-aliased rim below 0.2
     # The ink level again from the strokes alone, so specks and blobs do not sway it (the rest
     # of the image counts as paper at the floor); the same when nothing was dropped.
@@ -383,13 +384,6 @@ def _pad(a: np.ndarray, sides: tuple[int, int, int, int]) -> np.ndarray:
     return out
 
 
-def _unpool(a: np.ndarray, k: int, shape: tuple[int, ...]) -> np.ndarray:
-    """The inverse grid of _pool: each block pixel repeated k x k times, cut to `shape`."""
-    if k == 1:
-        return a
-    return np.repeat(np.repeat(a, k, axis=0), k, axis=1)[: shape[0], : shape[1]]
-
-
 def _grow(mask: np.ndarray) -> np.ndarray:
     """Binary dilation by one pixel, 4-connected (ndi.binary_dilation's default), by shifts."""
     out = mask.copy()
@@ -412,20 +406,23 @@ def _blank(ink: np.ndarray, side: int) -> bool:
         return True
     box = _box(strong)
     assert box is not None
-    # The largest blob, found on a max-pooled copy (k x k blocks) when the ink is large.
-    k = max(1, min(strong[box].shape) // ANALYSIS)
-    small = _pool(strong[box], k)
-    labels, n = ndi.label(small, structure=EIGHT)
-    biggest = 1 + int(np.argmax(np.bincount(labels.ravel())[1:]))
+    # The largest blob (in pixels), found on a max-pooled copy (k x k blocks) when the ink is
+    # large, where its thickness (the widest disk inside) is measured too: a dot and a stroke
+    # differ twofold, and the distance transform is the costly part.
+    strong = strong[box]
+    k = max(1, min(strong.shape) // ANALYSIS)
+    labels, _ = ndi.label(_pool(strong, k), structure=EIGHT)
+    if k > 1:  # each pixel's blob, to count them
+        pixels = np.repeat(np.repeat(labels, k, 0), k, 1)[: strong.shape[0], : strong.shape[1]]
+    else:
+        pixels = labels
+    biggest = 1 + int(np.argmax(np.bincount(pixels[strong])[1:]))
     blob = ndi.find_objects(labels, max_label=biggest)[biggest - 1]
     if blob is None:
         return True
     largest = labels[blob] == biggest
     extent = k * max(largest.shape)
-    # Its thickness: the widest disk inside, measured with the blob at most ~32 px across
-    # (a dot and a stroke differ twofold, and the distance transform is the costly part).
-    j = -(-max(largest.shape) // 32)
-    thickness = 2 * k * j * np.sqrt(float(_edt2(_pad(_pool(largest, j), (1, 1, 1, 1))).max()))
+    thickness = 2 * k * np.sqrt(float(_edt2(_pad(largest, (1, 1, 1, 1))).max()))
     # A stroke is longer than it is thick; a dot is not. Tiny against the image is a speck too.
     return bool(extent < max(0.04 * side, 2 * thickness))
 
