@@ -460,6 +460,15 @@ def test_a_dot_is_not_a_digit():
     assert is_blank(ink)
 
 
+def test_bold_digits_are_not_dots():
+    # A fat marker leaves small loops; judged at too coarse a scale they fill in, and a bold 8
+    # is as thick as it is tall.
+    for digit in mnist()[:20]:
+        ink = ndi.grey_dilation(ink_canvas(digit, 7, 30, 30), size=5)  # strokes ~25 px wide
+        assert not is_blank(ink)
+        assert preprocess(paper(ink)) is not None
+
+
 def test_an_ink_map_of_the_wrong_shape_is_refused():
     with pytest.raises(ImageError) as info:
         preprocess(np.zeros((28, 28, 3)))

@@ -407,16 +407,17 @@ def _blank(ink: np.ndarray, side: int) -> bool:
     box = _box(strong)
     assert box is not None
     # The largest blob (in pixels), found on a max-pooled copy (k x k blocks) when the ink is
-    # large, where its thickness (the widest disk inside) is measured too: a dot and a stroke
-    # differ twofold, and the distance transform is the costly part.
+    # large, and its thickness, the widest disk inside. (Pooled any coarser, the loops of bold
+    # digits fill in, and they are taken for dots.)
     strong = strong[box]
     k = max(1, min(strong.shape) // ANALYSIS)
-    labels, _ = ndi.label(_pool(strong, k), structure=EIGHT)
-    if k > 1:  # each pixel's blob, to count them
-        pixels = np.repeat(np.repeat(labels, k, 0), k, 1)[: strong.shape[0], : strong.shape[1]]
-    else:
-        pixels = labels
-    biggest = 1 + int(np.argmax(np.bincount(pixels[strong])[1:]))
+    labels, count = ndi.label(_pool(strong, k), structure=EIGHT)
+    biggest = 1
+    if count > 1:
+        pixels = labels  # each pixel's blob, to count them
+        if k > 1:
+            pixels = np.repeat(np.repeat(labels, k, 0), k, 1)[: strong.shape[0], : strong.shape[1]]
+        biggest = 1 + int(np.argmax(np.bincount(pixels[strong])[1:]))
     blob = ndi.find_objects(labels, max_label=biggest)[biggest - 1]
     if blob is None:
         return True
