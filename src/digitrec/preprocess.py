@@ -421,11 +421,18 @@ def _blank(ink: np.ndarray, side: int) -> bool:
     blob = ndi.find_objects(labels, max_label=biggest)[biggest - 1]
     if blob is None:
         return True
-    largest = labels[blob] == biggest
-    extent = k * max(largest.shape)
-    thickness = 2 * k * np.sqrt(float(_edt2(_pad(largest, (1, 1, 1, 1))).max()))
+    largest = _pad(labels[blob] == biggest, (1, 1, 1, 1))
+    extent = k * (max(largest.shape) - 2)
     # A stroke is longer than it is thick; a dot is not. Tiny against the image is a speck too.
-    return bool(extent < max(0.04 * side, 2 * thickness))
+    if extent < 0.04 * side:
+        return True
+    # No pixel is farther from the paper than along its row or its column: when that already
+    # makes the blob thin, the distance transform (the costly part) is not needed.
+    nearest = np.minimum(_line_distance(largest, 0), _line_distance(largest, 1)).max()
+    if extent >= 2 * (2 * k * float(nearest)):
+        return False
+    thickness = 2 * k * np.sqrt(float(_edt2(largest).max()))
+    return bool(extent < 2 * thickness)
 
 
 def _stroke_width(binary: np.ndarray) -> float:
@@ -446,14 +453,9 @@ def _edt2(binary: np.ndarray) -> np.ndarray:
     """Squared Euclidean distance from each True pixel to the nearest False one (int), exactly
     as ndi.distance_transform_edt (squared) for an image with a False rim, in a few array
     passes: stroke distances are small, and scipy's general transform costs twice as much."""
-    h = binary.shape[0]
-    rows = np.arange(h, dtype=np.int32)[:, None]
-    # 1. Down each column: the distance to the nearest False pixel above or below.
-    above = np.maximum.accumulate(np.where(binary, np.int32(-h), rows), axis=0)
-    below = np.minimum.accumulate(np.where(binary, np.int32(2 * h), rows)[::-1], axis=0)[::-1]
-    g2 = np.square(np.minimum(rows - above, below - rows))
-    # 2. Along each row: min over dx of dx^2 + g2 dx columns away. No pixel gains from a dx
-    #    whose square is over its current distance, so stop at the largest.
+    # 1. Down each column, then along each row: min over dx of dx^2 + g2 dx columns away. No
+    #    pixel gains from a dx whose square is over its current distance: stop at the largest.
+    g2 = np.square(_line_distance(binary, axis=0))
     d2 = g2.copy()
     dx, top = 1, int(d2.max())
     while dx * dx < top:
@@ -461,6 +463,19 @@ def _edt2(binary: np.ndarray) -> np.ndarray:
         np.minimum(d2[:, :-dx], g2[:, dx:] + dx * dx, out=d2[:, :-dx])
         dx, top = dx + 1, int(d2.max())
     return d2
+
+
+def _line_distance(binary: np.ndarray, axis: int) -> np.ndarray:
+    """Distance from each True pixel to the nearest False one along `axis` (int32; the image
+    has a False rim)."""
+    n = binary.shape[axis]
+    at = np.arange(n, dtype=np.int32).reshape((n, 1) if axis == 0 else (1, n))
+    back = (
+        (slice(None, None, -1), slice(None)) if axis == 0 else (slice(None), slice(None, None, -1))
+    )
+    before = np.maximum.accumulate(np.where(binary, np.int32(-n), at), axis=axis)
+    after = np.minimum.accumulate(np.where(binary, np.int32(2 * n), at)[back], axis=axis)[back]
+    return np.minimum(at - before, after - at)
 
 
 def _slide(a: np.ndarray, size: int, axis: int, erode: bool) -> np.ndarray:
