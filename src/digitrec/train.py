@@ -61,7 +61,7 @@ RECIPES: dict[str, dict[str, object]] = {
     "tutorial": dict(model="seed", epochs=10, batch_size=50, lr=1e-3, val_fraction=0.2, seed=5),
     "fast": dict(
         model="fast",
-        epochs=2,
+        epochs=3,
         batch_size=128,
         lr=4e-3,
         optimizer="adamw",
