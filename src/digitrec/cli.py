@@ -9,7 +9,6 @@ from __future__ import annotations
 import glob
 import json
 import logging
-import os
 import shlex
 import sys
 from pathlib import Path
@@ -30,7 +29,12 @@ app = typer.Typer(
 feedback_app = typer.Typer(no_args_is_help=True, help="Corrections stored by the web app.")
 app.add_typer(feedback_app, name="feedback")
 console = Console()
-err = Console(stderr=True)
+
+
+def error_line(message: str) -> None:
+    """One line on stderr, never wrapped: scripts and our tests read it as one line."""
+    print(message.replace("\n", " "), file=sys.stderr)
+
 
 ModelOpt = Annotated[
     str | None,
@@ -167,9 +171,7 @@ def train(
     )
     with _progress() as show:
         if ensemble > 1:
-            run = training.train_ensemble(
-                cfg, ensemble, progress=show, command=command, jobs=jobs
-            )
+            run = training.train_ensemble(cfg, ensemble, progress=show, command=command, jobs=jobs)
         else:
             run = training.train(cfg, resume=resume, progress=show, command=command)
     m = run.metrics
@@ -352,7 +354,7 @@ def predict(
         for f in chunk:
             if f in errors:
                 failed += 1
-                err.print(f"{f}: {errors[f]}", markup=False, highlight=False)
+                error_line(f"{f}: {errors[f]}")
                 continue
             p = next(results)
             row = {"file": str(f), **p.to_dict(with_image=False)}
@@ -396,7 +398,7 @@ def read(
             reading = predictor.read(f)
         except ImageError as e:
             failed += 1
-            err.print(f"{f}: {e}", markup=False, highlight=False)
+            error_line(f"{f}: {e}")
             continue
         if format == "json":
             print(json.dumps({"file": str(f), **reading.to_dict()}))
@@ -466,14 +468,11 @@ def feedback_export(
 
 
 def main() -> None:
-    # OpenMP threads that spin while waiting starve each other when another process holds a
-    # core; passive waiting keeps 2-thread training fast on a shared 2-core machine.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
         app()
     except DigitrecError as e:
-        err.print(f"error: {e}", markup=False, highlight=False)
+        error_line(f"error: {e}")
         sys.exit(1)
     except KeyboardInterrupt:
-        err.print("interrupted", markup=False)
+        error_line("interrupted")
         sys.exit(130)
