@@ -68,7 +68,11 @@ async def client(
     latencies: list[float],
     errors: list[str],
 ) -> None:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    except OSError as e:  # a refused or reset connect counts as an error, not a crash
+        errors.append(type(e).__name__)
+        return
     try:
         while (start := time.perf_counter()) < until:
             writer.write(request)
