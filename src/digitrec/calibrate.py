@@ -1,29 +1,43 @@
-"""Calibration: temperature scaling fit on the validation split (Guo et al. 2017), and ECE."""
+"""Calibration: temperature scaling fit on the validation split (Guo et al. 2017), and ECE.
+
+The ECE itself is NumPy (evaluation runs on ONNX Runtime, without torch); torch is imported
+only by the training-side helpers that take logits.
+"""
 
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import torch
+
+
+def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int = 15) -> float:
+    """|accuracy - confidence| averaged over confidence bins, weighted by the bins' sizes."""
+    confidence, predicted = probs.max(1), probs.argmax(1)
+    correct = (predicted == labels).astype(np.float64)
+    edges = np.linspace(0, 1, bins + 1)
+    total = 0.0
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        sel = (confidence > lo) & (confidence <= hi)
+        if sel.any():
+            total += sel.mean() * abs(correct[sel].mean() - confidence[sel].mean())
+    return float(total)
 
 
 def ece(logits: torch.Tensor, labels: torch.Tensor, bins: int = 15) -> float:
-    """Expected calibration error: |accuracy - confidence| averaged over confidence bins."""
-    probs = F.softmax(logits.float(), dim=1)
-    confidence, predicted = probs.max(1)
-    correct = (predicted == labels).float()
-    edges = torch.linspace(0, 1, bins + 1)
-    total = torch.zeros(())
-    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
-        in_bin = (confidence > lo) & (confidence <= hi)
-        if in_bin.any():
-            total += (
-                in_bin.float().mean() * (correct[in_bin].mean() - confidence[in_bin].mean()).abs()
-            )
-    return float(total)
+    """The ECE of softmax(logits) (N, 10) against labels (N,)."""
+    probs = logits.float().softmax(1).cpu().numpy()
+    return expected_calibration_error(probs, labels.cpu().numpy(), bins)
 
 
 def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
     """The T > 0 minimising validation NLL of softmax(logits / T); a 1-D search, no gradients."""
+    import torch
+    import torch.nn.functional as F
+
     logits = logits.float()
     candidates = torch.exp(torch.linspace(-1.5, 1.5, 301))  # T from 0.22 to 4.5
     nll = torch.stack([F.cross_entropy(logits / t, labels) for t in candidates])

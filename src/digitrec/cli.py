@@ -335,6 +335,7 @@ def predict(
     """Recognise one digit per image: the digit, its confidence and all ten probabilities."""
     from digitrec.errors import ImageError
     from digitrec.predictor import Predictor
+    from digitrec.preprocess import load_image
 
     predictor = Predictor.load(model)
     files = _expand(images)
@@ -345,8 +346,6 @@ def predict(
         sources, errors = [], {}
         for f in chunk:
             try:
-                from digitrec.preprocess import load_image
-
                 sources.append(load_image(f))
             except ImageError as e:
                 errors[f] = str(e)

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from digitrec import data
+from digitrec.calibrate import expected_calibration_error
 from digitrec.checkpoint import write_json
 from digitrec.predictor import Predictor
 
@@ -28,18 +29,6 @@ class Report:
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k != "files"}
-
-
-def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int = 15) -> float:
-    confidence, predicted = probs.max(1), probs.argmax(1)
-    correct = (predicted == labels).astype(np.float64)
-    edges = np.linspace(0, 1, bins + 1)
-    total = 0.0
-    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
-        sel = (confidence > lo) & (confidence <= hi)
-        if sel.any():
-            total += sel.mean() * abs(correct[sel].mean() - confidence[sel].mean())
-    return float(total)
 
 
 def evaluate(

@@ -439,11 +439,13 @@ def train_ensemble(
     _, val_set = load_training_data(dataclasses.replace(cfg, split_seed=split_seed))
     test_set = data.load_mnist("test")
 
+    # each member loaded once, with the temperature it was calibrated with
+    loaded = [load_run_model(r.directory) for r in runs]
+
     def averaged(images: np.ndarray) -> torch.Tensor:
         x = to_tensor(images, dev)
         probs = torch.zeros(len(x), 10)
-        for r in runs:
-            model, metrics = load_run_model(r.directory)
+        for model, metrics in loaded:
             t = float(metrics["temperature"])  # type: ignore[arg-type]
             probs += torch.softmax(predict_logits(model.to(dev), x) / t, 1).cpu() / members
         return probs
