@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -15,10 +16,12 @@ from digitrec.train import recipe_config, train
 
 
 def test_accuracy_gate(trained_run: Path) -> None:
-    """A few hundred steps of the fast recipe already beat 95% on the official test set."""
+    """The fast recipe, 1.3 passes over the 54,001 training images in batches of 256, is close
+    to 99% on the official test set (BENCHMARKS.md: 99.1-99.2% over five seeds)."""
     metrics = json.loads((trained_run / "metrics.json").read_text())
-    assert metrics["steps"] == 300
-    assert metrics["test_accuracy"] >= 0.95, metrics
+    assert metrics["steps"] == math.ceil(1.3 * math.ceil(54_001 / 256)) == 275
+    assert metrics["epochs"] == 2  # the second one ends part-way through
+    assert metrics["test_accuracy"] >= 0.985, metrics
 
 
 def test_run_directory_contract(trained_run: Path) -> None:

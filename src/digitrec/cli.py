@@ -112,7 +112,8 @@ def train(
         typer.Option(help="Settings bundle: tutorial, fast or best (flags below override it)."),
     ] = None,
     epochs: Annotated[
-        int | None, typer.Option(help="Epochs. Default: 10 (or the recipe's).")
+        float | None,
+        typer.Option(help="Passes over the data (1.5 = one and a half). Default: 10 (or the recipe's)."),
     ] = None,
     batch_size: Annotated[int | None, typer.Option(help="Batch size. Default: 50.")] = None,
     lr: Annotated[float | None, typer.Option(help="Peak learning rate. Default: 0.001.")] = None,

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081  # over the 60,000 training images, pixels / 255
@@ -36,6 +37,29 @@ def create(name: str) -> nn.Module:
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def count_macs(model: nn.Module) -> int:
+    """Multiply-adds of one forward pass on one 28x28 image (convolutions and dense layers)."""
+    total = 0
+
+    def hook(module: nn.Module, _: object, out: torch.Tensor) -> None:
+        nonlocal total
+        if isinstance(module, nn.Conv2d | PatchWhitening):
+            weight = module.weight
+            total += out.numel() * weight.shape[1] * weight.shape[2] * weight.shape[3]
+        elif isinstance(module, nn.Linear):
+            total += module.in_features * module.out_features
+
+    handles = [m.register_forward_hook(hook) for m in model.modules()]
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        model(torch.zeros(1, 1, 28, 28))
+    model.train(was_training)
+    for h in handles:
+        h.remove()
+    return total
 
 
 class Normalize(nn.Module):
@@ -79,19 +103,78 @@ def seed() -> nn.Module:
     )
 
 
-@register("fast", "a small BN CNN that trains to 99% in seconds on a CPU")
+class Crop(nn.Module):
+    """Drop `border` pixels on each side. MNIST's framing (a 20x20 box, centre of mass at the
+    centre of 28x28) leaves 0.24% of the training set's ink outside the central 24x24, and
+    preprocess.py frames real input the same way, so a 2-pixel crop costs nothing but time."""
+
+    def __init__(self, border: int):
+        super().__init__()
+        self.border = border
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b = self.border
+        return x[:, :, b : x.shape[2] - b, b : x.shape[3] - b]
+
+
+class PatchWhitening(nn.Module):
+    """A frozen k x k convolution whose 2n filters whiten image patches: the top n principal
+    directions of the training patches, scaled to unit variance, each as a +/- pair so that a
+    ReLU after it loses nothing. `fit` sets it from data before training. Not trained, so it
+    has no backward pass: the idea of the frozen whitening layer of Keller Jordan's airbench
+    (CIFAR-10 speed runs, 2024), here on MNIST digits."""
+
+    def __init__(self, k: int, n: int, eps: float = 1e-2):
+        super().__init__()
+        self.k, self.n, self.eps = k, n, eps
+        # random until fit, so an unfit model still passes its input on
+        self.register_buffer("weight", torch.randn(2 * n, 1, k, k) / k)
+
+    @torch.no_grad()
+    def fit(self, x: torch.Tensor) -> None:
+        """x: (N, 1, H, W) as this layer sees it."""
+        patches = F.unfold(x, self.k).transpose(1, 2).reshape(-1, self.k * self.k)
+        patches = patches - patches.mean(0)
+        eigenvalues, vectors = torch.linalg.eigh(patches.T @ patches / len(patches))
+        eigenvalues, vectors = eigenvalues.flip(0)[: self.n], vectors.flip(1)[:, : self.n]
+        w = (vectors / (eigenvalues + self.eps).sqrt()).T.reshape(self.n, 1, self.k, self.k)
+        self.weight.copy_(torch.cat([w, -w]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, self.weight)
+
+
+class FitSequential(nn.Sequential):
+    """nn.Sequential whose PatchWhitening layers are fit to data: train.py calls fit_data."""
+
+    @torch.no_grad()
+    def fit_data(self, x: torch.Tensor, n: int = 5000) -> None:
+        h = x[:n]
+        for layer in self:
+            if isinstance(layer, PatchWhitening):
+                layer.fit(h)
+            h = layer(h)
+
+
+@register("fast", "a CNN with a frozen whitening layer: 99% after one pass on a CPU")
 def fast() -> nn.Module:
-    # A strided 5x5 stem halves the resolution at once: the 28x28 stage is where a CPU spends
-    # its time, so nothing else runs there.
-    return nn.Sequential(
+    # The recipe trains for one epoch, so every choice is about images per second on a CPU:
+    # a 2-pixel crop (26% fewer pixels), a first layer that is fit, not trained (no backward
+    # pass), max-pool before ReLU, no batch norm, and the width in a dense layer (a cheap GEMM)
+    # rather than in convolutions. 0.82M multiply-adds per image.
+    return FitSequential(
+        Crop(2),  # (B, 1, 24, 24)
         Normalize(),
-        conv_bn(1, 16, 5, stride=2),  # (B, 16, 14, 14)
-        conv_bn(16, 32),
-        nn.MaxPool2d(2),  # (B, 32, 7, 7)
-        conv_bn(32, 64),
-        nn.AdaptiveMaxPool2d(1),  # (B, 64, 1, 1)
+        PatchWhitening(5, 12),  # (B, 24, 20, 20)
+        nn.MaxPool2d(2),
+        nn.ReLU(),  # (B, 24, 10, 10)
+        nn.Conv2d(24, 32, 3),  # (B, 32, 8, 8)
+        nn.MaxPool2d(2),
+        nn.ReLU(),  # (B, 32, 4, 4)
         nn.Flatten(),
-        nn.Linear(64, 10),
+        nn.Linear(512, 256),
+        nn.ReLU(),
+        nn.Linear(256, 10),
     )
 
 
