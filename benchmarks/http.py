@@ -4,7 +4,10 @@
 
 Starts the server on 127.0.0.1 (a free port, a temporary data dir), waits for /healthz,
 warms up for a second, then runs the clients until the time is up and prints requests/s,
-p50/p99 latency, errors and the server's memory (RSS per process, from /proc).
+p50/p99 latency, errors and the server's memory (RSS per process, from /proc). Also the
+server's CPU time per request and each worker's share of a core (from /proc/PID/stat), and
+the machine's load average: on a shared machine requests/s follow the CPU the server gets,
+while CPU ms per request does not.
 
 The clients are one asyncio process writing pre-built HTTP/1.1 requests on raw sockets,
 so the client costs as little CPU as possible: on a small machine it shares the cores
@@ -45,6 +48,8 @@ def build_request(form: str, port: int, endpoint: str) -> bytes:
     if form == "json":
         body = json.dumps({"image": "data:image/png;base64," + base64.b64encode(png).decode()})
         content_type, data = "application/json", body.encode()
+    elif form == "png":
+        content_type, data = "image/png", png
     else:
         boundary = "digitrecbench"
         data = (
@@ -121,16 +126,16 @@ def rss_mb(pid: int) -> dict[int, float]:
     return out
 
 
-def cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU time of these processes so far (from /proc/PID/stat)."""
-    total = 0
+def cpu_seconds(pids: list[int]) -> dict[int, float]:
+    """User + system CPU time of each of these processes so far (from /proc/PID/stat)."""
+    out = {}
     for pid in pids:
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
         except OSError:
             continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime in clock ticks
-    return total / os.sysconf("SC_CLK_TCK")
+        out[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime+stime
+    return out
 
 
 def free_port() -> int:
@@ -160,9 +165,10 @@ def main() -> None:
     ap.add_argument("--warmup", type=float, default=1, help="unmeasured warm-up, s (default 1)")
     ap.add_argument(
         "--form",
-        choices=["json", "multipart"],
+        choices=["json", "multipart", "png"],
         default="json",
-        help="body: a JSON data URL as the page sends it, or multipart (default json)",
+        help="body: a JSON data URL as the page sends it, multipart, or a raw image/png body "
+        "(default json)",
     )
     ap.add_argument(
         "--endpoint",
@@ -214,18 +220,20 @@ def main() -> None:
             # do not distort, unlike requests/s. Sampled over the measured window only.
             pids = list(rss_mb(proc.pid))
 
-            async def measured() -> tuple[list[float], list[str], float]:
+            async def measured() -> tuple[list[float], list[str], dict[int, float], float]:
                 task = asyncio.ensure_future(
                     load(port, request, args.clients, args.warmup, args.seconds)
                 )
                 await asyncio.sleep(args.warmup)
-                cpu0 = cpu_seconds(pids)
+                cpu0, own0 = cpu_seconds(pids), time.process_time()
                 await asyncio.sleep(args.seconds)
-                cpu = cpu_seconds(pids) - cpu0
+                cpu1, own1 = cpu_seconds(pids), time.process_time()
                 latencies, errors = await task
-                return latencies, errors, cpu
+                cpu = {pid: cpu1[pid] - cpu0[pid] for pid in cpu1 if pid in cpu0}
+                return latencies, errors, cpu, own1 - own0
 
-            latencies, errors, server_cpu = run(measured())
+            load_before = os.getloadavg()[0]
+            latencies, errors, server_cpu, client_cpu = run(measured())
             memory = rss_mb(proc.pid)
         finally:
             proc.terminate()
@@ -251,15 +259,25 @@ def main() -> None:
         f"{'GET /healthz' if args.endpoint == 'healthz' else f'body {args.form}'} "
         f"({len(request):,} bytes per request)"
     )
-    print(f"load: {args.clients} clients for {args.seconds:g} s (after {args.warmup:g} s warm-up)")
+    print(
+        f"load: {args.clients} clients for {args.seconds:g} s (after {args.warmup:g} s warm-up); "
+        f"machine load average {load_before:.2f} before"
+    )
     print(f"requests: {n:,}   throughput: {n / args.seconds:,.0f} req/s")
     print(f"latency: p50 {pct(0.50):.1f} ms   p99 {pct(0.99):.1f} ms   max {pct(1.0):.1f} ms")
     if n:
-        per_request = server_cpu / n * 1000
+        per_request = sum(server_cpu.values()) / n * 1000
+        # How evenly the connections spread: a worker with few of them leaves a core idle.
+        busy = sorted(
+            (s / args.seconds for s in server_cpu.values() if s / args.seconds > 0.05),
+            reverse=True,
+        )
         print(
             f"server CPU: {per_request:.2f} ms per request "
             f"(so at most {1000 / per_request * args.workers:,.0f} req/s "
-            f"on {args.workers} free core{'s' if args.workers > 1 else ''})"
+            f"on {args.workers} free core{'s' if args.workers > 1 else ''}); "
+            f"workers busy {', '.join(f'{b:.0%}' for b in busy) or '-'}; "
+            f"client CPU {client_cpu / n * 1000:.2f} ms per request"
         )
     print(f"errors: {len(errors)}" + (f" ({', '.join(sorted(set(errors)))})" if errors else ""))
     print(f"server RSS: {rss}")

@@ -6,27 +6,39 @@ preprocessing, so bad images fail exactly as they would with the real model.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
+import pickle
 import random
+import socket
 import sqlite3
 import struct
 import subprocess
 import sys
 import threading
+import time
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image, ImageDraw
 
 from digitrec import preprocess
+from digitrec.errors import ImageError
+from digitrec.predictor import Prediction, Predictor
 from digitrec.serve import Settings, create_app
-from digitrec.serve.deps import get_predictor
+from digitrec.serve.batch import Batcher
+from digitrec.serve.deps import Runner, get_predictor
+from digitrec.serve.png import png_data_url
+from digitrec.serve.workers import SUPPORTED as REUSE_PORT
+from digitrec.serve.workers import PortPerWorker, bind_reuse_port
 
 # ---------------------------------------------------------------- fakes and images
 
@@ -45,28 +57,23 @@ class FakePredictor:
     name = "fake-net"
     card = {"name": "fake-net", "architecture": "none", "test_accuracy": 0.1}
 
-    def predict(self, source: bytes) -> FakeAnswer:
+    def predict(self, source: bytes) -> Prediction:
         image28 = preprocess.preprocess(source)
-        probabilities = [0.01] * 10
         if image28 is None:
-            return FakeAnswer(
-                {
-                    "digit": None,
-                    "confidence": 0.0,
-                    "probabilities": [0.0] * 10,
-                    "preprocessed": "data:image/png;base64,",
-                    "reason": "empty",
-                }
-            )
+            return Prediction(None, 0.0, [0.0] * 10, np.zeros((28, 28), np.float32), "empty")
+        probabilities = [0.01] * 10
         probabilities[7] = 0.91
-        return FakeAnswer(
-            {
-                "digit": 7,
-                "confidence": 0.91,
-                "probabilities": probabilities,
-                "preprocessed": "data:image/png;base64,",
-            }
-        )
+        return Prediction(7, 0.91, probabilities, image28, None, [(7, 0.91)])
+
+    def predict_each(self, sources: list[bytes]) -> list[Prediction | Exception]:
+        """The server's batch path: one image's error is its own (as the real predictor)."""
+        answers: list[Prediction | Exception] = []
+        for source in sources:
+            try:
+                answers.append(self.predict(source))
+            except Exception as e:
+                answers.append(e)
+        return answers
 
     def read(self, source: bytes) -> FakeAnswer:
         preprocess.load_image(source)
@@ -82,7 +89,7 @@ class FakePredictor:
 
 
 class BrokenPredictor(FakePredictor):
-    def predict(self, source: bytes) -> FakeAnswer:
+    def predict(self, source: bytes) -> Prediction:
         raise RuntimeError("a bug, not the user's fault")
 
 
@@ -213,7 +220,7 @@ class BlockingPredictor(FakePredictor):
     def __init__(self) -> None:
         self.started, self.release = threading.Event(), threading.Event()
 
-    def predict(self, source: bytes) -> FakeAnswer:
+    def predict(self, source: bytes) -> Prediction:
         self.started.set()
         self.release.wait(10)
         return super().predict(source)
@@ -233,6 +240,151 @@ def test_a_slow_image_does_not_stall_other_requests(tmp_path: Path) -> None:
 def test_inline_inference_gives_the_same_answer(tmp_path: Path) -> None:
     with make_client(tmp_path, FakePredictor(), inline_inference=True) as c:
         assert c.post("/api/v1/predict", json={"image": data_url(SEVEN)}).json()["digit"] == 7
+
+
+# ---------------------------------------------------------------- batching, the PNG, workers
+
+
+class CountingPredictor(FakePredictor):
+    def __init__(self) -> None:
+        self.batches: list[int] = []
+
+    def predict_each(self, sources: list[bytes]) -> list[Prediction | Exception]:
+        self.batches.append(len(sources))
+        return super().predict_each(sources)
+
+
+def test_requests_that_arrive_together_share_one_model_call() -> None:
+    model, batcher = CountingPredictor(), Batcher(Runner(threads=2))
+
+    async def together() -> list[Any]:
+        images = [SEVEN, BLANK, b"not an image", SEVEN]
+        calls = [batcher.predict(model, image) for image in images]
+        return await asyncio.gather(*calls, return_exceptions=True)
+
+    seven, blank, junk, seven_again = asyncio.run(together())
+    assert model.batches == [4]
+    assert seven.digit == 7 and seven_again.digit == 7
+    assert blank.digit is None and blank.reason == "empty"
+    assert isinstance(junk, ImageError) and junk.status == 415  # only its own request fails
+
+
+def test_concurrent_requests_with_the_real_model(tmp_path: Path) -> None:
+    """The shipped fast model behind the batcher: every answer is its own request's."""
+    images = [SEVEN, BLANK, RANDOM] * 8
+    with make_client(tmp_path, Predictor.load("fast")) as c, ThreadPoolExecutor(8) as pool:
+        answers = list(
+            pool.map(
+                lambda image: c.post("/api/v1/predict", json={"image": data_url(image)}), images
+            )
+        )
+    for image, r in zip(images, answers, strict=True):
+        if image is RANDOM:
+            assert r.status_code == 415 and set(r.json()) == {"error"}
+            continue
+        assert r.status_code == 200, r.text
+        body = r.json()
+        if image is BLANK:
+            assert body["digit"] is None and body["reason"] == "empty"
+        else:
+            assert body["digit"] == 7 and len(body["probabilities"]) == 10
+            seen = Image.open(io.BytesIO(base64.b64decode(body["preprocessed"].split(",")[1])))
+            expected = np.round(preprocess.preprocess(SEVEN) * 255).astype(np.uint8)
+            assert seen.size == (28, 28) and (np.asarray(seen) == expected).all()
+
+
+def test_preprocessed_png_has_the_pixels_the_model_saw() -> None:
+    rng = np.random.default_rng(0)
+    for image in [rng.random((28, 28)), rng.normal(0.5, 1, (28, 28)), np.zeros((28, 28))]:
+        url = png_data_url(image)
+        assert url.startswith("data:image/png;base64,")
+        decoded = Image.open(io.BytesIO(base64.b64decode(url.split(",")[1])))
+        assert decoded.mode == "L" and decoded.size == (28, 28)
+        assert (np.asarray(decoded) == np.round(np.clip(image, 0, 1) * 255)).all()
+
+
+@pytest.mark.skipif(not REUSE_PORT, reason="SO_REUSEPORT balancing is Linux-only")
+def test_each_worker_gets_its_own_socket_and_connections_are_spread() -> None:
+    held = bind_reuse_port(socket.AF_INET, ("127.0.0.1", 0), PortPerWorker)
+    # What uvicorn does to hand it to a worker process: each gets a new socket, same address.
+    workers = [pickle.loads(pickle.dumps(held)) for _ in range(2)]
+    try:
+        for w in workers:
+            assert w is not held and w.getsockname() == held.getsockname()
+            w.listen()
+            w.settimeout(5)
+        clients = [socket.create_connection(held.getsockname()) for _ in range(64)]
+        accepted = [0, 0]
+        for i, w in enumerate(workers):
+            w.setblocking(False)
+            while True:
+                try:
+                    w.accept()[0].close()
+                except BlockingIOError:
+                    break
+                accepted[i] += 1
+        assert sum(accepted) == 64 and min(accepted) > 0  # all 64 on one: odds 2**-63
+        for c in clients:
+            c.close()
+    finally:
+        for w in workers:
+            w.close()
+        held.close()
+
+
+def test_two_workers_answer(tmp_path: Path) -> None:
+    """`serve --workers 2` end to end: the workers' own sockets come up and answer."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [sys.executable, "-m", "digitrec", "serve", "--workers", "2", "--port", str(port)]
+    cmd += ["--model", "fast", "--data-dir", str(tmp_path)]
+    server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            assert server.poll() is None and time.monotonic() < deadline, "server did not start"
+            try:
+                httpx.get(url + "/healthz", timeout=1).raise_for_status()
+                break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        for _ in range(8):  # new connections: the kernel hands them to either worker
+            r = httpx.post(url + "/api/v1/predict", json={"image": data_url(SEVEN)}, timeout=10)
+            assert r.status_code == 200 and r.json()["digit"] == 7
+    finally:
+        server.terminate()
+        _, err = server.communicate(timeout=30)
+    assert "Traceback" not in err
+
+
+def test_workers_on_a_port_in_use_is_one_error(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        r = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "digitrec",
+                "serve",
+                "--workers",
+                "2",
+                "--port",
+                str(port),
+                "--model",
+                "fast",
+                "--data-dir",
+                str(tmp_path),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert r.returncode != 0
+    assert "address already in use" in r.stderr.lower() and "Traceback" not in r.stderr
 
 
 # ---------------------------------------------------------------- bad input

@@ -131,6 +131,25 @@ class Predictor:
             by_index = dict(zip(inked, probs, strict=True))
         return [self._answer(images[i], by_index.get(i)) for i in range(len(sources))]
 
+    def predict_each(self, sources: Sequence[Source]) -> list[Prediction | Exception]:
+        """predict_many for unrelated requests (the server's batches): a source that fails
+        gives its exception in its place, and the others are still answered."""
+        images: list[np.ndarray | None | Exception] = []
+        for source in sources:
+            try:
+                images.append(preprocess.preprocess(source))
+            except Exception as e:  # an ImageError, or a bug: only this request's answer
+                images.append(e)
+        inked = [i for i, x in enumerate(images) if isinstance(x, np.ndarray)]
+        by_index: dict[int, np.ndarray] = {}
+        if inked:
+            probs = self.predict_array(np.stack([images[i] for i in inked]))  # type: ignore[misc]
+            by_index = dict(zip(inked, probs, strict=True))
+        return [
+            x if isinstance(x, Exception) else self._answer(x, by_index.get(i))
+            for i, x in enumerate(images)
+        ]
+
     def read(self, source: Source) -> Reading:
         """A written number: its digits left to right, each with its box in the input's pixels."""
         if isinstance(source, np.ndarray):

@@ -12,6 +12,7 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -24,9 +25,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 import digitrec
 from digitrec.errors import DigitrecError, ImageError
 from digitrec.feedback import FeedbackStore
+from digitrec.serve.batch import Batcher
 from digitrec.serve.deps import Runner, get_predictor
 from digitrec.serve.routes import STATIC, routers
 from digitrec.serve.settings import Settings
+from digitrec.serve.workers import SUPPORTED as REUSE_PORT
+from digitrec.serve.workers import serve_workers
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +138,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.predictor = await run_in_threadpool(load_predictor, settings.model)
             log.info("serving model %s", app.state.predictor.name)
         app.state.runner = Runner(settings.inference_threads, settings.inline_inference)
+        app.state.batcher = Batcher(app.state.runner)
         app.state.store = FeedbackStore(settings.data_dir)
         log.info("feedback store: %s", app.state.store.path)
         yield
@@ -176,8 +181,8 @@ def run_server(
     resolve(model)
     shown = f"[{host}]" if ":" in host else host
     print(f"digitrec: serving on http://{shown}:{port}/  (Ctrl+C to stop)", flush=True)  # noqa: T201
-    uvicorn.run(
-        "digitrec.serve.app:create_app",
+    # uvloop and httptools when installed (uvicorn[standard]): uvicorn's "auto" picks them.
+    options: dict[str, Any] = dict(
         factory=True,
         host=host,
         port=port,
@@ -185,3 +190,7 @@ def run_server(
         access_log=False,  # a log line per request costs more than the inference
         log_level="info",
     )
+    if workers > 1 and REUSE_PORT:
+        serve_workers(uvicorn.Config("digitrec.serve.app:create_app", **options))
+    else:
+        uvicorn.run("digitrec.serve.app:create_app", **options)

@@ -9,8 +9,8 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Callable
-from typing import Annotated, Any, Protocol, TypeVar
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Annotated, Any, Protocol, TypeVar
 
 import anyio
 from fastapi import Depends, Request
@@ -18,6 +18,10 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
 from digitrec.feedback import FeedbackStore
+from digitrec.serve.batch import Batcher
+
+if TYPE_CHECKING:
+    from digitrec.predictor import Prediction  # imports ONNX Runtime: not at import time
 
 T = TypeVar("T")
 
@@ -32,7 +36,9 @@ class Model(Protocol):
     name: str
     card: dict[str, Any]
 
-    def predict(self, source: bytes) -> Answer: ...
+    def predict(self, source: bytes) -> Prediction: ...
+
+    def predict_each(self, sources: Sequence[bytes]) -> list[Prediction | Exception]: ...
 
     def read(self, source: bytes) -> Answer: ...
 
@@ -47,7 +53,7 @@ async def get_store(request: Request) -> FeedbackStore:
 
 
 class Runner:
-    """Runs inference off the event loop, at most `threads` images at once per worker.
+    """Runs inference off the event loop, at most `threads` calls (a batch, a photo) at once.
 
     Preprocessing a drawn canvas takes milliseconds, a 12-megapixel photo seconds: inline,
     one photo would stall every other request (and /healthz). The limit bounds memory.
@@ -67,9 +73,14 @@ async def get_runner(request: Request) -> Runner:
     return request.app.state.runner
 
 
+async def get_batcher(request: Request) -> Batcher:
+    return request.app.state.batcher
+
+
 PredictorDep = Annotated[Model, Depends(get_predictor)]
 StoreDep = Annotated[FeedbackStore, Depends(get_store)]
 RunnerDep = Annotated[Runner, Depends(get_runner)]
+BatcherDep = Annotated[Batcher, Depends(get_batcher)]
 
 
 def malformed(what: str) -> HTTPException:

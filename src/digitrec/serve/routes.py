@@ -12,12 +12,14 @@ from starlette.concurrency import run_in_threadpool
 from digitrec.feedback import FeedbackStore
 from digitrec.preprocess import load_image
 from digitrec.serve.deps import (
+    BatcherDep,
     ImageBytes,
     PredictorDep,
     RunnerDep,
     StoreDep,
     decode_image_text,
 )
+from digitrec.serve.png import png_data_url
 from digitrec.serve.schemas import (
     ERRORS,
     FeedbackIn,
@@ -78,11 +80,13 @@ digits = APIRouter(prefix="/api/v1", tags=["digits"])
 
 
 @digits.post("/predict", response_model=PredictionOut, responses=ERRORS, openapi_extra=IMAGE_BODY)
-async def predict(image: ImageBytes, model: PredictorDep, run: RunnerDep) -> JSONResponse:
+async def predict(image: ImageBytes, model: PredictorDep, batch: BatcherDep) -> JSONResponse:
     """Recognise one handwritten digit: the digit (or null), probabilities, what the model saw."""
-    prediction = await run(model.predict, image)
+    prediction = await batch.predict(model, image)
     # The predictor already gives the contract's shape; skip re-validating it per request.
-    return JSONResponse(prediction.to_dict())
+    body = prediction.to_dict(with_image=False)
+    body["preprocessed"] = png_data_url(prediction.preprocessed)  # 3x cheaper than Pillow's
+    return JSONResponse(body)
 
 
 @digits.post("/read", response_model=ReadingOut, responses=ERRORS, openapi_extra=IMAGE_BODY)

@@ -22,8 +22,10 @@ class Settings(BaseSettings):
     data_dir: Path | None = None
     # Largest request body accepted, in bytes (5 MB); bigger is a 413.
     max_body_bytes: int = Field(default=5 * 1024 * 1024, gt=0)
-    # Images one worker preprocesses at once, in threads off the event loop; bounds memory.
+    # Threads one worker preprocesses in at once, off the event loop: each runs a batch of
+    # drawings (serve/batch.py) or one photo. Bounds memory.
     inference_threads: int = Field(default=2, ge=1)
-    # Run inference on the event loop instead: a little faster for small drawings, but one
-    # large photo (seconds of preprocessing) then stalls every request. For benchmarks.
+    # Run inference on the event loop instead: no faster since requests are batched (one
+    # thread hop per batch), and one large photo (seconds of preprocessing) then stalls every
+    # request. For benchmarks.
     inline_inference: bool = False
