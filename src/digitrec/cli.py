@@ -113,7 +113,9 @@ def train(
     ] = None,
     epochs: Annotated[
         float | None,
-        typer.Option(help="Passes over the data (1.5 = one and a half). Default: 10 (or the recipe's)."),
+        typer.Option(
+            help="Passes over the data (1.5: one and a half). Default: 10 or the recipe's."
+        ),
     ] = None,
     batch_size: Annotated[int | None, typer.Option(help="Batch size. Default: 50.")] = None,
     lr: Annotated[float | None, typer.Option(help="Peak learning rate. Default: 0.001.")] = None,

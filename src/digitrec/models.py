@@ -46,8 +46,8 @@ def count_macs(model: nn.Module) -> int:
     def hook(module: nn.Module, _: object, out: torch.Tensor) -> None:
         nonlocal total
         if isinstance(module, nn.Conv2d | PatchWhitening):
-            weight = module.weight
-            total += out.numel() * weight.shape[1] * weight.shape[2] * weight.shape[3]
+            weight: torch.Tensor = module.weight
+            total += out.numel() * int(weight[0].numel())
         elif isinstance(module, nn.Linear):
             total += module.in_features * module.out_features
 
@@ -128,6 +128,7 @@ class PatchWhitening(nn.Module):
         super().__init__()
         self.k, self.n, self.eps = k, n, eps
         # random until fit, so an unfit model still passes its input on
+        self.weight: torch.Tensor
         self.register_buffer("weight", torch.randn(2 * n, 1, k, k) / k)
 
     @torch.no_grad()
