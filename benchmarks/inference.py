@@ -2,6 +2,14 @@
 a 280x280 canvas PNG to an answer. Prints figures; BENCHMARKS.md records them.
 
     python benchmarks/inference.py [--model NAME ...] [--repeats 2000]
+    python benchmarks/inference.py --stages [--model NAME ...] [--repeats 2000]
+
+--stages splits the canvas path into its parts (p50 and p90, ms): PNG decode (load_image),
+preprocessing of the decoded image, the model on the 28x28, and predict(PNG bytes) as a whole,
+for fast and best-x2 unless --model says. Inputs: the benchmark canvas and the 120 canvas
+drawings in tests/realworld, in turn. Wall-clock on a shared machine is noisy: pin it and
+compare back to back, e.g. `OMP_NUM_THREADS=1 taskset -c 1 python benchmarks/inference.py
+--stages --repeats 1000`.
 """
 
 from __future__ import annotations
@@ -9,12 +17,15 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from pathlib import Path
 
 import numpy as np
 
-from digitrec import data, registry
+from digitrec import data, preprocess, registry
 from digitrec.machine import canvas_png, describe
 from digitrec.predictor import Predictor
+
+REALWORLD = Path(__file__).resolve().parents[1] / "tests" / "realworld"
 
 
 def timed(fn, repeats: int) -> np.ndarray:  # type: ignore[no-untyped-def]
@@ -28,11 +39,59 @@ def timed(fn, repeats: int) -> np.ndarray:  # type: ignore[no-untyped-def]
     return out * 1000  # ms
 
 
+def stages(names: list[str], repeats: int) -> dict[str, dict[str, float]]:
+    """p50 / p90 (ms) of each part of the canvas PNG -> answer path, per model: each call times
+    decode, preprocess and model one after another, then predict(PNG) as a whole, on the same
+    input, so that all four see the same machine (the other core may be busy)."""
+    pngs = [canvas_png()] + [p.read_bytes() for p in sorted(REALWORLD.glob("canvas_*.png"))]
+    results = {}
+    for name in names:
+        one = Predictor.load(name, threads=1)
+        times = np.zeros((repeats, 4))
+        for i in range(-min(50, repeats), repeats):  # the first calls warm up
+            png = pngs[i % len(pngs)]
+            t0 = time.perf_counter()
+            image = preprocess.load_image(png, preprocess.MIN_SIDE)
+            t1 = time.perf_counter()
+            x = preprocess.preprocess(image)
+            t2 = time.perf_counter()
+            if x is not None:
+                one.predict_array(x[None])
+            t3 = time.perf_counter()
+            one.predict(png)
+            if i >= 0:
+                times[i] = t1 - t0, t2 - t1, t3 - t2, time.perf_counter() - t3
+        times *= 1000  # ms
+        parts = dict(zip(("decode", "preprocess", "model", "total"), times.T, strict=True))
+        results[name] = {
+            f"{k}_ms_p{q}": float(np.percentile(v, q)) for k, v in parts.items() for q in (50, 90)
+        }
+        print(
+            f"{name:>14}: "
+            + " | ".join(
+                f"{k} {np.percentile(v, 50):.3f} ({np.percentile(v, 90):.3f})"
+                for k, v in parts.items()
+            )
+            + "  ms p50 (p90)"
+        )
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", action="append", help="model(s); default: every shipped one")
     parser.add_argument("--repeats", type=int, default=2000)
+    parser.add_argument(
+        "--stages",
+        action="store_true",
+        help="time decode / preprocess / model / total of the canvas path (default: off); "
+        "models default to fast and best-x2",
+    )
     args = parser.parse_args()
+    if args.stages:
+        print(f"machine: {describe()}")
+        print(json.dumps(stages(args.model or ["fast", "best-x2"], args.repeats)))
+        return
     names = args.model or [c["name"] for c in registry.shipped_cards()]
     test = data.load_mnist("test").images.astype(np.float32) / 255
     png = canvas_png()

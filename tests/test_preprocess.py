@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from PIL import Image
 from scipy import ndimage as ndi
 
+from digitrec import imageops as ops
 from digitrec import preprocess as pp
 from digitrec.errors import ImageError
 from digitrec.preprocess import (
@@ -217,14 +218,98 @@ def test_fast_morphology_gives_scipys_answers(seed, h, w, radius, size):
     """The stroke width, disk erosion and dilation, max filters: exactly as scipy computes them."""
     rng = np.random.default_rng(seed)
     a = rng.uniform(0, 1, (h, w)).astype(np.float32)
-    padded, disk = np.pad(a, 16), pp._disk(radius)  # as to_mnist pads: room to dilate
-    assert (pp._morph(padded, radius, True) == ndi.grey_erosion(padded, footprint=disk)).all()
-    assert (pp._morph(padded, radius, False) == ndi.grey_dilation(padded, footprint=disk)).all()
+    padded, disk = np.pad(a, 16), ops.disk(radius)  # room to dilate, as to_mnist leaves
+    assert (ops.morph(padded, radius, True) == ndi.grey_erosion(padded, footprint=disk)).all()
+    assert (ops.morph(padded, radius, False) == ndi.grey_dilation(padded, footprint=disk)).all()
     for axis in (0, 1):
-        assert (pp._slide(a, size, axis, True) == ndi.minimum_filter1d(a, size, axis=axis)).all()
-        assert (pp._slide(a, size, axis, False) == ndi.maximum_filter1d(a, size, axis=axis)).all()
+        assert (ops.slide(a, size, axis, True) == ndi.minimum_filter1d(a, size, axis=axis)).all()
+        assert (ops.slide(a, size, axis, False) == ndi.maximum_filter1d(a, size, axis=axis)).all()
     strokes = np.pad(ndi.binary_opening(a < rng.uniform(0.3, 1)), 1)
-    assert (pp._edt2(strokes) == np.round(ndi.distance_transform_edt(strokes) ** 2)).all()
+    assert (ops.edt2(strokes) == np.round(ndi.distance_transform_edt(strokes) ** 2)).all()
+
+
+@FAST
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    h=st.integers(1, 60),
+    w=st.integers(1, 60),
+    height=st.integers(1, 80),
+    width=st.integers(1, 80),
+)
+@example(seed=0, h=278, w=172, height=80, width=49)  # a canvas digit to the working scale
+@example(seed=0, h=64, w=96, height=280, width=420)  # a background estimate, back to full size
+def test_resize_gives_pillows_answers(seed, h, w, height, width):
+    """Area average going down, bilinear going up: as Pillow resizes a mode "F" image."""
+    a = np.random.default_rng(seed).uniform(0, 1, (h, w)).astype(np.float32)
+    down = height < h or width < w
+    resample = Image.Resampling.BOX if down else Image.Resampling.BILINEAR
+    expected = np.asarray(Image.fromarray(a).resize((width, height), resample))
+    got = ops.resize(a, height, width)
+    assert got.shape == (height, width) and got.dtype == np.float32
+    assert np.abs(got - expected).max() < 1e-6
+
+
+@FAST
+@given(seed=st.integers(0, 2**32 - 1), h=st.integers(1, 30), w=st.integers(1, 30))
+def test_line_distances_and_the_thin_check_are_exact(seed, h, w):
+    rng = np.random.default_rng(seed)
+    strokes = np.pad(rng.uniform(0, 1, (h, w)) < rng.uniform(0.2, 1), 1)  # a paper rim
+    near = []
+    for axis in (0, 1):
+        # The distance to the nearest paper pixel along `axis`, one pixel at a time.
+        expected = np.zeros(strokes.shape, np.int32)
+        dy, dx = (1, 0) if axis == 0 else (0, 1)
+        for y, x in np.argwhere(strokes):
+            d = 1
+            while strokes[y + d * dy, x + d * dx] and strokes[y - d * dy, x - d * dx]:
+                d += 1
+            expected[y, x] = d
+        assert (ops.line_distance(strokes, axis) == expected).all()
+        near.append(expected)
+    deepest = np.minimum(*near)  # how far each pixel lies from the paper, both ways
+    for r in range(int(deepest.max()) + 2):
+        assert ops.deeper_than(strokes, r) == (deepest > r).any()
+
+
+def random_canvas(rng: np.random.Generator) -> Image.Image:
+    """Strokes drawn on a transparent 280x280 canvas, anti-aliased; sometimes faint, sometimes
+    with specks far from them (the general path), sometimes over the 64 px of the pooled one."""
+    from PIL import ImageDraw
+
+    big = Image.new("L", (560, 560), 0)  # drawn at 2x, then halved: soft edges
+    draw = ImageDraw.Draw(big)
+    opacity = int(rng.choice([255, 255, 255, 200, 120]))
+    for _ in range(int(rng.integers(1, 4))):
+        points = [tuple(int(v) for v in rng.integers(100, 460, 2)) for _ in range(3)]
+        draw.line(points, fill=opacity, width=int(rng.integers(2, 50)), joint="curve")
+    if rng.uniform() < 0.3:
+        for _ in range(3):
+            x, y = (int(v) for v in rng.integers(0, 40, 2))
+            draw.ellipse((x, y, x + 6, y + 6), fill=255)
+    alpha = big.resize((280, 280), Image.Resampling.BOX)
+    return Image.merge("RGBA", [Image.new("L", alpha.size, 17)] * 3 + [alpha])
+
+
+@FAST
+@given(seed=st.integers(0, 2**32 - 1))
+def test_the_canvas_path_gives_the_general_paths_ink(seed):
+    """An alpha canvas is cleaned from its histogram and a pooled copy: the same ink."""
+    alpha = np.asarray(random_canvas(np.random.default_rng(seed)).getchannel("A"))
+    box = ops.box(alpha > 0)
+    fast = pp._clean_alpha(alpha[box], alpha.size)
+    general = pp._clean(alpha[box] / np.float32(255), 0.0, 0.0, alpha.size)
+    assert (fast is None) == (general is None)
+    if fast is not None and general is not None:
+        assert fast[1] == general[1] and (fast[0] == general[0]).all()
+
+
+def test_a_long_strip_is_reduced_before_the_heavy_work():
+    strip = Image.new("L", (4000, 1000), 255)  # a written number, 4 MP, its shorter side small
+    strip.paste(big_sheet().resize((1000, 1000)), (1500, 0))
+    small = shrink(strip, MIN_SIDE)
+    assert small.size == (2000, 500) and small.info["full_size"] == (4000, 1000)
+    assert shrink(Image.new("L", (1000, 1000)), MIN_SIDE).size == (1000, 1000)  # 1 MP: as it is
+    assert near(preprocess(strip), reference()) < 0.05
 
 
 # ---------------------------------------------------------------- broken files

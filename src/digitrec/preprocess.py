@@ -9,7 +9,10 @@
                 centre of mass at (14, 14)
     preprocess  all of the above; None for a blank image
 
-Pure functions on NumPy arrays (no torch), shared by the CLI, the server, training and tests.
+Pure functions on NumPy arrays (no torch), shared by the CLI, the server, training and tests;
+the array helpers they are made of (boxes, resizing, distances, morphology) are in imageops.
+A canvas (strokes on a transparent background, what the web page sends) takes a short way
+through _ink: the same ink for a fraction of the work.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import numpy as np
 from PIL import ExifTags, Image, ImageOps
 from scipy import ndimage as ndi
 
+from digitrec import imageops as ops
 from digitrec.errors import ImageError
 
 MAX_PIXELS: int = 25_000_000  # width * height: a 5000x5000 photo is fine, a decompression bomb not
@@ -35,10 +39,11 @@ WORK = 4  # to_mnist works at 4x the final scale: the digit's longer side is 20 
 MNIST_STROKE = 2.25  # median MNIST stroke width at 28x28, px (t10k, by _stroke_width at 4x)
 MIN_SIDE = 512  # px: preprocess and read reduce a bigger image until its shorter side nears this
 #   (a digit needs ~80 px; one a sixth of a 12 MP photo's height keeps ~85)
+WORK_PIXELS = 2_000_000  # width * height: and one with more, a long strip (4000x1000), until it
+#   is under this, its shorter side kept at least MIN_SIDE / 4 (a number's digits keep ~100 px)
 ANALYSIS = 64  # px: is_blank finds blobs and their thickness on a max-pooled copy of the
 #   strong ink, its shorter side at least this (exact below twice this)
 EIGHT = np.ones((3, 3), bool)  # 8-connected, as a pen moves
-Box = tuple[slice, slice]  # rows, columns of an image
 
 
 def load_image(source: bytes | str | os.PathLike, min_side: int | None = None) -> Image.Image:
@@ -112,9 +117,14 @@ def load_image(source: bytes | str | os.PathLike, min_side: int | None = None) -
 
 def shrink(image: Image.Image, min_side: int = MIN_SIDE) -> Image.Image:
     """A copy reduced by a whole factor (the mean of each block), its shorter side still at
-    least `min_side`; the image itself when it is not twice that. info["full_size"] holds the
-    size before any reduction, so boxes can be scaled back to the input's pixels."""
-    factor = min(image.size) // min_side
+    least `min_side`, or its pixels under WORK_PIXELS (its shorter side at least min_side / 4);
+    the image itself when neither needs a factor of 2. info["full_size"] holds the size before
+    any reduction, so boxes can be scaled back to the input's pixels."""
+    short = min(image.size)
+    factor = short // min_side
+    over = image.width * image.height / WORK_PIXELS
+    if over > 1:  # a long strip: heavy work on every pixel, though its shorter side is small
+        factor = max(factor, min(math.ceil(math.sqrt(over)), short // max(1, min_side // 4)))
     if factor < 2:
         return image
     full = image.info.get("full_size", image.size)
@@ -143,17 +153,17 @@ def ink_map(image: Image.Image) -> np.ndarray:
     return out
 
 
-def _ink(image: Image.Image) -> tuple[np.ndarray, Box] | None:
+def _ink(image: Image.Image) -> tuple[np.ndarray, ops.Box] | None:
     """The ink map's inked part: (the ink within `box`, box); None when there is no ink."""
     alpha = _alpha(image)
-    if alpha is not None and _border_median(alpha) < 0.5 * 255:
+    if alpha is not None and ops.border_median(alpha) < 0.5 * 255:
         # A transparent background (a browser canvas export): alpha carries the strokes, whatever
         # the colour (the RGB of a canvas is often all black, strokes and background alike).
         # Only the strokes' box needs looking at: the rest is clear, paper.
-        box = _box(alpha > 0)
+        box = ops.box(alpha > 0)
         if box is None:
             return None
-        found = _clean(alpha[box] / np.float32(255), 0.0, 0.0, pixels=alpha.size)
+        found = _clean_alpha(alpha[box], pixels=alpha.size)
         if found is None:
             return None
         (rows, cols), (r, c) = box, found[1]
@@ -167,29 +177,29 @@ def _ink(image: Image.Image) -> tuple[np.ndarray, Box] | None:
     # into (the strokes) and keeps the slowly varying background, which we subtract. The window
     # must be well wider than the strokes, or where fat strokes meet the blob is taken for
     # background: a first pass measures the stroke width.
-    small = ndi.uniform_filter(_shrink(x, 64), size=3)  # (h, w), shorter side 64; noise averaged
+    small = ndi.uniform_filter(ops.area_shrink(x, 64), size=3)  # shorter side 64; noise averaged
     window = int(0.3 * min(small.shape))
     first = small - ndi.grey_opening(small, size=window)
-    width = _stroke_width(first > _otsu(first))
+    width = ops.stroke_width(first > ops.otsu(first))
     window = min(max(window, int(3 * width) + 3), max(small.shape))
     background = ndi.uniform_filter(ndi.grey_opening(small, size=window), size=3)
-    x = x - _resize(background, *x.shape)
+    x = x - ops.resize(background, *x.shape)
     # Paper noise (texture, JPEG grain): median and MAD of the pixels that are not ink, from
     # every pixel of a small image and an even grid of ~65,000 of a large one.
     step = max(1, int(np.sqrt(x.size / 65536)))
     sample = x[::step, ::step]
-    paper = sample[sample <= _otsu(sample)]
-    median = _median(paper) if paper.size else 0.0
-    sigma = 1.4826 * _median(np.abs(paper - median)) if paper.size else 0.0
+    paper = sample[sample <= ops.otsu(sample)]
+    median = ops.median(paper) if paper.size else 0.0
+    sigma = 1.4826 * ops.median(np.abs(paper - median)) if paper.size else 0.0
     return _clean(x, paper=median, noise=sigma)
 
 
 def _light_ink(grey: np.ndarray) -> bool:
     """Polarity: light ink on a dark board, or dark ink on light paper?"""
-    small = _shrink(grey, 64)
+    small = ops.area_shrink(grey, 64)
     # The frame is mostly background, and ink sits at the far end of the grey levels from it.
     low, high = np.percentile(small, [1, 99])
-    border = _border_median(small)
+    border = ops.border_median(small)
     light, dark = high - border, border - low
     if abs(light - dark) > 0.25 * (high - low):
         return bool(light > dark)
@@ -199,24 +209,16 @@ def _light_ink(grey: np.ndarray) -> bool:
     return bool(np.percentile(residual, 99.5) > -np.percentile(residual, 0.5))
 
 
-def _otsu(a: np.ndarray) -> float:
-    """Otsu's threshold: the grey level that best splits `a` into two classes (ink, paper)."""
-    hist, edges = np.histogram(a, bins=64)
-    centres = (edges[:-1] + edges[1:]) / 2
-    w0 = np.cumsum(hist)
-    w1 = w0[-1] - w0
-    m0 = np.cumsum(hist * centres) / np.maximum(w0, 1)
-    m1 = (np.sum(hist * centres) - np.cumsum(hist * centres)) / np.maximum(w1, 1)
-    return float(centres[np.argmax(w0 * w1 * (m0 - m1) ** 2)])
-
-
 def _alpha(image: Image.Image) -> np.ndarray | None:
     """The alpha channel, uint8 0..255, or None when the image has no transparency at all."""
     if image.mode == "P" and "transparency" in image.info:
         image = image.convert("RGBA")
-    if image.mode not in ("LA", "RGBA", "PA", "La", "RGBa"):
+    if image.mode == "RGBA":  # a canvas: its alpha bytes alone (half the time of getchannel)
+        alpha = np.frombuffer(image.tobytes("raw", "A"), np.uint8).reshape(image.height, -1)
+    elif image.mode in ("LA", "PA", "La", "RGBa"):
+        alpha = np.asarray(image.getchannel("A"))
+    else:
         return None
-    alpha = np.asarray(image.getchannel("A"))
     return alpha if alpha.min() < 250 else None  # under 98% opaque somewhere
 
 
@@ -241,25 +243,9 @@ def _grey(image: Image.Image, alpha: np.ndarray | None) -> np.ndarray:
     return np.clip(grey, 0.0, 1.0)
 
 
-def _border_median(a: np.ndarray) -> float:
-    """Median of the outer ~3% frame: the background, even when the digit fills the middle."""
-    k = max(1, min(a.shape) // 32)
-    frame = np.concatenate([a[:k].ravel(), a[-k:].ravel(), a[:, :k].ravel(), a[:, -k:].ravel()])
-    return _median(frame)
-
-
-def _shrink(a: np.ndarray, side: int) -> np.ndarray:
-    """Area-averaged copy, shorter side at most `side` px (background estimates are smooth)."""
-    f = side / min(a.shape)
-    if f >= 1:
-        return a.astype(np.float32)
-    size = (max(1, round(a.shape[1] * f)), max(1, round(a.shape[0] * f)))
-    return np.asarray(Image.fromarray(a.astype(np.float32)).resize(size, Image.Resampling.BOX))
-
-
 def _clean(
     x: np.ndarray, paper: float, noise: float, pixels: int | None = None
-) -> tuple[np.ndarray, Box] | None:
+) -> tuple[np.ndarray, ops.Box] | None:
     """Scale so stroke centres are ~1, zero the paper, drop faint blobs and specks.
 
     `paper` and `noise` are the level and spread (sigma) of the background in `x`. `pixels`:
@@ -271,19 +257,41 @@ def _clean(
     floor = paper + 3 * noise  # above this, a pixel holds some ink
     above = x > floor
     level = _ink_level(x[above], floor, n, lambda: x)
-    box = _box(above)
+    box = ops.box(above)
     if box is None or level - floor < MIN_CONTRAST or level - paper < 6 * noise:
         return None  # nothing stands out from the paper
     # Only the box around the pixels over the floor can hold ink (a canvas digit fills a third).
     x, above = x[box], above[box]
     ink = _scale(x, floor, level)
+    mask = _strokes(ink)
+    if mask is None:
+        return None
+    # The ink level again from the strokes alone, so specks and blobs do not sway it (the rest
+    # of the image counts as paper at the floor); the same when nothing was dropped.
+    inked = mask & above
+    if np.count_nonzero(inked) < np.count_nonzero(above):
+        level = _ink_level(x[inked], floor, n, lambda: np.where(mask, x, floor))
+        ink = _scale(x, floor, max(level, floor + 1e-6))
+    ink[~mask] = 0.0
+    return ink, box
+
+
+def _strokes(ink: np.ndarray, k: int = 1) -> np.ndarray | None:
+    """The mask of the strokes in a scaled ink crop, their anti-aliased rim included; faint
+    blobs and specks left out. None when no blob reaches the ink level.
+
+    `k`: find the blobs on a k x k max-pooled copy (k^2 times fewer pixels to label): blobs
+    up to k px apart may then merge, which keeps a speck that close to a stroke.
+    """
     strokes = ink > 0.2
     # Hysteresis: a blob is ink if it reaches 0.6 somewhere; it keeps its soft edges down to 0.2.
-    labels, count = ndi.label(strokes, structure=EIGHT)
+    labels, count = ndi.label(ops.pool(strokes, k), structure=EIGHT)
     if count == 0 or (count == 1 and not (ink >= 0.6).any()):
         return None
     if count > 1:
-        areas = np.bincount(labels.ravel(), minlength=count + 1)
+        if k > 1:  # each pixel's blob (those off the strokes are not counted)
+            labels = np.repeat(np.repeat(labels, k, 0), k, 1)[: ink.shape[0], : ink.shape[1]]
+        areas = np.bincount(labels[strokes], minlength=count + 1)
         areas[0] = 0
         strong = np.zeros(count + 1, bool)
         strong[labels[ink >= 0.6]] = True
@@ -293,15 +301,29 @@ def _clean(
         keep[0] = False
         if not keep[1:].all():
             strokes &= keep[labels]
-    mask = _grow(strokes)  # and the anti-aliased rim below 0.2
-    # The ink level again from the strokes alone, so specks and blobs do not sway it (the rest
-    # of the image counts as paper at the floor); the same when nothing was dropped.
-    inked = mask & above
-    if np.count_nonzero(inked) < np.count_nonzero(above):
-        level = _ink_level(x[inked], floor, n, lambda: np.where(mask, x, floor))
-        ink = _scale(x, floor, max(level, floor + 1e-6))
-    ink[~mask] = 0.0
-    return ink, box
+    return ops.grow(strokes)  # and the anti-aliased rim below 0.2
+
+
+def _clean_alpha(alpha: np.ndarray, pixels: int) -> tuple[np.ndarray, ops.Box] | None:
+    """_clean(alpha / 255, 0, 0, pixels) for a canvas's alpha channel (uint8) cut to the box of
+    its non-zero pixels, sooner. A canvas's strokes are mostly opaque: then the ink level is
+    exactly 1 (255), the ink is the opacity as it is, and only the blobs need looking at, on a
+    2x2 max-pooled copy when the digit is large (a speck up to 2 px from a stroke stays).
+    Anything else (faint strokes, specks dropped, next to no ink) goes the general way.
+    """
+    x = alpha / np.float32(255)
+    opaque = int(np.count_nonzero(alpha == 255))
+    # _ink_level's peak is 1 when the `top` largest values are, and the median of the values
+    # over half the peak (alpha >= 128) is 1 when over half of them are.
+    top = pixels - int(0.9999 * (pixels - 1))
+    if opaque < max(top, int(np.count_nonzero(alpha >= 128)) // 2 + 1):
+        return _clean(x, 0.0, 0.0, pixels)
+    mask = _strokes(x, k=2 if min(alpha.shape) >= 64 else 1)
+    if mask is None:
+        return None
+    if np.logical_and(alpha, ~mask).any():  # ink left out: the level is read again without it
+        return _clean(x, 0.0, 0.0, pixels)
+    return x, (slice(0, alpha.shape[0]), slice(0, alpha.shape[1]))  # no ink off the mask
 
 
 def _scale(x: np.ndarray, floor: float, level: float) -> np.ndarray:
@@ -333,65 +355,7 @@ def _ink_level(
         x = np.concatenate([x, np.full(n - x.size, floor, np.float32)])
         peak = float(np.percentile(x, 99.99))
         strong = x[x > floor + 0.5 * (peak - floor)]
-    return _median(strong) if strong.size else peak
-
-
-def _median(a: np.ndarray) -> float:
-    """np.median of a non-empty array, without its overhead (a third of a small call's time)."""
-    a = a.ravel()
-    m = a.size // 2
-    if a.size % 2:
-        return float(np.partition(a, m)[m])
-    low, high = np.partition(a, (m - 1, m))[m - 1 : m + 1]
-    if a.dtype.kind == "f":
-        return float((low + high) / 2)  # in the array's precision, as np.median
-    return (float(low) + float(high)) / 2
-
-
-def _box(mask: np.ndarray) -> Box | None:
-    """The bounding box of the True pixels; None when there are none."""
-    rows = np.asarray(mask.any(axis=1))
-    top = int(rows.argmax())
-    if not rows[top]:
-        return None
-    bottom = rows.size - int(rows[::-1].argmax())
-    cols = np.asarray(mask[top:bottom].any(axis=0))
-    left, right = int(cols.argmax()), cols.size - int(cols[::-1].argmax())
-    return slice(top, bottom), slice(left, right)
-
-
-def _pool(a: np.ndarray, k: int) -> np.ndarray:
-    """(H, W) -> (ceil(H / k), ceil(W / k)), each pixel the max of its k x k block."""
-    if k == 1:
-        return a
-    h, w = -(-a.shape[0] // k), -(-a.shape[1] // k)
-    if a.shape != (h * k, w * k):
-        a = _pad(a, (0, h * k - a.shape[0], 0, w * k - a.shape[1]))
-    rows = a[0::k]
-    for i in range(1, k):  # strided maxima: numpy's max over small axes is ~20x slower
-        rows = np.maximum(rows, a[i::k])
-    out = rows[:, 0::k]
-    for i in range(1, k):
-        out = np.maximum(out, rows[:, i::k])
-    return out
-
-
-def _pad(a: np.ndarray, sides: tuple[int, int, int, int]) -> np.ndarray:
-    """Zeros around `a`: (top, bottom, left, right) px (np.pad costs 10x as much on small ones)."""
-    top, bottom, left, right = sides
-    out = np.zeros((a.shape[0] + top + bottom, a.shape[1] + left + right), a.dtype)
-    out[top : top + a.shape[0], left : left + a.shape[1]] = a
-    return out
-
-
-def _grow(mask: np.ndarray) -> np.ndarray:
-    """Binary dilation by one pixel, 4-connected (ndi.binary_dilation's default), by shifts."""
-    out = mask.copy()
-    out[1:] |= mask[:-1]
-    out[:-1] |= mask[1:]
-    out[:, 1:] |= mask[:, :-1]
-    out[:, :-1] |= mask[:, 1:]
-    return out
+    return ops.median(strong) if strong.size else peak
 
 
 def is_blank(ink: np.ndarray) -> bool:
@@ -404,147 +368,43 @@ def _blank(ink: np.ndarray, side: int) -> bool:
     strong = ink > 0.5
     if np.count_nonzero(strong) < 8:
         return True
-    box = _box(strong)
+    box = ops.box(strong)
     assert box is not None
     # The largest blob (in pixels), found on a max-pooled copy (k x k blocks) when the ink is
     # large, and its thickness, the widest disk inside. (Pooled any coarser, the loops of bold
     # digits fill in, and they are taken for dots.)
     strong = strong[box]
     k = max(1, min(strong.shape) // ANALYSIS)
-    labels, count = ndi.label(_pool(strong, k), structure=EIGHT)
-    biggest = 1
-    if count > 1:
+    pooled = ops.pool(strong, k)
+    labels, count = ndi.label(pooled, structure=EIGHT)
+    if count == 1:  # one blob: the whole (pooled) box, which it spans
+        largest = ops.pad(pooled, (1, 1, 1, 1))
+    else:
         pixels = labels  # each pixel's blob, to count them
         if k > 1:
             pixels = np.repeat(np.repeat(labels, k, 0), k, 1)[: strong.shape[0], : strong.shape[1]]
         biggest = 1 + int(np.argmax(np.bincount(pixels[strong])[1:]))
-    blob = ndi.find_objects(labels, max_label=biggest)[biggest - 1]
-    if blob is None:
-        return True
-    largest = _pad(labels[blob] == biggest, (1, 1, 1, 1))
+        blob = ndi.find_objects(labels, max_label=biggest)[biggest - 1]
+        if blob is None:
+            return True
+        largest = ops.pad(labels[blob] == biggest, (1, 1, 1, 1))
     extent = k * (max(largest.shape) - 2)
     # A stroke is longer than it is thick; a dot is not. Tiny against the image is a speck too.
     if extent < 0.04 * side:
         return True
     # No pixel is farther from the paper than along its row or its column: when that already
-    # makes the blob thin, the distance transform (the costly part) is not needed.
-    nearest = np.minimum(_line_distance(largest, 0), _line_distance(largest, 1)).max()
-    if extent >= 2 * (2 * k * float(nearest)):
+    # makes the blob thin (under a quarter of its extent: thickness < extent / 2), the distance
+    # transform (the costly part) is not needed.
+    if not ops.deeper_than(largest, extent // (4 * k)):
         return False
-    thickness = 2 * k * np.sqrt(float(_edt2(largest).max()))
+    thickness = 2 * k * np.sqrt(float(ops.edt2(largest).max()))
     return bool(extent < 2 * thickness)
-
-
-def _stroke_width(binary: np.ndarray) -> float:
-    """Typical stroke width in px: twice the distance to the edge along the strokes' ridges."""
-    box = _box(binary)
-    if box is None:
-        return 0.0
-    d2 = _edt2(_pad(binary[box], (1, 1, 1, 1)))  # the strokes and a paper rim are enough
-    # Ridge: no neighbour farther from the edge (the 3x3 max, the rim is paper).
-    near = np.maximum(np.maximum(d2[:-2], d2[1:-1]), d2[2:])
-    near = np.maximum(np.maximum(near[:, :-2], near[:, 1:-1]), near[:, 2:])
-    inner = d2[1:-1, 1:-1]
-    ridge = inner[(inner > 0) & (inner >= near)]
-    return 2.0 * _median(np.sqrt(ridge)) - 1.0
-
-
-def _edt2(binary: np.ndarray) -> np.ndarray:
-    """Squared Euclidean distance from each True pixel to the nearest False one (int), exactly
-    as ndi.distance_transform_edt (squared) for an image with a False rim, in a few array
-    passes: stroke distances are small, and scipy's general transform costs twice as much."""
-    # 1. Down each column, then along each row: min over dx of dx^2 + g2 dx columns away. No
-    #    pixel gains from a dx whose square is over its current distance: stop at the largest.
-    g2 = np.square(_line_distance(binary, axis=0))
-    d2 = g2.copy()
-    dx, top = 1, int(d2.max())
-    while dx * dx < top:
-        np.minimum(d2[:, dx:], g2[:, :-dx] + dx * dx, out=d2[:, dx:])
-        np.minimum(d2[:, :-dx], g2[:, dx:] + dx * dx, out=d2[:, :-dx])
-        dx, top = dx + 1, int(d2.max())
-    return d2
-
-
-def _line_distance(binary: np.ndarray, axis: int) -> np.ndarray:
-    """Distance from each True pixel to the nearest False one along `axis` (int32; the image
-    has a False rim)."""
-    n = binary.shape[axis]
-    at = np.arange(n, dtype=np.int32).reshape((n, 1) if axis == 0 else (1, n))
-    back = (
-        (slice(None, None, -1), slice(None)) if axis == 0 else (slice(None), slice(None, None, -1))
-    )
-    before = np.maximum.accumulate(np.where(binary, np.int32(-n), at), axis=axis)
-    after = np.minimum.accumulate(np.where(binary, np.int32(2 * n), at)[back], axis=axis)[back]
-    return np.minimum(at - before, after - at)
-
-
-def _slide(a: np.ndarray, size: int, axis: int, erode: bool) -> np.ndarray:
-    """Min (erode) or max over a window of `size` px along `axis`, placed as scipy's filters
-    place it. The window is cut at the edges, which for a min or max is scipy's 'reflect'."""
-    if size <= 1:
-        return a
-
-    def cut(x: np.ndarray, start: int, stop: int) -> np.ndarray:  # x[start:stop] along axis
-        return x[(slice(None),) * axis + (slice(start, stop),)]
-
-    op = np.minimum if erode else np.maximum
-    n, before = a.shape[axis], size // 2
-    shape = list(a.shape)
-    shape[axis] = n + size - 1
-    p = np.full(shape, np.inf if erode else -np.inf, a.dtype)
-    cut(p, before, before + n)[...] = a
-    w = 1
-    while 2 * w <= size:  # doubling: p[i] becomes the min/max over [i, i + 2w)
-        p = op(cut(p, 0, p.shape[axis] - w), cut(p, w, p.shape[axis]))
-        w *= 2
-    return op(cut(p, 0, n), cut(p, size - w, size - w + n))
-
-
-def _disk(radius: int) -> np.ndarray:
-    r = np.arange(-radius, radius + 1)
-    return (r[:, None] ** 2 + r[None, :] ** 2) <= radius * radius + radius  # a round pen tip
-
-
-def _morph(a: np.ndarray, radius: int, erode: bool) -> np.ndarray:
-    """Grey erosion (or dilation) by _disk(radius), exactly: the disk is the union of a few
-    rectangles, and the min over a union is the min of the mins over each, which separate
-    into 1-D filters (O(pixels) each, against O(pixels * disk area) for the disk itself)."""
-    combine = np.minimum if erode else np.maximum
-    # half[dy]: the disk's half-width dy rows off centre; a rectangle per step down in it.
-    half = [math.isqrt(radius * radius + radius - dy * dy) for dy in range(radius + 1)]
-    out = None
-    for dy in range(radius + 1):
-        if dy < radius and half[dy] == half[dy + 1]:
-            continue  # inside the next, taller rectangle
-        r = _slide(_slide(a, 2 * dy + 1, 0, erode), 2 * half[dy] + 1, 1, erode)
-        out = r if out is None else combine(out, r)
-    assert out is not None
-    return out
-
-
-def _bbox(a: np.ndarray, threshold: float = 0.05) -> tuple[slice, slice] | None:
-    return _box(a > threshold)
-
-
-def _resize(a: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Anti-aliased resize of a float image (area average going down, bilinear going up)."""
-    down = height < a.shape[0] or width < a.shape[1]
-    resample = Image.Resampling.BOX if down else Image.Resampling.BILINEAR
-    image = Image.fromarray(np.ascontiguousarray(a, dtype=np.float32))
-    return np.asarray(image.resize((width, height), resample))
-
-
-def _fit(a: np.ndarray, side: int) -> np.ndarray:
-    """Resize so the longer side is `side` px, keeping the aspect ratio."""
-    h, w = a.shape
-    f = side / max(h, w)
-    return _resize(a, max(1, round(h * f)), max(1, round(w * f)))
 
 
 def to_mnist(ink: np.ndarray) -> np.ndarray:
     """(28, 28) float32 in [0, 1]: as MNIST was made. All zeros for blank input."""
     out = np.zeros((28, 28), np.float32)
-    box = _bbox(ink)
+    box = ops.box(ink > 0.05)
     if box is None:
         return out
     crop = np.asarray(ink[box], np.float32)
@@ -555,35 +415,36 @@ def to_mnist(ink: np.ndarray) -> np.ndarray:
     work_side = 20 * WORK
     pool = int(max(crop.shape) / work_side / 2)
     if pool > 1:  # (h, w) -> (h / pool, w / pool), each pixel the max of its block
-        crop = _pool(crop, pool)
+        crop = ops.pool(crop, pool)
     factor = max(crop.shape) / work_side
     if factor > 1.5:
         size = int(np.ceil(factor))
-        crop = _slide(_slide(crop, size, 0, erode=False), size, 1, erode=False)
-    work = _fit(crop, work_side)
+        crop = ops.slide(ops.slide(crop, size, 0, erode=False), size, 1, erode=False)
+    work = ops.fit(crop, work_side)
     # 2. Stroke width toward MNIST's: a fat marker or canvas brush is eroded, a hairline dilated
     #    (grey morphology keeps the soft edges). The width is measured on the digit's own scale,
     #    so a small and a large drawing of the same digit end the same.
     max_radius = 4 * WORK  # px; a larger change would erase a digit or fill it in
-    work = _pad(work, (max_radius,) * 4)  # room to dilate
     target = MNIST_STROKE * WORK
-    width = _stroke_width(work > 0.5)
+    width = ops.stroke_width(work > 0.5)
     if width > 0:
         radius = min(abs(width - target) / 2, max_radius)  # px off each side of every stroke
         erode = width > target
         # Morphology goes in whole pixels: blend the two nearest radii, so the width changes
         # smoothly with the drawing's size rather than in steps.
         inner = int(radius)
-        near = _morph(work, inner, erode) if inner else work
+        work = ops.pad(work, (math.ceil(radius),) * 4)  # room to dilate (and paper to erode to)
+        near = ops.morph(work, inner, erode) if inner else work
         if radius > inner:
-            work = (1 - (radius - inner)) * near + (radius - inner) * _morph(work, inner + 1, erode)
+            far = ops.morph(work, inner + 1, erode)
+            work = (1 - (radius - inner)) * near + (radius - inner) * far
         else:
             work = near
-    box = _bbox(work)
+    box = ops.box(work > 0.05)
     if box is None:
         return out
     # 3. Fit into 20x20 keeping the aspect ratio (anti-aliased), ink peak back to 1.
-    digit = np.minimum(np.maximum(_fit(work[box], 20), 0.0), 1.0)
+    digit = np.minimum(np.maximum(ops.fit(work[box], 20), 0.0), 1.0)
     digit /= max(float(digit.max()), 1e-6)
     h, w = digit.shape
     # 4. Paste into 28x28 so the centre of mass lands on (14, 14): a whole-pixel shift, as MNIST

@@ -1,0 +1,296 @@
+"""Array helpers for preprocess.py: boxes, pooling, resizing, distances, grey morphology.
+
+Pure functions on small 2-D NumPy arrays. Most of them do what a SciPy or Pillow call does,
+with the same answers, at a fraction of the cost on the sizes a digit has (a few hundred px a
+side): per call, SciPy's general filters and Pillow's image round trips cost more than the
+pixel work. The tests check each against the library call it stands for.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import numpy as np
+from PIL import Image
+
+Box = tuple[slice, slice]  # rows, columns of an image
+MATRIX_LIMIT = 4096  # entries: resize's weight matrices up to 16 kB (bigger: Pillow)
+
+
+def box(mask: np.ndarray) -> Box | None:
+    """The bounding box of the True pixels; None when there are none."""
+    rows = np.asarray(mask.any(axis=1))
+    top = int(rows.argmax())
+    if not rows[top]:
+        return None
+    bottom = rows.size - int(rows[::-1].argmax())
+    cols = np.asarray(mask[top:bottom].any(axis=0))
+    left, right = int(cols.argmax()), cols.size - int(cols[::-1].argmax())
+    return slice(top, bottom), slice(left, right)
+
+
+def median(a: np.ndarray) -> float:
+    """np.median of a non-empty array, without its overhead (a third of a small call's time)."""
+    a = a.ravel()
+    m = a.size // 2
+    if a.size % 2:
+        return float(np.partition(a, m)[m])
+    low, high = np.partition(a, (m - 1, m))[m - 1 : m + 1]
+    if a.dtype.kind == "f":
+        return float((low + high) / 2)  # in the array's precision, as np.median
+    return (float(low) + float(high)) / 2
+
+
+def otsu(a: np.ndarray) -> float:
+    """Otsu's threshold: the grey level that best splits `a` into two classes (ink, paper)."""
+    hist, edges = np.histogram(a, bins=64)
+    centres = (edges[:-1] + edges[1:]) / 2
+    w0 = np.cumsum(hist)
+    w1 = w0[-1] - w0
+    m0 = np.cumsum(hist * centres) / np.maximum(w0, 1)
+    m1 = (np.sum(hist * centres) - np.cumsum(hist * centres)) / np.maximum(w1, 1)
+    return float(centres[np.argmax(w0 * w1 * (m0 - m1) ** 2)])
+
+
+def border_median(a: np.ndarray) -> float:
+    """Median of the outer ~3% frame: the background, even when the digit fills the middle."""
+    k = max(1, min(a.shape) // 32)
+    frame = np.concatenate([a[:k].ravel(), a[-k:].ravel(), a[:, :k].ravel(), a[:, -k:].ravel()])
+    return median(frame)
+
+
+def pool(a: np.ndarray, k: int) -> np.ndarray:
+    """(H, W) -> (ceil(H / k), ceil(W / k)), each pixel the max of its k x k block."""
+    if k == 1:
+        return a
+    h, w = -(-a.shape[0] // k), -(-a.shape[1] // k)
+    if a.shape != (h * k, w * k):
+        a = pad(a, (0, h * k - a.shape[0], 0, w * k - a.shape[1]))
+    rows = a[0::k]
+    for i in range(1, k):  # strided maxima: numpy's max over small axes is ~20x slower
+        rows = np.maximum(rows, a[i::k])
+    out = rows[:, 0::k]
+    for i in range(1, k):
+        out = np.maximum(out, rows[:, i::k])
+    return out
+
+
+def pad(a: np.ndarray, sides: tuple[int, int, int, int]) -> np.ndarray:
+    """Zeros around `a`: (top, bottom, left, right) px (np.pad costs 10x as much on small ones)."""
+    top, bottom, left, right = sides
+    out = np.zeros((a.shape[0] + top + bottom, a.shape[1] + left + right), a.dtype)
+    out[top : top + a.shape[0], left : left + a.shape[1]] = a
+    return out
+
+
+def grow(mask: np.ndarray) -> np.ndarray:
+    """Binary dilation by one pixel, 4-connected (ndi.binary_dilation's default), by shifts."""
+    out = mask.copy()
+    out[1:] |= mask[:-1]
+    out[:-1] |= mask[1:]
+    out[:, 1:] |= mask[:, :-1]
+    out[:, :-1] |= mask[:, 1:]
+    return out
+
+
+# ---------------------------------------------------------------- resizing
+
+
+def resize(a: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Anti-aliased resize of a float image (area average going down, bilinear going up):
+    Pillow's resize of a mode "F" image (BOX / BILINEAR).
+
+    A small resize (to_mnist's last fit into 20x20) is done as two matrix products with
+    Pillow's weights, the same answers to float32 rounding in a quarter of the time: Pillow's
+    round trip through an image is most of its cost at that size. The weights are cached by
+    size (a few hundred sizes occur); bigger ones go to Pillow.
+    """
+    down = height < a.shape[0] or width < a.shape[1]
+    if max(a.shape[0] * height, a.shape[1] * width) > MATRIX_LIMIT:
+        resample = Image.Resampling.BOX if down else Image.Resampling.BILINEAR
+        image = Image.fromarray(np.ascontiguousarray(a, dtype=np.float32))
+        return np.asarray(image.resize((width, height), resample))
+    out = np.asarray(a, np.float32)
+    if width != out.shape[1]:  # rows first, as Pillow does
+        out = out @ _weights(out.shape[1], width, down).T
+    if height != out.shape[0]:
+        out = _weights(out.shape[0], height, down) @ out
+    return out if out is not a else out.copy()
+
+
+def fit(a: np.ndarray, side: int) -> np.ndarray:
+    """Resize so the longer side is `side` px, keeping the aspect ratio."""
+    h, w = a.shape
+    f = side / max(h, w)
+    return resize(a, max(1, round(h * f)), max(1, round(w * f)))
+
+
+@functools.lru_cache(maxsize=512)
+def _weights(n_in: int, n_out: int, box: bool) -> np.ndarray:
+    """(n_out, n_in) float32: Pillow's resampling coefficients (Resample.c, precompute_coeffs)
+    for the box filter or the triangle (bilinear), each output row normalised to sum 1."""
+    scale = n_in / n_out
+    stretch = max(scale, 1.0)  # the filter widens when going down, to average every input
+    support = (0.5 if box else 1.0) * stretch
+    centre = (np.arange(n_out) + 0.5) * scale
+    first = np.maximum((centre - support + 0.5).astype(np.int64), 0)  # C's (int) truncates
+    last = np.minimum((centre + support + 0.5).astype(np.int64), n_in)
+    x = np.arange(n_in)
+    u = (x[None, :] - centre[:, None] + 0.5) / stretch
+    k = ((u > -0.5) & (u <= 0.5)).astype(np.float64) if box else np.maximum(1 - np.abs(u), 0)
+    k[(x[None, :] < first[:, None]) | (x[None, :] >= last[:, None])] = 0
+    total = k.sum(axis=1, keepdims=True)
+    weights = (k / np.where(total == 0, 1, total)).astype(np.float32)
+    weights.setflags(write=False)  # shared by every caller of the cache
+    return weights
+
+
+def area_shrink(a: np.ndarray, side: int) -> np.ndarray:
+    """Area-averaged copy, shorter side at most `side` px (background estimates are smooth)."""
+    f = side / min(a.shape)
+    if f >= 1:
+        return a.astype(np.float32)
+    size = (max(1, round(a.shape[1] * f)), max(1, round(a.shape[0] * f)))
+    return np.asarray(Image.fromarray(a.astype(np.float32)).resize(size, Image.Resampling.BOX))
+
+
+# ---------------------------------------------------------------- distances
+
+
+def line_distance(binary: np.ndarray, axis: int) -> np.ndarray:
+    """Distance from each True pixel to the nearest False one along `axis` (int32, 0 on False
+    pixels; the image has a False rim)."""
+    if axis == 0:
+        return line_distance(np.ascontiguousarray(binary.T), 1).T
+    # Along the rows of the flattened image (the rim keeps runs from wrapping): each run of
+    # True pixels, of length L, holds 1, 2, ..., 2, 1 (min(k + 1, L - k) at its k-th pixel).
+    flat = binary.ravel()
+    edges = np.flatnonzero(flat[1:] != flat[:-1]) + 1  # where runs start and end, in turn
+    lengths = edges[1::2] - edges[0::2]
+    k = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    out = np.zeros(flat.size, np.int32)
+    out[flat] = np.minimum(k + 1, np.repeat(lengths, lengths) - k)
+    return out.reshape(binary.shape)
+
+
+def edt2(binary: np.ndarray) -> np.ndarray:
+    """Squared Euclidean distance from each True pixel to the nearest False one (int), exactly
+    as ndi.distance_transform_edt (squared) for an image with a False rim, in a few array
+    passes: stroke distances are small, and scipy's general transform costs twice as much."""
+    return _edt2_t(np.ascontiguousarray(binary.T)).T
+
+
+def _edt2_t(t: np.ndarray) -> np.ndarray:
+    """edt2 of the image whose transpose is `t` (C-ordered), transposed: the passes along rows
+    below then shift whole rows of `t`, contiguous memory, a third faster than columns."""
+    # 1. Along each row of t (down each column of the image), then across rows: min over dx
+    #    of dx^2 + g2 dx rows away. No pixel gains from a dx whose square is over its current
+    #    distance: stop at the largest.
+    g2 = np.square(line_distance(t, axis=1))
+    d2, shifted = g2.copy(), np.empty_like(g2)
+    dx, top = 1, int(d2.max())
+    while dx * dx < top:
+        np.minimum(d2[dx:], np.add(g2[:-dx], dx * dx, out=shifted[dx:]), out=d2[dx:])
+        np.minimum(d2[:-dx], np.add(g2[dx:], dx * dx, out=shifted[:-dx]), out=d2[:-dx])
+        dx, top = dx + 1, int(d2.max())
+    return d2
+
+
+def deeper_than(binary: np.ndarray, r: int) -> bool:
+    """Whether some True pixel is over `r` px from a False one both along its row and along
+    its column: (min(line_distance(b, 0), line_distance(b, 1)) > r).any(), by two binary
+    erosions with lines of 2r + 1 px, a few shifts each: is_blank's quick test of thinness."""
+    if r < 0:
+        return bool(binary.any())
+    core = _erode_line(binary, 2 * r + 1, 0)  # over r px from the paper up and down
+    return bool(core.any() and (core & _erode_line(binary, 2 * r + 1, 1)).any())
+
+
+def _erode_line(b: np.ndarray, size: int, axis: int) -> np.ndarray:
+    """Binary erosion by a centred line of `size` px (odd) along `axis`; outside is False."""
+    n = b.shape[axis]
+    if size > n:
+        return np.zeros_like(b)
+    b = b if axis == 0 else b.T
+    run = b  # run[i]: b[i : i + w] all True
+    w = 1
+    while 2 * w <= size:
+        run = run[:-w] & run[w:]
+        w *= 2
+    if w < size:
+        run = run[: n - size + 1] & run[size - w : size - w + n - size + 1]
+    out = np.zeros_like(b)
+    out[size // 2 : size // 2 + run.shape[0]] = run  # window [i - r, i + r] -> pixel i
+    return out if axis == 0 else out.T
+
+
+def stroke_width(binary: np.ndarray) -> float:
+    """Typical stroke width in px: twice the distance to the edge along the strokes' ridges."""
+    found = box(binary)
+    if found is None:
+        return 0.0
+    # The strokes and a paper rim are enough; transposed, which changes nothing below.
+    d2 = _edt2_t(pad(binary[found].T, (1, 1, 1, 1)))
+    # Ridge: no neighbour farther from the edge (the 3x3 max, the rim is paper).
+    near = np.maximum(np.maximum(d2[:-2], d2[1:-1]), d2[2:])
+    near = np.maximum(np.maximum(near[:, :-2], near[:, 1:-1]), near[:, 2:])
+    inner = d2[1:-1, 1:-1]
+    ridge = inner[(inner > 0) & (inner >= near)]
+    return 2.0 * median(np.sqrt(ridge)) - 1.0
+
+
+# ---------------------------------------------------------------- grey morphology
+
+
+def slide(a: np.ndarray, size: int, axis: int, erode: bool) -> np.ndarray:
+    """Min (erode) or max over a window of `size` px along `axis`, placed as scipy's filters
+    place it. The window is cut at the edges, which for a min or max is scipy's 'reflect'."""
+    if size <= 1:
+        return a
+    op = np.minimum if erode else np.maximum
+    if axis == 0 and size <= 5:  # a few shifted rows, in place: no padded copy
+        # The window of row i: rows i - size // 2 to i + size - 1 - size // 2.
+        out = a.copy()
+        for d in range(1, size - size // 2):
+            op(out[:-d], a[d:], out=out[:-d])
+        for d in range(1, size // 2 + 1):
+            op(out[d:], a[:-d], out=out[d:])
+        return out
+
+    def cut(x: np.ndarray, start: int, stop: int) -> np.ndarray:  # x[start:stop] along axis
+        return x[(slice(None),) * axis + (slice(start, stop),)]
+
+    n, before = a.shape[axis], size // 2
+    shape = list(a.shape)
+    shape[axis] = n + size - 1
+    p = np.full(shape, np.inf if erode else -np.inf, a.dtype)
+    cut(p, before, before + n)[...] = a
+    w = 1
+    while 2 * w <= size:  # doubling: p[i] becomes the min/max over [i, i + 2w)
+        p = op(cut(p, 0, p.shape[axis] - w), cut(p, w, p.shape[axis]))
+        w *= 2
+    return op(cut(p, 0, n), cut(p, size - w, size - w + n))
+
+
+def disk(radius: int) -> np.ndarray:
+    """(2r + 1, 2r + 1) bool: a round pen tip."""
+    r = np.arange(-radius, radius + 1)
+    return (r[:, None] ** 2 + r[None, :] ** 2) <= radius * radius + radius
+
+
+def morph(a: np.ndarray, radius: int, erode: bool) -> np.ndarray:
+    """Grey erosion (or dilation) by disk(radius), exactly: the disk is the union of a few
+    rectangles, and the min over a union is the min of the mins over each, which separate
+    into 1-D filters (O(pixels) each, against O(pixels * disk area) for the disk itself)."""
+    combine = np.minimum if erode else np.maximum
+    # half[dy]: the disk's half-width dy rows off centre; a rectangle per step down in it.
+    half = [math.isqrt(radius * radius + radius - dy * dy) for dy in range(radius + 1)]
+    out = None
+    for dy in range(radius + 1):
+        if dy < radius and half[dy] == half[dy + 1]:
+            continue  # inside the next, taller rectangle
+        r = slide(slide(a, 2 * dy + 1, 0, erode), 2 * half[dy] + 1, 1, erode)
+        out = r if out is None else combine(out, r)
+    assert out is not None
+    return out
