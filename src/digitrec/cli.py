@@ -340,7 +340,7 @@ def predict(
     from digitrec.predictor import Predictor
     from digitrec.preprocess import load_image
 
-    predictor = Predictor.load(model)
+    predictor = Predictor.load(model, threads=0)  # every core: one image's latency, or a batch
     files = _expand(images)
     table = Table("file", "digit", "confidence", "top 3", title=f"model {predictor.name}")
     failed = 0
@@ -392,7 +392,7 @@ def read(
     from digitrec.errors import ImageError
     from digitrec.predictor import Predictor
 
-    predictor = Predictor.load(model)
+    predictor = Predictor.load(model, threads=0)
     table = Table("file", "text", "digits (confidence)", title=f"model {predictor.name}")
     failed = 0
     for f in _expand(images):
