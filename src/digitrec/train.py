@@ -293,9 +293,8 @@ def train(
         model.train()
         order = torch.randperm(len(x_train), generator=generator).to(dev)
         seen, loss_sum, correct = 0, 0.0, 0
-        for i in range(steps_per_epoch):
-            if step >= total_steps:
-                break
+        steps_now = min(steps_per_epoch, total_steps - step)  # a fractional last epoch: fewer
+        for i in range(steps_now):
             # learning rate for this step
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(cfg, step, total_steps)
@@ -321,7 +320,7 @@ def train(
                 progress(
                     epoch,
                     i + 1,
-                    {"loss": loss_sum / seen, "accuracy": correct / seen, "steps": steps_per_epoch},
+                    {"loss": loss_sum / seen, "accuracy": correct / seen, "steps": steps_now},
                 )
         train_seconds_epoch = time.perf_counter() - t_epoch
         # evaluate on the validation split (the EMA weights when there are any)
