@@ -32,10 +32,10 @@ _HERE = os.path.dirname(os.path.realpath(__file__))
 sys.path[:] = [p for p in sys.path if os.path.realpath(p or ".") != _HERE]
 
 import argparse
+import functools
 import json
 import os
 import platform
-import statistics
 import subprocess
 import tempfile
 import time
@@ -55,17 +55,20 @@ def loadavg() -> str:
         return "n/a"
 
 
+@functools.cache
+def _keras_script():  # type: ignore[no-untyped-def]
+    """keras_tutorial.py as a module, for its timing helper (it imports TensorFlow only in
+    main, so loading it here needs none)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("keras_tutorial", KERAS_SCRIPT)
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
 def timed_ms(fn, calls: int, warmup: int = 10) -> dict[str, float]:  # type: ignore[no-untyped-def]
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(calls):
-        t = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t) * 1000)
-    times.sort()
-    return {"median_ms": statistics.median(times), "min_ms": times[0],
-            "p90_ms": times[min(len(times) - 1, int(0.9 * len(times)))], "calls": calls}
+    return _keras_script().median_ms(fn, calls, warmup)
 
 
 def run_keras(args: argparse.Namespace) -> dict:
