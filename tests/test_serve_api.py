@@ -32,11 +32,10 @@ from PIL import Image, ImageDraw
 
 from digitrec import preprocess
 from digitrec.errors import ImageError
-from digitrec.predictor import Prediction, Predictor
+from digitrec.predictor import Prediction, Predictor, png_data_url
 from digitrec.serve import Settings, create_app
 from digitrec.serve.batch import Batcher
 from digitrec.serve.deps import Runner, get_predictor
-from digitrec.serve.png import png_data_url
 from digitrec.serve.workers import SUPPORTED as REUSE_PORT
 from digitrec.serve.workers import PortPerWorker, bind_reuse_port
 

@@ -19,7 +19,6 @@ from digitrec.serve.deps import (
     StoreDep,
     decode_image_text,
 )
-from digitrec.serve.png import png_data_url
 from digitrec.serve.schemas import (
     ERRORS,
     FeedbackIn,
@@ -84,9 +83,7 @@ async def predict(image: ImageBytes, model: PredictorDep, batch: BatcherDep) -> 
     """Recognise one handwritten digit: the digit (or null), probabilities, what the model saw."""
     prediction = await batch.predict(model, image)
     # The predictor already gives the contract's shape; skip re-validating it per request.
-    body = prediction.to_dict(with_image=False)
-    body["preprocessed"] = png_data_url(prediction.preprocessed)  # 3x cheaper than Pillow's
-    return JSONResponse(body)
+    return JSONResponse(prediction.to_dict())
 
 
 @digits.post("/read", response_model=ReadingOut, responses=ERRORS, openapi_extra=IMAGE_BODY)
