@@ -4,17 +4,20 @@ a 280x280 canvas PNG to an answer. Prints figures; BENCHMARKS.md records them.
     python benchmarks/inference.py [--model NAME ...] [--repeats 2000]
     python benchmarks/inference.py --stages [--model NAME ...] [--repeats 2000]
 
---stages splits the canvas path into its parts (p50 and p90, ms): PNG decode (load_image),
-preprocessing of the decoded image, the model on the 28x28, and predict(PNG bytes) as a whole,
-for fast and best-x2 unless --model says. Inputs: the benchmark canvas and the 120 canvas
-drawings in tests/realworld, in turn. Wall-clock on a shared machine is noisy: pin it and
-compare back to back, e.g. `OMP_NUM_THREADS=1 taskset -c 1 python benchmarks/inference.py
---stages --repeats 1000`.
+--stages splits the canvas path into its parts (p50 and p90, ms): PNG decode (the alpha
+channel, preprocess.canvas_alpha), preprocessing of it, the model on the 28x28, and
+predict(PNG bytes) as a whole, for fast and best-x2 unless --model says. Inputs, in turn: the
+benchmark canvas (benchmarks/canvas7.png, a 7 drawn and exported in Chromium) and the 120
+canvas drawings in tests/realworld, re-encoded as Chromium encodes a canvas (see
+chromium_png: Pillow, which wrote them, picks other row filters, which read slower).
+Wall-clock on a shared machine is noisy: pin it and compare back to back, e.g.
+`OMP_NUM_THREADS=1 taskset -c 1 python benchmarks/inference.py --stages --repeats 1000`.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import time
 from pathlib import Path
@@ -22,10 +25,36 @@ from pathlib import Path
 import numpy as np
 
 from digitrec import data, preprocess, registry
-from digitrec.machine import canvas_png, describe
+from digitrec.machine import describe
 from digitrec.predictor import Predictor
 
 REALWORLD = Path(__file__).resolve().parents[1] / "tests" / "realworld"
+CANVAS = Path(__file__).resolve().parent / "canvas7.png"  # benchmarks/chromium_canvas.py
+
+
+def chromium_png(png: bytes) -> bytes:
+    """The same pixels as Chromium writes a canvas export: 8-bit RGBA, every row filtered
+    "up" (each byte minus the one above), zlib level 3 (canvas7.png's size, 4,257 bytes, is
+    that of levels 1-3)."""
+    import struct
+    import zlib
+
+    from PIL import Image
+
+    rgba = np.asarray(Image.open(io.BytesIO(png)).convert("RGBA"))
+    rows = rgba.reshape(rgba.shape[0], -1)
+    up = np.diff(rows, axis=0, prepend=np.zeros_like(rows[:1]))
+    raw = np.concatenate([np.full((len(rows), 1), 2, np.uint8), up], axis=1).tobytes()
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        crc = zlib.crc32(body, zlib.crc32(kind))
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", rgba.shape[1], rgba.shape[0], 8, 6, 0, 0, 0)
+    return b"".join(
+        [b"\x89PNG\r\n\x1a\n", chunk(b"IHDR", header), chunk(b"IDAT", zlib.compress(raw, 3)),
+         chunk(b"IEND", b"")]
+    )  # fmt: skip
 
 
 def timed(fn, repeats: int) -> np.ndarray:  # type: ignore[no-untyped-def]
@@ -43,7 +72,8 @@ def stages(names: list[str], repeats: int) -> dict[str, dict[str, float]]:
     """p50 / p90 (ms) of each part of the canvas PNG -> answer path, per model: each call times
     decode, preprocess and model one after another, then predict(PNG) as a whole, on the same
     input, so that all four see the same machine (the other core may be busy)."""
-    pngs = [canvas_png()] + [p.read_bytes() for p in sorted(REALWORLD.glob("canvas_*.png"))]
+    drawings = sorted(REALWORLD.glob("canvas_*.png"))
+    pngs = [CANVAS.read_bytes()] + [chromium_png(p.read_bytes()) for p in drawings]
     results = {}
     for name in names:
         one = Predictor.load(name, threads=1)
@@ -51,9 +81,10 @@ def stages(names: list[str], repeats: int) -> dict[str, dict[str, float]]:
         for i in range(-min(50, repeats), repeats):  # the first calls warm up
             png = pngs[i % len(pngs)]
             t0 = time.perf_counter()
-            image = preprocess.load_image(png, preprocess.MIN_SIDE)
+            alpha = preprocess.canvas_alpha(png)
             t1 = time.perf_counter()
-            x = preprocess.preprocess(image)
+            assert alpha is not None, "every input is a canvas export"
+            x = preprocess.preprocess_canvas(alpha)
             t2 = time.perf_counter()
             if x is not None:
                 one.predict_array(x[None])
@@ -94,7 +125,7 @@ def main() -> None:
         return
     names = args.model or [c["name"] for c in registry.shipped_cards()]
     test = data.load_mnist("test").images.astype(np.float32) / 255
-    png = canvas_png()
+    png = CANVAS.read_bytes()
     print(f"machine: {describe()}")
     results = {}
     for name in names:

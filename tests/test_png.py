@@ -1,0 +1,173 @@
+"""png.alpha: a canvas PNG's alpha channel without Pillow, equal to Pillow's; anything it does not
+read plainly goes back to Pillow (None), and the canvas path gives what the general one gives."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from digitrec import png
+from digitrec import preprocess as pp
+from digitrec.machine import canvas_png
+
+ROOT = Path(__file__).resolve().parents[1]
+REALWORLD = ROOT / "tests" / "realworld"
+CHROMIUM = ROOT / "benchmarks" / "canvas7.png"  # a 7 drawn and exported in Chromium
+
+
+def chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+def paeth(a: int, b: int, c: int) -> int:
+    pa, pb, pc = abs(b - c), abs(a - c), abs(a + b - 2 * c)
+    return a if pa <= pb and pa <= pc else b if pb <= pc else c
+
+
+def encode(pixels: np.ndarray, filters: list[int], extra: bytes = b"", depth: int = 8) -> bytes:
+    """A PNG of (H, W, 4 or 2) uint8 pixels with the given filter on each row, written the long
+    way (the PNG spec's definitions, byte by byte)."""
+    height, width, bpp = pixels.shape
+    lines = pixels.reshape(height, width * bpp).astype(int)
+    data = bytearray()
+    for r, kind in enumerate(filters):
+        line, above = lines[r], lines[r - 1] if r else np.zeros_like(lines[0])
+        data.append(kind)
+        for i in range(width * bpp):
+            a, b = (line[i - bpp] if i >= bpp else 0), above[i]
+            c = above[i - bpp] if i >= bpp else 0
+            data.append((line[i] - [0, a, b, (a + b) // 2, paeth(a, b, c)][kind]) & 255)
+    header = struct.pack(">IIBBBBB", width, height, depth, {4: 6, 2: 4}[bpp], 0, 0, 0)
+    return (
+        png.SIGNATURE
+        + chunk(b"IHDR", header)
+        + extra
+        + chunk(b"IDAT", zlib.compress(bytes(data)))
+        + chunk(b"IEND", b"")
+    )
+
+
+def pillow_alpha(data: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(data)))[..., -1]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.integers(1, 24),
+    st.integers(1, 24),
+    st.sampled_from([4, 2]),
+    st.integers(0, 2**32 - 1),
+    st.floats(0.0, 0.95),
+)
+def test_every_row_filter_reads_as_pillow_reads_it(
+    height: int, width: int, bpp: int, seed: int, clear: float
+) -> None:
+    rng = np.random.default_rng(seed)
+    pixels = rng.integers(0, 256, (height, width, bpp), dtype=np.uint8)
+    pixels[rng.random((height, width)) < clear] = 0  # a canvas is mostly clear
+    data = encode(pixels, rng.integers(0, 5, height).tolist())
+    alpha = png.alpha(data, 10**6)
+    assert alpha is not None
+    np.testing.assert_array_equal(alpha, pillow_alpha(data))
+
+
+def test_canvases_read_as_pillow_reads_them() -> None:
+    files = [CHROMIUM, *sorted(REALWORLD.glob("canvas_*.png"))[:40]]
+    for data in [canvas_png(), *(f.read_bytes() for f in files)]:
+        alpha = png.alpha(data, 10**6)
+        assert alpha is not None
+        np.testing.assert_array_equal(alpha, pillow_alpha(data))
+
+
+def test_running_sum_is_cumsum_mod_256_past_a_16_bit_lane() -> None:
+    x = np.full((600, 7), 255, np.uint8)  # 600 x 255 overflows 16 bits: the blocks must not
+    x[::7] = np.arange(7, dtype=np.uint8) * 37
+    np.testing.assert_array_equal(png.running_sum(x), np.cumsum(x, axis=0, dtype=np.uint8))
+
+
+def plain() -> bytes:
+    pixels = np.zeros((8, 8, 4), np.uint8)
+    pixels[2:6, 3:5] = 255
+    return encode(pixels, [0, 1, 2, 3, 4, 2, 2, 0])
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "not a png",
+        "truncated",
+        "bad crc",
+        "no IEND",
+        "16 bit",
+        "exif",
+        "animated",
+        "too many pixels",
+        "too short",
+        "bad filter",
+    ],
+)
+def test_what_it_does_not_read_plainly_goes_to_pillow(case: str) -> None:
+    data = plain()
+    assert png.alpha(data, 10**6) is not None
+    if case == "not a png":
+        data = b"GIF89a" + data[6:]
+    elif case == "truncated":
+        data = data[: len(data) - 20]
+    elif case == "bad crc":
+        data = data[:-20] + bytes([data[-20] ^ 1]) + data[-19:]
+    elif case == "no IEND":
+        data = data[:-12]
+    elif case == "16 bit":
+        data = encode(np.zeros((4, 2, 4), np.uint8), [0] * 4, depth=16)
+    elif case == "exif":  # the orientation tag may turn it: Pillow's job
+        data = encode(np.zeros((4, 4, 4), np.uint8), [0] * 4, extra=chunk(b"eXIf", b"MM\0*"))
+    elif case == "animated":
+        data = encode(np.zeros((4, 4, 4), np.uint8), [0] * 4, extra=chunk(b"acTL", bytes(8)))
+    elif case == "too many pixels":
+        assert png.alpha(data, 63) is None
+        return
+    elif case == "too short":  # the image data inflates to less than its rows
+        header = struct.pack(">IIBBBBB", 8, 8, 8, 6, 0, 0, 0)
+        data = (
+            png.SIGNATURE
+            + chunk(b"IHDR", header)
+            + chunk(b"IDAT", zlib.compress(b"\0" * 100))
+            + chunk(b"IEND", b"")
+        )
+    elif case == "bad filter":
+        header = struct.pack(">IIBBBBB", 1, 1, 8, 6, 0, 0, 0)
+        data = (
+            png.SIGNATURE
+            + chunk(b"IHDR", header)
+            + chunk(b"IDAT", zlib.compress(b"\x07" + bytes(4)))
+            + chunk(b"IEND", b"")
+        )
+    assert png.alpha(data, 10**6) is None
+
+
+def test_rgb_and_opaque_pngs_take_the_general_way() -> None:
+    for image in (Image.new("RGB", (40, 40), "white"), Image.new("RGBA", (40, 40), "white")):
+        buf = io.BytesIO()
+        image.save(buf, "PNG")
+        assert pp.canvas_alpha(buf.getvalue()) is None
+
+
+def test_the_canvas_way_gives_the_general_way_s_image() -> None:
+    """The same 28x28 whether a canvas goes the short way (bytes) or through Pillow (an Image)."""
+    files = [CHROMIUM, *sorted(REALWORLD.glob("canvas_*.png"))[::3]]
+    for f in files:
+        data = f.read_bytes()
+        assert pp.canvas_alpha(data) is not None, f.name
+        general = pp.preprocess(Image.open(io.BytesIO(data)))
+        short = pp.preprocess(data)
+        assert (short is None) == (general is None), f.name
+        if short is not None:
+            np.testing.assert_array_equal(short, general)
