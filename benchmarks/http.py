@@ -1,4 +1,5 @@
-"""HTTP throughput of `digitrec serve`: N keep-alive clients POST a drawn canvas for T seconds.
+"""HTTP throughput of `digitrec serve`: N keep-alive clients POST a drawn canvas for T seconds
+(benchmarks/canvas7.png: a 7 drawn on a 280x280 canvas in Chromium, exported as the page does).
 
     python benchmarks/http.py --workers 1 --clients 32 --seconds 10
 
@@ -36,15 +37,14 @@ import time
 import urllib.request
 from pathlib import Path
 
-from digitrec.machine import canvas_png
-
 ROOT = Path(__file__).resolve().parents[1]
+CANVAS = ROOT / "benchmarks" / "canvas7.png"  # a 7 drawn and exported in Chromium
 
 
 def build_request(form: str, port: int, endpoint: str) -> bytes:
     if endpoint == "healthz":  # the HTTP stack alone: no image, no model
         return f"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
-    png = canvas_png()
+    png = CANVAS.read_bytes()
     if form == "json":
         body = json.dumps({"image": "data:image/png;base64," + base64.b64encode(png).decode()})
         content_type, data = "application/json", body.encode()
