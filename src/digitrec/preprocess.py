@@ -41,11 +41,14 @@ FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "GIF", "TIFF", "PPM")  # never EPS: it 
 
 MIN_CONTRAST = 0.10  # ink must differ from the paper by 10% of full scale, or it is not ink
 WORK = 4  # to_mnist works at 4x the final scale: the digit's longer side is 20 * 4 = 80 px
-MNIST_STROKE = 2.25  # median MNIST stroke width at 28x28, px (t10k, by _stroke_width at 4x)
+MNIST_STROKE = 2.49  # median MNIST stroke width at 28x28, px, by imageops.mean_width at 4x
+#   (the first 3,000 training images, enlarged bilinearly, ink > 0.5)
 MIN_SIDE = 512  # px: preprocess and read reduce a bigger image until its shorter side nears this
 #   (a digit needs ~80 px; one a sixth of a 12 MP photo's height keeps ~85)
 WORK_PIXELS = 2_000_000  # width * height: and one with more, a long strip (4000x1000), until it
 #   is under this, its shorter side kept at least MIN_SIDE / 4 (a number's digits keep ~100 px)
+CANVAS_SIDE = 140  # px: a canvas is read reduced by a whole factor (block means) to about
+#   this size: a 280-px canvas halved, a 840-px one (3x the page's, a phone's pixel ratio) by 6
 ANALYSIS = 64  # px: is_blank finds blobs and their thickness on a max-pooled copy of the
 #   strong ink, its shorter side at least this (exact below twice this)
 EIGHT = np.ones((3, 3), bool)  # 8-connected, as a pen moves
@@ -192,13 +195,19 @@ def _transparent(alpha: np.ndarray) -> bool:
     return ops.border_median(alpha) < 0.5 * 255
 
 
-def _canvas_ink(alpha: np.ndarray) -> tuple[np.ndarray, ops.Box] | None:
+def _canvas_ink(alpha: np.ndarray, k: int = 1) -> tuple[np.ndarray, ops.Box] | None:
     """_ink for a canvas, from its alpha channel (uint8): only the strokes' box needs looking
-    at, the rest is clear paper."""
+    at, the rest is clear paper. With k > 1, the box is reduced k times (block means) first,
+    and the result is on the reduced grid (the whole reduced by k)."""
     box = ops.box(alpha > 0)
     if box is None:
         return None
-    found = _clean_alpha(alpha[box], pixels=alpha.size)
+    crop = ops.mean_pool(alpha[box], k)
+    if k > 1:
+        rows, cols = box
+        box = (slice(rows.start // k, rows.start // k + crop.shape[0]),
+               slice(cols.start // k, cols.start // k + crop.shape[1]))  # fmt: skip
+    found = _clean_alpha(crop, pixels=-(-alpha.shape[0] // k) * -(-alpha.shape[1] // k))
     if found is None:
         return None
     (rows, cols), (r, c) = box, found[1]
@@ -440,7 +449,7 @@ def to_mnist(ink: np.ndarray) -> np.ndarray:
     #    so a small and a large drawing of the same digit end the same.
     max_radius = 4 * WORK  # px; a larger change would erase a digit or fill it in
     target = MNIST_STROKE * WORK
-    width = ops.stroke_width(work > 0.5)
+    width = ops.mean_width(work > 0.5)
     if width > 0:
         radius = min(abs(width - target) / 2, max_radius)  # px off each side of every stroke
         erode = width > target
@@ -484,9 +493,13 @@ def canvas_alpha(source: object) -> np.ndarray | None:
 
 
 def preprocess_canvas(alpha: np.ndarray) -> np.ndarray | None:
-    """preprocess() for a canvas, from its alpha channel (canvas_alpha)."""
-    found = _canvas_ink(alpha)
-    if found is None or _blank(found[0], max(alpha.shape)):
+    """preprocess() for a canvas, from its alpha channel (canvas_alpha, or _alpha of a decoded
+    image with a transparent background). It is read reduced to about CANVAS_SIDE px: a
+    quarter of the pixels for every step, and on MNIST validation digits drawn as canvases
+    (benchmarks/canvas_mnist.py) a little more accurate than at full size."""
+    k = max(1, round(min(alpha.shape) / CANVAS_SIDE))
+    found = _canvas_ink(alpha, k)
+    if found is None or _blank(found[0], -(-max(alpha.shape) // k)):
         return None
     return to_mnist(found[0])
 
@@ -512,6 +525,9 @@ def preprocess(
             image = shrink(source, MIN_SIDE)
         else:
             image = load_image(source, MIN_SIDE)
+        alpha = _alpha(image)
+        if alpha is not None and _transparent(alpha):  # a canvas that came the long way
+            return preprocess_canvas(alpha)
         found, side = _ink(image), max(image.size)
         if found is None:
             return None
