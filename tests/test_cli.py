@@ -101,12 +101,16 @@ def test_train_smoke_prints_figures(tmp_path: Path) -> None:
         "30",
         "--epochs",
         "1",
+        "--split-seed",
+        "3",
         "-o",
         str(tmp_path / "run"),
     )
     assert result.returncode == 0, result.stderr
     assert "test_accuracy" in result.stdout and "run directory" in result.stdout
     assert (tmp_path / "run" / "metrics.json").exists()
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["train"]["split_seed"] == 3 and config["train"]["seed"] == 5
 
 
 @pytest.mark.parametrize(

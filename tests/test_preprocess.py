@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from PIL import Image
+from PIL import Image, ImageDraw
 from scipy import ndimage as ndi
 
 from digitrec import imageops as ops
@@ -301,6 +301,51 @@ def test_the_canvas_path_gives_the_general_paths_ink(seed):
     assert (fast is None) == (general is None)
     if fast is not None and general is not None:
         assert fast[1] == general[1] and (fast[0] == general[0]).all()
+
+
+def drawn_canvas(scale: int) -> bytes:
+    """A 4 drawn with the page's pen on a transparent canvas of 280 * scale px (a phone's
+    canvas has 2-3 pixels per CSS pixel), as PNG bytes."""
+    image = Image.new("RGBA", (280 * scale, 280 * scale), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(image)
+    for stroke in ([(170, 40), (60, 180), (220, 180)], [(170, 40), (170, 250)]):
+        points = [(x * scale, y * scale) for x, y in stroke]
+        draw.line(points, fill=(17, 17, 17, 255), width=18 * scale, joint="curve")
+    return encode(image, "PNG")
+
+
+def test_a_canvas_reads_the_same_at_any_pixel_ratio():
+    """Canvases are read at ~CANVAS_SIDE px: the 1x, 2x and 3x exports of one drawing agree."""
+    assert pp.canvas_alpha(drawn_canvas(1)) is not None  # the short way, not Pillow's
+    one, two, three = (preprocess(drawn_canvas(s)) for s in (1, 2, 3))
+    for out in (one, two, three):
+        check_mnist_like(out)
+    assert near(one, two) < 0.03 and near(one, three) < 0.03
+
+
+@FAST
+@given(st.integers(0, 2**32 - 1), st.integers(1, 40), st.integers(1, 40), st.integers(1, 5))
+def test_mean_pool_is_the_rounded_block_mean(seed, h, w, k):
+    a = np.random.default_rng(seed).integers(0, 256, (h, w), dtype=np.uint8)
+    padded = np.zeros((-(-h // k) * k, -(-w // k) * k))
+    padded[:h, :w] = a
+    blocks = padded.reshape(padded.shape[0] // k, k, padded.shape[1] // k, k)
+    expected = np.floor(blocks.mean(axis=(1, 3)) + 0.5)
+    np.testing.assert_array_equal(ops.mean_pool(a, k), expected)
+
+
+@pytest.mark.parametrize("width", [3, 6, 12])
+@pytest.mark.parametrize("angle", [0, 30, 45, 80])
+def test_mean_width_measures_a_stroke(width, angle):
+    image = Image.new("L", (300, 300))
+    t = np.radians(angle)
+    ends = [
+        (150 - 100 * np.cos(t), 150 - 100 * np.sin(t)),
+        (150 + 100 * np.cos(t), 150 + 100 * np.sin(t)),
+    ]
+    ImageDraw.Draw(image).line(ends, fill=255, width=width)
+    measured = ops.mean_width(np.asarray(image) > 127)
+    assert measured == pytest.approx(width, rel=0.3), measured
 
 
 def test_a_long_strip_is_reduced_before_the_heavy_work():

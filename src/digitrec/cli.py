@@ -124,6 +124,13 @@ def train(
         typer.Option(help="Validation fraction carved from the training set. Default: 0.2."),
     ] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed. Default: 5.")] = None,
+    split_seed: Annotated[
+        int | None,
+        typer.Option(
+            help="Seed of the validation split. Default: the seed (an ensemble's: the first). "
+            "Give a shipped ensemble's to train one more member it can be judged with."
+        ),
+    ] = None,
     augment: Annotated[str | None, typer.Option(help="none, light, strong. Default: none.")] = None,
     data: Annotated[str | None, typer.Option(help="Training data. Default: bundled MNIST.")] = None,
     extra_data: Annotated[
@@ -160,6 +167,7 @@ def train(
         lr=lr,
         val_fraction=val_fraction,
         seed=seed,
+        split_seed=split_seed,
         augment=augment,
         data=data,
         extra_data=tuple(extra_data) if extra_data else None,
