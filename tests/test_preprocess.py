@@ -344,7 +344,7 @@ def test_mean_width_measures_a_stroke(width, angle):
         (150 + 100 * np.cos(t), 150 + 100 * np.sin(t)),
     ]
     ImageDraw.Draw(image).line(ends, fill=255, width=width)
-    measured = ops.mean_width(np.asarray(image) > 127)
+    measured = ops.mean_width(np.asarray(image) / 255)
     assert measured == pytest.approx(width, rel=0.3), measured
 
 

@@ -15,7 +15,8 @@ import numpy as np
 from PIL import Image
 
 Box = tuple[slice, slice]  # rows, columns of an image
-MATRIX_LIMIT = 4096  # entries: resize's weight matrices up to 16 kB (bigger: Pillow)
+MATRIX_LIMIT = 26_000  # entries: resize's weight matrices up to ~100 kB (bigger: Pillow, which
+#   is faster from ~400x400 -> 80x80 on; at 160x140 -> 80x70 the products take half its time)
 
 
 def box(mask: np.ndarray) -> Box | None:
@@ -119,21 +120,23 @@ def resize(a: np.ndarray, height: int, width: int) -> np.ndarray:
     """Anti-aliased resize of a float image (area average going down, bilinear going up):
     Pillow's resize of a mode "F" image (BOX / BILINEAR).
 
-    A small resize (to_mnist's last fit into 20x20) is done as two matrix products with
-    Pillow's weights, the same answers to float32 rounding in a quarter of the time: Pillow's
-    round trip through an image is most of its cost at that size. The weights are cached by
-    size (a few hundred sizes occur); bigger ones go to Pillow.
+    A small resize (to_mnist's fits to 80 and into 20x20) is done as two matrix products with
+    Pillow's weights, the same answers to float32 rounding in a quarter to a half of the time:
+    Pillow's round trip through an image is most of its cost at those sizes. The weights are
+    cached by size (a few hundred sizes occur); bigger ones go to Pillow.
     """
     down = height < a.shape[0] or width < a.shape[1]
     if max(a.shape[0] * height, a.shape[1] * width) > MATRIX_LIMIT:
         resample = Image.Resampling.BOX if down else Image.Resampling.BILINEAR
         image = Image.fromarray(np.ascontiguousarray(a, dtype=np.float32))
         return np.asarray(image.resize((width, height), resample))
+    # In double precision, each pass rounded to float32, as Pillow does: then inputs that differ
+    # in the last bit (ink 1 - x against x) come out equal, as they do from Pillow.
     out = np.asarray(a, np.float32)
     if width != out.shape[1]:  # rows first, as Pillow does
-        out = out @ _weights(out.shape[1], width, down).T
+        out = (out @ _weights(out.shape[1], width, down).T).astype(np.float32)
     if height != out.shape[0]:
-        out = _weights(out.shape[0], height, down) @ out
+        out = (_weights(out.shape[0], height, down) @ out).astype(np.float32)
     return out if out is not a else out.copy()
 
 
@@ -146,7 +149,7 @@ def fit(a: np.ndarray, side: int) -> np.ndarray:
 
 @functools.lru_cache(maxsize=512)
 def _weights(n_in: int, n_out: int, box: bool) -> np.ndarray:
-    """(n_out, n_in) float32: Pillow's resampling coefficients (Resample.c, precompute_coeffs)
+    """(n_out, n_in) float64: Pillow's resampling coefficients (Resample.c, precompute_coeffs)
     for the box filter or the triangle (bilinear), each output row normalised to sum 1."""
     scale = n_in / n_out
     stretch = max(scale, 1.0)  # the filter widens when going down, to average every input
@@ -159,7 +162,7 @@ def _weights(n_in: int, n_out: int, box: bool) -> np.ndarray:
     k = ((u > -0.5) & (u <= 0.5)).astype(np.float64) if box else np.maximum(1 - np.abs(u), 0)
     k[(x[None, :] < first[:, None]) | (x[None, :] >= last[:, None])] = 0
     total = k.sum(axis=1, keepdims=True)
-    weights = (k / np.where(total == 0, 1, total)).astype(np.float32)
+    weights = k / np.where(total == 0, 1, total)
     weights.setflags(write=False)  # shared by every caller of the cache
     return weights
 
@@ -258,18 +261,17 @@ def stroke_width(binary: np.ndarray) -> float:
     return 2.0 * median(np.sqrt(ridge)) - 1.0
 
 
-def mean_width(binary: np.ndarray) -> float:
-    """Mean stroke width in px, from area and outline: a stroke of length L and width w covers
-    L * w px and has an outline ~2L long, so w ~ 2 * area / outline. The outline is counted as
-    the pixel edges between ink and paper, times pi / 4 (on average over directions, that is
-    how much a staircase overcounts a line's length). Five array passes; stroke_width's
-    distance transform takes ~40. 0 for no ink."""
-    area = np.count_nonzero(binary)
-    if area == 0:
-        return 0.0
-    b = pad(binary, (1, 1, 1, 1))  # the outline closes at the frame
-    edges = np.count_nonzero(b[1:] != b[:-1]) + np.count_nonzero(b[:, 1:] != b[:, :-1])
-    return 2.0 * area / (edges * math.pi / 4)
+def mean_width(ink: np.ndarray) -> float:
+    """Mean stroke width in px of an ink image (values in [0, 1], strokes ~1), from its area and
+    outline: a stroke of length L and width w holds L * w of ink and has an outline ~2L long,
+    so w ~ 2 * area / outline. The outline is the total change between neighbouring pixels
+    (a soft edge counts as much as a sharp one), times pi / 4: on average over directions,
+    that is how much steps across rows and columns overcount a line's length. No threshold,
+    so inputs that differ in the last bit get widths that do too (not a pixel's worth). A
+    few array passes; stroke_width's distance transform takes ~40. 0 for no ink."""
+    x = pad(np.asarray(ink, np.float32), (1, 1, 1, 1))  # the outline closes at the frame
+    outline = float(np.abs(np.diff(x, axis=0)).sum() + np.abs(np.diff(x, axis=1)).sum())
+    return 2.0 * float(x.sum()) / (outline * math.pi / 4) if outline > 0 else 0.0
 
 
 # ---------------------------------------------------------------- grey morphology

@@ -41,8 +41,8 @@ FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "GIF", "TIFF", "PPM")  # never EPS: it 
 
 MIN_CONTRAST = 0.10  # ink must differ from the paper by 10% of full scale, or it is not ink
 WORK = 4  # to_mnist works at 4x the final scale: the digit's longer side is 20 * 4 = 80 px
-MNIST_STROKE = 2.49  # median MNIST stroke width at 28x28, px, by imageops.mean_width at 4x
-#   (the first 3,000 training images, enlarged bilinearly, ink > 0.5)
+MNIST_STROKE = 2.56  # median MNIST stroke width at 28x28, px, by imageops.mean_width at 4x
+#   (the first 3,000 training images, enlarged bilinearly)
 MIN_SIDE = 512  # px: preprocess and read reduce a bigger image until its shorter side nears this
 #   (a digit needs ~80 px; one a sixth of a 12 MP photo's height keeps ~85)
 WORK_PIXELS = 2_000_000  # width * height: and one with more, a long strip (4000x1000), until it
@@ -199,7 +199,7 @@ def _canvas_ink(alpha: np.ndarray, k: int = 1) -> tuple[np.ndarray, ops.Box] | N
     """_ink for a canvas, from its alpha channel (uint8): only the strokes' box needs looking
     at, the rest is clear paper. With k > 1, the box is reduced k times (block means) first,
     and the result is on the reduced grid (the whole reduced by k)."""
-    box = ops.box(alpha > 0)
+    box = ops.box(alpha)  # of the non-zero pixels (no boolean copy of the whole canvas)
     if box is None:
         return None
     crop = ops.mean_pool(alpha[box], k)
@@ -449,7 +449,7 @@ def to_mnist(ink: np.ndarray) -> np.ndarray:
     #    so a small and a large drawing of the same digit end the same.
     max_radius = 4 * WORK  # px; a larger change would erase a digit or fill it in
     target = MNIST_STROKE * WORK
-    width = ops.mean_width(work > 0.5)
+    width = ops.mean_width(work)
     if width > 0:
         radius = min(abs(width - target) / 2, max_radius)  # px off each side of every stroke
         erode = width > target
