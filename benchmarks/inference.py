@@ -72,6 +72,9 @@ def stages(names: list[str], repeats: int) -> dict[str, dict[str, float]]:
     """p50 / p90 (ms) of each part of the canvas PNG -> answer path, per model: each call times
     decode, preprocess and model one after another, then predict(PNG) as a whole, on the same
     input, so that all four see the same machine (the other core may be busy)."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1, user_api="blas")  # as each server process runs (serve/app.py)
     drawings = sorted(REALWORLD.glob("canvas_*.png"))
     pngs = [CANVAS.read_bytes()] + [chromium_png(p.read_bytes()) for p in drawings]
     results = {}
