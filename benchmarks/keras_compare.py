@@ -44,8 +44,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 KERAS_SCRIPT = ROOT / "benchmarks" / "keras_tutorial.py"
 DEFAULT_KERAS_PYTHON = "/tmp/kerasvenv/bin/python"
-HOW_TO_MAKE_VENV = ("python3 -m venv /tmp/kerasvenv && "
-                    "/tmp/kerasvenv/bin/pip install tensorflow-cpu")
+HOW_TO_MAKE_VENV = "python3 -m venv /tmp/kerasvenv && /tmp/kerasvenv/bin/pip install tensorflow-cpu"
 
 
 def loadavg() -> str:
@@ -74,12 +73,22 @@ def timed_ms(fn, calls: int, warmup: int = 10) -> dict[str, float]:  # type: ign
 def run_keras(args: argparse.Namespace) -> dict:
     python = Path(args.keras_python)
     if not python.exists():
-        sys.exit(f"keras_compare: no Keras interpreter at {python}.\n"
-                 f"Make the throwaway venv (outside the repo, not digitrec's venv):\n"
-                 f"    {HOW_TO_MAKE_VENV}\n"
-                 f"or pass --keras-python PATH, or --keras-json FILE from an earlier run.")
-    cmd = [str(python), str(KERAS_SCRIPT), "--epochs", str(args.epochs),
-           "--calls", str(args.calls), "--seed", str(args.seed)]
+        sys.exit(
+            f"keras_compare: no Keras interpreter at {python}.\n"
+            f"Make the throwaway venv (outside the repo, not digitrec's venv):\n"
+            f"    {HOW_TO_MAKE_VENV}\n"
+            f"or pass --keras-python PATH, or --keras-json FILE from an earlier run."
+        )
+    cmd = [
+        str(python),
+        str(KERAS_SCRIPT),
+        "--epochs",
+        str(args.epochs),
+        "--calls",
+        str(args.calls),
+        "--seed",
+        str(args.seed),
+    ]
     if args.threads:
         cmd += ["--threads", str(args.threads)]
     print(f"# keras: {' '.join(cmd)}", file=sys.stderr, flush=True)
@@ -107,18 +116,32 @@ def run_digitrec(args: argparse.Namespace, workdir: Path) -> dict:
     from digitrec.train import TrainConfig, train
 
     out = workdir / "seed-run"
-    cfg = TrainConfig(model="seed", epochs=args.epochs, batch_size=50, val_fraction=0.2,
-                      seed=args.seed, threads=args.threads, output=str(out))
+    cfg = TrainConfig(
+        model="seed",
+        epochs=args.epochs,
+        batch_size=50,
+        val_fraction=0.2,
+        seed=args.seed,
+        threads=args.threads,
+        output=str(out),
+    )
 
     def progress(epoch: int, step: int, stats: dict) -> None:
         if step == -1:
-            print(f"  digitrec| epoch {epoch + 1}: {stats['images'] / stats['seconds']:.0f} img/s "
-                  f"({stats['seconds']:.1f} s) loss {stats['loss']:.4f} "
-                  f"val_accuracy {stats['val_accuracy']:.4f}", file=sys.stderr, flush=True)
+            print(
+                f"  digitrec| epoch {epoch + 1}: {stats['images'] / stats['seconds']:.0f} img/s "
+                f"({stats['seconds']:.1f} s) loss {stats['loss']:.4f} "
+                f"val_accuracy {stats['val_accuracy']:.4f}",
+                file=sys.stderr,
+                flush=True,
+            )
 
-    print(f"# digitrec: train(TrainConfig(model='seed', epochs={args.epochs}, batch_size=50, "
-          f"val_fraction=0.2, seed={args.seed}, threads={args.threads}))",
-          file=sys.stderr, flush=True)
+    print(
+        f"# digitrec: train(TrainConfig(model='seed', epochs={args.epochs}, batch_size=50, "
+        f"val_fraction=0.2, seed={args.seed}, threads={args.threads}))",
+        file=sys.stderr,
+        flush=True,
+    )
     run = train(cfg, progress=progress)
     history = json.loads((out / "history.json").read_text())
     metrics = json.loads((out / "metrics.json").read_text())
@@ -149,17 +172,25 @@ def run_digitrec(args: argparse.Namespace, workdir: Path) -> dict:
 
     return {
         "framework": "digitrec",
-        "versions": {"python": platform.python_version(), "torch": torch.__version__,
-                     "onnxruntime": ort.__version__, "numpy": np.__version__},
-        "threads": {"requested": args.threads, "torch": torch.get_num_threads(),
-                    "onnxruntime_intra_op": 1},
+        "versions": {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "onnxruntime": ort.__version__,
+            "numpy": np.__version__,
+        },
+        "threads": {
+            "requested": args.threads,
+            "torch": torch.get_num_threads(),
+            "onnxruntime_intra_op": 1,
+        },
         "parameters": metrics["parameters"],
         "train_images_per_epoch": history[0]["images"] if history else 0,
         "epoch_seconds": [h["seconds"] for h in history],
         "images_per_second_per_epoch": per_epoch,
         "images_per_second_first_epoch": per_epoch[0] if per_epoch else None,
         "images_per_second_steady": (
-            sum(h["images"] for h in later) / sum(h["seconds"] for h in later) if later else None),
+            sum(h["images"] for h in later) / sum(h["seconds"] for h in later) if later else None
+        ),
         "images_per_second_all": metrics["images_per_second"],
         "train_seconds": metrics["train_seconds"],
         "val_accuracy": [h["val_accuracy"] for h in history],
@@ -180,30 +211,68 @@ def report(k: dict, d: dict, machine: dict) -> str:
     ratio_all = all_d / all_k
     lat = d["latency"]
     rows = [
-        ("training images/s, epoch 1", fmt(k["images_per_second_first_epoch"]),
-         fmt(d["images_per_second_first_epoch"]),
-         fmt(d["images_per_second_first_epoch"] / k["images_per_second_first_epoch"], ".2f") + "x"),
-        ("training images/s, epochs 2+", fmt(steady_k), fmt(steady_d),
-         (fmt(ratio_steady, ".2f") + "x") if ratio_steady else "n/a"),
+        (
+            "training images/s, epoch 1",
+            fmt(k["images_per_second_first_epoch"]),
+            fmt(d["images_per_second_first_epoch"]),
+            fmt(d["images_per_second_first_epoch"] / k["images_per_second_first_epoch"], ".2f")
+            + "x",
+        ),
+        (
+            "training images/s, epochs 2+",
+            fmt(steady_k),
+            fmt(steady_d),
+            (fmt(ratio_steady, ".2f") + "x") if ratio_steady else "n/a",
+        ),
         ("training images/s, all epochs", fmt(all_k), fmt(all_d), fmt(ratio_all, ".2f") + "x"),
-        ("training seconds (train only)", fmt(sum(k["epoch_seconds"]), ".1f"),
-         fmt(sum(d["epoch_seconds"]), ".1f"), ""),
-        ("test accuracy (t10k)", fmt(k["test_accuracy"], ".4f"), fmt(d["test_accuracy"], ".4f"),
-         ""),
+        (
+            "training seconds (train only)",
+            fmt(sum(k["epoch_seconds"]), ".1f"),
+            fmt(sum(d["epoch_seconds"]), ".1f"),
+            "",
+        ),
+        (
+            "test accuracy (t10k)",
+            fmt(k["test_accuracy"], ".4f"),
+            fmt(d["test_accuracy"], ".4f"),
+            "",
+        ),
         ("parameters", str(k["parameters"]), str(d["parameters"]), ""),
-        ("1 image: Keras model.predict", fmt(k["latency_predict"]["median_ms"], ".3f") + " ms",
-         "", ""),
+        (
+            "1 image: Keras model.predict",
+            fmt(k["latency_predict"]["median_ms"], ".3f") + " ms",
+            "",
+            "",
+        ),
         ("1 image: Keras model(x)", fmt(k["latency_call"]["median_ms"], ".3f") + " ms", "", ""),
     ]
     for label in ("seed", "shipped"):
         if label in lat:
             name = lat[label]["model"] if label == "shipped" else "seed"
-            rows.append((f"1 image: ORT predict_array ({name})", "",
-                         fmt(lat[label]["predict_array"]["median_ms"], ".3f") + " ms", ""))
-            rows.append((f"1 image: predict(canvas PNG) ({name})", "",
-                         fmt(lat[label]["predict_png"]["median_ms"], ".3f") + " ms", ""))
-    rows.append(("preprocess(canvas PNG) alone", "",
-                 fmt(lat["preprocess_png"]["median_ms"], ".3f") + " ms", ""))
+            rows.append(
+                (
+                    f"1 image: ORT predict_array ({name})",
+                    "",
+                    fmt(lat[label]["predict_array"]["median_ms"], ".3f") + " ms",
+                    "",
+                )
+            )
+            rows.append(
+                (
+                    f"1 image: predict(canvas PNG) ({name})",
+                    "",
+                    fmt(lat[label]["predict_png"]["median_ms"], ".3f") + " ms",
+                    "",
+                )
+            )
+    rows.append(
+        (
+            "preprocess(canvas PNG) alone",
+            "",
+            fmt(lat["preprocess_png"]["median_ms"], ".3f") + " ms",
+            "",
+        )
+    )
     w0 = max(len(r[0]) for r in rows)
     lines = [f"{'':{w0}}  {'Keras':>12}  {'digitrec':>12}  {'digitrec/Keras':>14}"]
     lines += [f"{a:{w0}}  {b:>12}  {c:>12}  {e:>14}" for a, b, c, e in rows]
@@ -220,10 +289,12 @@ def report(k: dict, d: dict, machine: dict) -> str:
         f"date {machine['date']}",
         f"load average (1/5/15 min): before Keras {machine['load_before_keras']}, "
         f"before digitrec {machine['load_before_digitrec']}, at the end {machine['load_after']}",
-        "keras side: " + ", ".join(f"{a} {b}" for a, b in k["versions"].items())
+        "keras side: "
+        + ", ".join(f"{a} {b}" for a, b in k["versions"].items())
         + f"; threads intra {k['threads']['intra_op']} inter {k['threads']['inter_op']}"
         " (0 = TF default)",
-        "digitrec side: " + ", ".join(f"{a} {b}" for a, b in d["versions"].items())
+        "digitrec side: "
+        + ", ".join(f"{a} {b}" for a, b in d["versions"].items())
         + f"; torch threads {d['threads']['torch']}, ONNX Runtime intra-op 1",
         f"epochs {machine['epochs']}, batch 50, validation 0.2, seed {machine['seed']}",
     ]
@@ -233,12 +304,22 @@ def report(k: dict, d: dict, machine: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--epochs", type=int, default=10, help="10 = the tutorial; 2 for a quick run")
-    p.add_argument("--threads", type=int, default=0,
-                   help="training threads for both sides; 0 = each library's default (all cores)")
-    p.add_argument("--keras-python", default=DEFAULT_KERAS_PYTHON,
-                   help=f"the Keras venv's python (default {DEFAULT_KERAS_PYTHON})")
-    p.add_argument("--keras-json", type=Path,
-                   help="reuse the JSON line of an earlier keras_tutorial.py run, not running it")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="training threads for both sides; 0 = each library's default (all cores)",
+    )
+    p.add_argument(
+        "--keras-python",
+        default=DEFAULT_KERAS_PYTHON,
+        help=f"the Keras venv's python (default {DEFAULT_KERAS_PYTHON})",
+    )
+    p.add_argument(
+        "--keras-json",
+        type=Path,
+        help="reuse the JSON line of an earlier keras_tutorial.py run, not running it",
+    )
     p.add_argument("--calls", type=int, default=50, help="timed one-image calls per method")
     p.add_argument("--seed", type=int, default=5)
     p.add_argument("--json-out", type=Path, help="also write every figure here as JSON")
@@ -246,10 +327,15 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(ROOT / "src"))
     from digitrec.machine import cpu_name
 
-    machine = {"cpu": cpu_name(), "cores": os.cpu_count(),
-               "os": f"{platform.system()} {platform.release()}",
-               "date": time.strftime("%Y-%m-%d %H:%M"), "epochs": args.epochs, "seed": args.seed,
-               "load_before_keras": loadavg()}
+    machine = {
+        "cpu": cpu_name(),
+        "cores": os.cpu_count(),
+        "os": f"{platform.system()} {platform.release()}",
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "epochs": args.epochs,
+        "seed": args.seed,
+        "load_before_keras": loadavg(),
+    }
     if args.keras_json:
         keras_result = json.loads(args.keras_json.read_text().strip().splitlines()[-1])
     else:
@@ -262,8 +348,11 @@ def main(argv: list[str] | None = None) -> int:
     machine["load_after"] = loadavg()
     print(report(keras_result, digitrec_result, machine))
     if args.json_out:
-        args.json_out.write_text(json.dumps(
-            {"machine": machine, "keras": keras_result, "digitrec": digitrec_result}, indent=2))
+        args.json_out.write_text(
+            json.dumps(
+                {"machine": machine, "keras": keras_result, "digitrec": digitrec_result}, indent=2
+            )
+        )
     return 0
 
 

@@ -66,20 +66,22 @@ def build_model(keras):  # type: ignore[no-untyped-def]
     from keras import layers
 
     # The tutorial's model, layer for layer (input_shape given as an Input layer, Keras 3 style).
-    return keras.Sequential([
-        keras.Input(shape=(28, 28, 1)),
-        layers.Conv2D(64, (3, 3), padding="same", activation="relu"),
-        layers.MaxPool2D(2, 2),
-        layers.Conv2D(32, (3, 3), padding="same", activation="relu"),
-        layers.MaxPool2D(2, 2),
-        layers.Conv2D(16, (3, 3), padding="same", activation="relu"),
-        layers.MaxPool2D(2, 2),
-        layers.Dropout(0.5),
-        layers.Flatten(),
-        layers.Dense(128),
-        layers.Dropout(0.5),
-        layers.Dense(10, activation="softmax"),
-    ])
+    return keras.Sequential(
+        [
+            keras.Input(shape=(28, 28, 1)),
+            layers.Conv2D(64, (3, 3), padding="same", activation="relu"),
+            layers.MaxPool2D(2, 2),
+            layers.Conv2D(32, (3, 3), padding="same", activation="relu"),
+            layers.MaxPool2D(2, 2),
+            layers.Conv2D(16, (3, 3), padding="same", activation="relu"),
+            layers.MaxPool2D(2, 2),
+            layers.Dropout(0.5),
+            layers.Flatten(),
+            layers.Dense(128),
+            layers.Dropout(0.5),
+            layers.Dense(10, activation="softmax"),
+        ]
+    )
 
 
 def median_ms(fn, calls: int, warmup: int) -> dict[str, float]:  # type: ignore[no-untyped-def]
@@ -91,8 +93,12 @@ def median_ms(fn, calls: int, warmup: int) -> dict[str, float]:  # type: ignore[
         fn()
         times.append((time.perf_counter() - t) * 1000)
     times.sort()
-    return {"median_ms": statistics.median(times), "min_ms": times[0],
-            "p90_ms": times[min(len(times) - 1, int(0.9 * len(times)))], "calls": calls}
+    return {
+        "median_ms": statistics.median(times),
+        "min_ms": times[0],
+        "p90_ms": times[min(len(times) - 1, int(0.9 * len(times)))],
+        "calls": calls,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -101,15 +107,27 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-size", type=int, default=50)
     p.add_argument("--validation-split", type=float, default=0.2)
     p.add_argument("--data", type=Path, default=ROOT / "data" / "mnist")
-    p.add_argument("--threads", type=int, default=0,
-                   help="TensorFlow intra- and inter-op threads; 0 = TensorFlow's default")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="TensorFlow intra- and inter-op threads; 0 = TensorFlow's default",
+    )
     p.add_argument("--seed", type=int, default=5)
     p.add_argument("--calls", type=int, default=50, help="timed one-image calls per method")
-    p.add_argument("--limit", type=int, default=0,
-                   help="use only the first N training images (smoke tests); 0 = all 60,000")
-    p.add_argument("--verbose", type=int, default=2,
-                   help="Keras fit verbosity (the notebook used 1, a per-step progress bar; "
-                        "2 prints one line per epoch and costs less)")
+    p.add_argument(
+        "--limit",
+        type=int,
+        default=0,
+        help="use only the first N training images (smoke tests); 0 = all 60,000",
+    )
+    p.add_argument(
+        "--verbose",
+        type=int,
+        default=2,
+        help="Keras fit verbosity (the notebook used 1, a per-step progress bar; "
+        "2 prints one line per epoch and costs less)",
+    )
     args = p.parse_args(argv)
 
     import tensorflow as tf
@@ -160,9 +178,15 @@ def main(argv: list[str] | None = None) -> int:
     timer = EpochTimer()
     n_train = len(x) - int(len(x) * args.validation_split)  # Keras: the last fraction validates
     t_fit = time.perf_counter()
-    history = model.fit(x, y, batch_size=args.batch_size, epochs=args.epochs,
-                        validation_split=args.validation_split, callbacks=[timer],
-                        verbose=args.verbose)
+    history = model.fit(
+        x,
+        y,
+        batch_size=args.batch_size,
+        epochs=args.epochs,
+        validation_split=args.validation_split,
+        callbacks=[timer],
+        verbose=args.verbose,
+    )
     fit_seconds = time.perf_counter() - t_fit
 
     probs = model.predict(xt, batch_size=1000, verbose=0)
@@ -177,12 +201,18 @@ def main(argv: list[str] | None = None) -> int:
     later = timer.seconds[1:]
     result = {
         "framework": "keras",
-        "versions": {"python": platform.python_version(), "tensorflow": tf.__version__,
-                     "keras": keras.__version__, "numpy": np.__version__,
-                     "backend": keras.backend.backend()},
-        "threads": {"requested": args.threads,
-                    "intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
-                    "inter_op": tf.config.threading.get_inter_op_parallelism_threads()},
+        "versions": {
+            "python": platform.python_version(),
+            "tensorflow": tf.__version__,
+            "keras": keras.__version__,
+            "numpy": np.__version__,
+            "backend": keras.backend.backend(),
+        },
+        "threads": {
+            "requested": args.threads,
+            "intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
+            "inter_op": tf.config.threading.get_inter_op_parallelism_threads(),
+        },
         "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default"),
         "parameters": parameters,
         "epochs": args.epochs,

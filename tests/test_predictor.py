@@ -27,8 +27,18 @@ def test_shipped_model_matches_its_card(card: dict) -> None:
     report = evaluate(predictor)
     assert report.accuracy == pytest.approx(card["test_accuracy"], abs=2e-4)
     assert report.ece <= 0.01  # calibrated: expected calibration error under 1%
-    for key in ("architecture", "parameters", "command", "data", "val_accuracy", "calibration",
-                "train_seconds", "hardware", "sha256", "date"):
+    for key in (
+        "architecture",
+        "parameters",
+        "command",
+        "data",
+        "val_accuracy",
+        "calibration",
+        "train_seconds",
+        "hardware",
+        "sha256",
+        "date",
+    ):
         assert key in card, key
 
 
@@ -101,9 +111,21 @@ def test_predict_and_read_cli_json(tmp_path: Path) -> None:
     Image.new("L", (50, 50), 255).save(tmp_path / "blank.png")
     (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
     result = subprocess.run(
-        [sys.executable, "-m", "digitrec", "predict", str(tmp_path / "seven.png"),
-         str(tmp_path / "blank.png"), str(tmp_path / "broken.png"), "--format", "json"],
-        capture_output=True, text=True, timeout=120)
+        [
+            sys.executable,
+            "-m",
+            "digitrec",
+            "predict",
+            str(tmp_path / "seven.png"),
+            str(tmp_path / "blank.png"),
+            str(tmp_path / "broken.png"),
+            "--format",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert [r["file"].split("/")[-1] for r in rows] == ["seven.png", "blank.png"]
     assert rows[0]["digit"] == 7 and len(rows[0]["probabilities"]) == 10
@@ -114,7 +136,10 @@ def test_predict_and_read_cli_json(tmp_path: Path) -> None:
     strip = next(REALWORLD.glob("numbers_*_canvas*.png"))
     result = subprocess.run(
         [sys.executable, "-m", "digitrec", "read", str(strip), "--format", "json"],
-        capture_output=True, text=True, timeout=120)
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     row = json.loads(result.stdout)
     assert row["text"] == "".join(str(d["digit"]) for d in row["digits"]) and row["digits"]

@@ -11,8 +11,9 @@ import torch
 
 from digitrec import augment, data
 from digitrec.checkpoint import load_weights
-from digitrec.errors import ModelError
-from digitrec.train import recipe_config, train
+from digitrec.errors import DigitrecError, ModelError
+from digitrec.ship import ship
+from digitrec.train import combine, recipe_config, train
 
 
 def test_accuracy_gate(trained_run: Path) -> None:
@@ -52,6 +53,32 @@ def test_same_seed_same_weights(tmp_path: Path) -> None:
     a, b = (load_weights(r.directory / "model.safetensors") for r in runs)
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert runs[0].history[0]["loss"] == runs[1].history[0]["loss"]
+
+
+def test_runs_trained_apart_make_an_ensemble_that_ships(tmp_path: Path) -> None:
+    def tiny(seed: int, split_seed: int) -> Path:
+        cfg = recipe_config(
+            "fast",
+            max_steps=30,
+            seed=seed,
+            split_seed=split_seed,
+            val_fraction=0.02,
+            output=str(tmp_path / f"s{seed}-split{split_seed}"),
+        )
+        return train(cfg).directory
+
+    members = [tiny(7, 7), tiny(8, 7)]  # `digitrec train --seed 8 --split-seed 7`
+    run = combine(members, tmp_path / "ens")
+    metrics = json.loads((tmp_path / "ens" / "metrics.json").read_text())
+    assert metrics["members"] == 2 and len(metrics["member_val_accuracy"]) == 2
+    assert 0.5 < metrics["val_accuracy"] <= 1 and 0.5 < metrics["test_accuracy"] <= 1
+    assert run.directory == tmp_path / "ens"
+    card = ship(tmp_path / "ens", "tiny-x2", directory=tmp_path / "models")
+    assert card["members"] == 2 and (tmp_path / "models" / "tiny-x2.onnx").stat().st_size > 0
+    # A member validated on other images would make the ensemble's validation figure a lie.
+    with pytest.raises(DigitrecError, match="different validation splits"):
+        combine([members[0], tiny(9, 9)], tmp_path / "bad")
+    assert not (tmp_path / "bad").exists()
 
 
 def test_resume_continues_from_the_checkpoint(tmp_path: Path) -> None:

@@ -194,6 +194,24 @@ def train(
     )
 
 
+@app.command()
+def ensemble(
+    runs: Annotated[list[Path], typer.Argument(help="Finished runs with one validation split.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="The ensemble's run directory.")],
+) -> None:
+    """Average runs trained apart (same validation split) into an ensemble run directory."""
+    from digitrec import train as training
+
+    run = training.combine(runs, output)
+    m = run.metrics
+    print(
+        f"{m['members']} members: val_accuracy {m['val_accuracy']:.4f} "
+        f"(members {', '.join(f'{v:.4f}' for v in m['member_val_accuracy'])}), "  # type: ignore[attr-defined]
+        f"test_accuracy {m['test_accuracy']:.4f}, test_ece {m['test_ece']:.4f}"
+    )
+    print(f"run directory: {run.directory}")
+
+
 def _progress() -> Any:
     """A rich progress bar per epoch showing loss, accuracy and validation accuracy."""
     from contextlib import contextmanager

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -415,8 +416,6 @@ def train_ensemble(
     jobs: int = 1,
 ) -> Run:
     """Train `members` models with seeds seed, seed+1, ... into OUT/member-k; average them."""
-    from digitrec import calibrate
-
     out = (
         Path(cfg.output)
         if cfg.output
@@ -446,42 +445,86 @@ def train_ensemble(
             runs = [f.result() for f in futures]
     else:
         runs = [train(c, progress=progress, command=command) for c in configs]
+    return _average(out, [r.directory for r in runs], cfg.model)
+
+
+def combine(run_dirs: list[Path], out: Path) -> Run:
+    """An ensemble of runs trained apart: copies them into OUT/member-k and averages them as
+    train_ensemble does. They must share one validation split (data, fraction and seed), or
+    the ensemble's validation figure would count images some member trained on."""
+    import shutil
+
+    if len(run_dirs) < 2:
+        raise DigitrecError("an ensemble needs at least two runs")
+    splits, archs = set(), set()
+    for d in run_dirs:
+        if not (d / "metrics.json").exists() or not (d / "model.safetensors").exists():
+            raise DigitrecError(f"{d}: not a finished single run (no metrics.json or weights)")
+        c = json.loads((d / "config.json").read_text())["train"]
+        split = c["seed"] if c.get("split_seed", -1) < 0 else c["split_seed"]
+        splits.add((c.get("data"), tuple(c.get("extra_data", ())), c["val_fraction"], split))
+        archs.add(c["model"])
+    if len(splits) > 1:
+        raise DigitrecError(
+            "the runs have different validation splits (data, fraction, split seed): "
+            + "; ".join(map(str, sorted(splits, key=str)))
+            + ". Train more members with --split-seed."
+        )
+    if out.exists() and any(out.iterdir()):
+        raise DigitrecError(f"{out}: exists and is not empty")
+    out.mkdir(parents=True, exist_ok=True)
+    members = []
+    for k, d in enumerate(run_dirs):
+        shutil.copytree(d, out / f"member-{k}")
+        members.append(out / f"member-{k}")
+    return _average(out, members, "+".join(sorted(archs)))
+
+
+def _average(out: Path, members: list[Path], model_name: str) -> Run:
+    """Write OUT/metrics.json and config.json of the ensemble of the runs in `members`: their
+    calibrated probabilities averaged, on their shared validation split and the test set."""
+    from digitrec import calibrate
+
+    first = json.loads((members[0] / "config.json").read_text())
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    saved: dict[str, Any] = {
+        k: tuple(v) if isinstance(v, list) else v
+        for k, v in first["train"].items()
+        if k in fields  # older runs lack some
+    }
+    cfg = TrainConfig(**saved)
     dev = device()
-    _, val_set = load_training_data(dataclasses.replace(cfg, split_seed=split_seed))
+    _, val_set = load_training_data(cfg)
     test_set = data.load_mnist("test")
 
     # each member loaded once, with the temperature it was calibrated with
-    loaded = [load_run_model(r.directory) for r in runs]
+    loaded = [load_run_model(d) for d in members]
 
     def averaged(images: np.ndarray) -> torch.Tensor:
         x = to_tensor(images, dev)
         probs = torch.zeros(len(x), 10)
         for model, metrics in loaded:
             t = float(metrics["temperature"])  # type: ignore[arg-type]
-            probs += torch.softmax(predict_logits(model.to(dev), x) / t, 1).cpu() / members
+            probs += torch.softmax(predict_logits(model.to(dev), x) / t, 1).cpu() / len(loaded)
         return probs
 
     val_probs, test_probs = averaged(val_set.images), averaged(test_set.images)
     y_val, y_test = torch.from_numpy(val_set.labels), torch.from_numpy(test_set.labels)
+    member_metrics: list[dict[str, Any]] = [m for _, m in loaded]
     metrics_out: dict[str, object] = {
-        "model": cfg.model,
-        "members": members,
-        "parameters": sum(int(r.metrics["parameters"]) for r in runs),  # type: ignore[call-overload]
+        "model": model_name,
+        "members": len(members),
+        "parameters": sum(int(m["parameters"]) for m in member_metrics),
         "val_accuracy": (val_probs.argmax(1) == y_val).float().mean().item(),
-        "member_val_accuracy": [r.metrics["val_accuracy"] for r in runs],
-        "member_test_accuracy": [r.metrics["test_accuracy"] for r in runs],
+        "member_val_accuracy": [m["val_accuracy"] for m in member_metrics],
+        "member_test_accuracy": [m["test_accuracy"] for m in member_metrics],
         "test_accuracy": (test_probs.argmax(1) == y_test).float().mean().item(),
         "test_ece_calibrated": calibrate.ece(test_probs.clamp_min(1e-12).log(), y_test),
-        "train_seconds": sum(float(r.metrics["train_seconds"]) for r in runs),  # type: ignore[misc, arg-type]
+        "train_seconds": sum(float(m["train_seconds"]) for m in member_metrics),
         "temperature": 1.0,
     }
     metrics_out["test_ece"] = metrics_out["test_ece_calibrated"]
     write_json(out / "metrics.json", metrics_out)
-    write_json(
-        out / "config.json",
-        {
-            **json.loads((runs[0].directory / "config.json").read_text()),
-            "members": [r.directory.name for r in runs],
-        },
-    )
-    return Run(out, cfg, runs[0].history, metrics_out)
+    write_json(out / "config.json", {**first, "members": [d.name for d in members]})
+    history = json.loads((members[0] / "history.json").read_text())
+    return Run(out, cfg, history, metrics_out)
