@@ -26,7 +26,7 @@ import numpy as np
 
 from digitrec import data, preprocess, registry
 from digitrec.machine import describe
-from digitrec.predictor import Predictor
+from digitrec.predictor import Predictor, one_blas_thread
 
 REALWORLD = Path(__file__).resolve().parents[1] / "tests" / "realworld"
 CANVAS = Path(__file__).resolve().parent / "canvas7.png"  # benchmarks/chromium_canvas.py
@@ -72,9 +72,6 @@ def stages(names: list[str], repeats: int) -> dict[str, dict[str, float]]:
     """p50 / p90 (ms) of each part of the canvas PNG -> answer path, per model: each call times
     decode, preprocess and model one after another, then predict(PNG) as a whole, on the same
     input, so that all four see the same machine (the other core may be busy)."""
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(1, user_api="blas")  # as each server process runs (serve/app.py)
     drawings = sorted(REALWORLD.glob("canvas_*.png"))
     pngs = [CANVAS.read_bytes()] + [chromium_png(p.read_bytes()) for p in drawings]
     results = {}
@@ -84,10 +81,11 @@ def stages(names: list[str], repeats: int) -> dict[str, dict[str, float]]:
         for i in range(-min(50, repeats), repeats):  # the first calls warm up
             png = pngs[i % len(pngs)]
             t0 = time.perf_counter()
-            alpha = preprocess.canvas_alpha(png)
-            t1 = time.perf_counter()
-            assert alpha is not None, "every input is a canvas export"
-            x = preprocess.preprocess_canvas(alpha)
+            with one_blas_thread():  # as predict runs it
+                alpha = preprocess.canvas_alpha(png)
+                t1 = time.perf_counter()
+                assert alpha is not None, "every input is a canvas export"
+                x = preprocess.preprocess_canvas(alpha)
             t2 = time.perf_counter()
             if x is not None:
                 one.predict_array(x[None])

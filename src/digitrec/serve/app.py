@@ -123,14 +123,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 def load_predictor(model: str | None) -> object:
-    from threadpoolctl import threadpool_limits
-
     from digitrec.predictor import Predictor  # ONNX Runtime; imported when serving starts
 
-    # One thread of NumPy's BLAS per server process. Preprocessing's matrix products are small:
-    # OpenBLAS splits those over 100k multiply-adds across cores, and its helper threads spin
-    # on the core another request needs (2.6 -> 13 ms of CPU per canvas with 2 workers).
-    threadpool_limits(1, user_api="blas")
     return Predictor.load(model)
 
 
