@@ -171,3 +171,19 @@ def test_the_canvas_way_gives_the_general_way_s_image() -> None:
         assert (short is None) == (general is None), f.name
         if short is not None:
             np.testing.assert_array_equal(short, general)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), max_size=4), st.integers(0, 400)
+)
+def test_broken_pngs_are_none_or_what_pillow_reads(edits: list[tuple[int, int]], cut: int) -> None:
+    """Flipped bytes and cut-off files never raise: png.alpha gives None (Pillow then words the
+    error) or the very pixels Pillow reads from the same bytes."""
+    data = bytearray(CHROMIUM.read_bytes())
+    for position, value in edits:
+        data[position % len(data)] = value
+    data = data[: len(data) - cut]
+    alpha = png.alpha(bytes(data), 10**6)
+    if alpha is not None:
+        np.testing.assert_array_equal(alpha, pillow_alpha(bytes(data)))
