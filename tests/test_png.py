@@ -133,6 +133,8 @@ def test_what_it_does_not_read_plainly_goes_to_pillow(case: str) -> None:
         data = encode(np.zeros((4, 4, 4), np.uint8), [0] * 4, extra=chunk(b"acTL", bytes(8)))
     elif case == "too many pixels":
         assert png.alpha(data, 63) is None
+        assert png.alpha(data, 10**6, max_short_side=7) is None  # shrunk first: Pillow's way
+        assert png.alpha(data, 10**6, max_short_side=8) is not None
         return
     elif case == "too short":  # the image data inflates to less than its rows
         header = struct.pack(">IIBBBBB", 8, 8, 8, 6, 0, 0, 0)

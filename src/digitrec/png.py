@@ -27,9 +27,12 @@ HARMLESS = {b"gAMA", b"cHRM", b"sRGB", b"iCCP", b"pHYs", b"tEXt", b"zTXt", b"iTX
 CHANNELS = {6: 4, 4: 2}  # colour type -> bytes per pixel at 8 bits: RGBA, grey + alpha
 
 
-def alpha(data: bytes | bytearray | memoryview, max_pixels: int) -> np.ndarray | None:
+def alpha(
+    data: bytes | bytearray | memoryview, max_pixels: int, max_short_side: int | None = None
+) -> np.ndarray | None:
     """(H, W) uint8: the alpha channel of an 8-bit RGBA or grey + alpha PNG; None when `data`
-    is any other file, is not quite right, or has over `max_pixels` pixels."""
+    is any other file, is not quite right, has over `max_pixels` pixels, or its shorter side
+    is over `max_short_side` (checked before anything is inflated)."""
     view = memoryview(data)
     if bytes(view[:8]) != SIGNATURE:
         return None
@@ -67,6 +70,8 @@ def alpha(data: bytes | bytearray | memoryview, max_pixels: int) -> np.ndarray |
         return None
     (height, width), bpp = size, CHANNELS[colour]
     if not 0 < height * width <= max_pixels:
+        return None
+    if max_short_side is not None and min(height, width) > max_short_side:
         return None
     stride = 1 + width * bpp
     inflater = zlib_ng.decompressobj()

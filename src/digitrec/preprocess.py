@@ -486,8 +486,8 @@ def canvas_alpha(source: object) -> np.ndarray | None:
     shrinking (a canvas export), read without Pillow (png.alpha); None for anything else."""
     if not isinstance(source, bytes | bytearray | memoryview):
         return None
-    alpha = png.alpha(source, WORK_PIXELS)
-    if alpha is None or min(alpha.shape) >= 2 * MIN_SIDE or not _transparent(alpha):
+    alpha = png.alpha(source, WORK_PIXELS, max_short_side=2 * MIN_SIDE - 1)  # shrink: none
+    if alpha is None or not _transparent(alpha):
         return None
     return alpha
 
