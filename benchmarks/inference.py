@@ -9,7 +9,7 @@ channel, preprocess.canvas_alpha), preprocessing of it, the model on the 28x28, 
 predict(PNG bytes) as a whole, for fast and best-x2 unless --model says. Inputs, in turn: the
 benchmark canvas (benchmarks/canvas7.png, a 7 drawn and exported in Chromium) and the 120
 canvas drawings in tests/realworld, re-encoded as Chromium encodes a canvas (see
-chromium_png: Pillow, which wrote them, picks other row filters, which read slower).
+chromium_png: Pillow, which wrote them, picks a filter per row, and those files go to Pillow).
 Wall-clock on a shared machine is noisy: pin it and compare back to back, e.g.
 `OMP_NUM_THREADS=1 taskset -c 1 python benchmarks/inference.py --stages --repeats 1000`.
 """
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from digitrec import data, preprocess, registry
+from digitrec import data, png, preprocess, registry
 from digitrec.machine import describe
 from digitrec.predictor import Predictor, one_blas_thread
 
@@ -32,29 +32,14 @@ REALWORLD = Path(__file__).resolve().parents[1] / "tests" / "realworld"
 CANVAS = Path(__file__).resolve().parent / "canvas7.png"  # benchmarks/chromium_canvas.py
 
 
-def chromium_png(png: bytes) -> bytes:
+def chromium_png(data: bytes) -> bytes:
     """The same pixels as Chromium writes a canvas export: 8-bit RGBA, every row filtered
     "up" (each byte minus the one above), zlib level 3 (canvas7.png's size, 4,257 bytes, is
     that of levels 1-3)."""
-    import struct
-    import zlib
-
     from PIL import Image
 
-    rgba = np.asarray(Image.open(io.BytesIO(png)).convert("RGBA"))
-    rows = rgba.reshape(rgba.shape[0], -1)
-    up = np.diff(rows, axis=0, prepend=np.zeros_like(rows[:1]))
-    raw = np.concatenate([np.full((len(rows), 1), 2, np.uint8), up], axis=1).tobytes()
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        crc = zlib.crc32(body, zlib.crc32(kind))
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
-
-    header = struct.pack(">IIBBBBB", rgba.shape[1], rgba.shape[0], 8, 6, 0, 0, 0)
-    return b"".join(
-        [b"\x89PNG\r\n\x1a\n", chunk(b"IHDR", header), chunk(b"IDAT", zlib.compress(raw, 3)),
-         chunk(b"IEND", b"")]
-    )  # fmt: skip
+    rgba = np.asarray(Image.open(io.BytesIO(data)).convert("RGBA"))
+    return png.write(rgba, png.UP, level=3)
 
 
 def timed(fn, repeats: int) -> np.ndarray:  # type: ignore[no-untyped-def]
@@ -79,10 +64,10 @@ def stages(names: list[str], repeats: int) -> dict[str, dict[str, float]]:
         one = Predictor.load(name, threads=1)
         times = np.zeros((repeats, 4))
         for i in range(-min(50, repeats), repeats):  # the first calls warm up
-            png = pngs[i % len(pngs)]
+            canvas = pngs[i % len(pngs)]
             t0 = time.perf_counter()
             with one_blas_thread():  # as predict runs it
-                alpha = preprocess.canvas_alpha(png)
+                alpha = preprocess.canvas_alpha(canvas)
                 t1 = time.perf_counter()
                 assert alpha is not None, "every input is a canvas export"
                 x = preprocess.preprocess_canvas(alpha)
@@ -90,7 +75,7 @@ def stages(names: list[str], repeats: int) -> dict[str, dict[str, float]]:
             if x is not None:
                 one.predict_array(x[None])
             t3 = time.perf_counter()
-            one.predict(png)
+            one.predict(canvas)
             if i >= 0:
                 times[i] = t1 - t0, t2 - t1, t3 - t2, time.perf_counter() - t3
         times *= 1000  # ms
@@ -126,7 +111,7 @@ def main() -> None:
         return
     names = args.model or [c["name"] for c in registry.shipped_cards()]
     test = data.load_mnist("test").images.astype(np.float32) / 255
-    png = CANVAS.read_bytes()
+    canvas = CANVAS.read_bytes()
     print(f"machine: {describe()}")
     results = {}
     for name in names:
@@ -134,7 +119,7 @@ def main() -> None:
         many = Predictor.load(name, threads=0)
         single = timed(lambda: one.predict_array(test[:1]), args.repeats)  # noqa: B023
         single_all = timed(lambda: many.predict_array(test[:1]), args.repeats)  # noqa: B023
-        full = timed(lambda: one.predict(png), max(200, args.repeats // 4))  # noqa: B023
+        full = timed(lambda: one.predict(canvas), max(200, args.repeats // 4))  # noqa: B023
         batch = 1000
         t = time.perf_counter()
         for i in range(0, len(test), batch):

@@ -10,8 +10,6 @@ import base64
 import functools
 import math
 import os
-import struct
-import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,7 +18,7 @@ import numpy as np
 import onnxruntime as ort
 from PIL import Image
 
-from digitrec import preprocess, registry
+from digitrec import png, preprocess, registry
 from digitrec.errors import ModelError
 
 UNCERTAIN_BELOW = 0.5  # calibrated confidence under which the answer is "uncertain"
@@ -43,26 +41,12 @@ def one_blas_thread() -> Any:
     return _threadpools().limit(limits=1, user_api="blas")
 
 
-def _chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-
 def png_data_url(image28: np.ndarray) -> str:
     """(H, W) float [0, 1] -> a PNG data URL (8-bit grey, white ink on black, as the model saw
-    it). Written with zlib and the PNG chunk layout, not Pillow: the same pixels for a third of
-    the CPU (50 us instead of 150 us), and every /predict answer carries one."""
+    it), written by png.write: the same pixels as Pillow writes for a third of the CPU (50 us
+    instead of 150 us), and every /predict answer carries one."""
     grey = np.round(np.clip(image28, 0, 1) * 255).astype(np.uint8)
-    height, width = grey.shape
-    rows = np.zeros((height, width + 1), np.uint8)  # each row starts with its filter type, 0: none
-    rows[:, 1:] = grey
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit, grey, no interlace
-    png = (
-        b"\x89PNG\r\n\x1a\n"
-        + _chunk(b"IHDR", header)
-        + _chunk(b"IDAT", zlib.compress(rows.tobytes()))
-        + _chunk(b"IEND", b"")
-    )
-    return "data:image/png;base64," + base64.b64encode(png).decode()
+    return "data:image/png;base64," + base64.b64encode(png.write(grey)).decode()
 
 
 @dataclass
