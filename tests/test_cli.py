@@ -71,6 +71,35 @@ def test_evaluate_writes_report_and_figures(trained_run: Path) -> None:
         assert (trained_run / name).read_bytes()[:4] == b"\x89PNG"
 
 
+def test_evaluate_with_test_time_augmentation(tmp_path: Path, trained_run: Path) -> None:
+    labelled = data.load_mnist("test").subset(np.arange(500))
+    data.write_csv(labelled, tmp_path / "some.csv")
+    out = tmp_path / "eval"
+    plain = digitrec(
+        "evaluate",
+        "--model",
+        str(trained_run),
+        "--data",
+        str(tmp_path / "some.csv"),
+        "-o",
+        str(out),
+    )
+    tta = digitrec(
+        "evaluate",
+        "--model",
+        str(trained_run),
+        "--data",
+        str(tmp_path / "some.csv"),
+        "-o",
+        str(out),
+        "--tta",
+    )
+    assert plain.returncode == 0 and tta.returncode == 0, tta.stderr
+    assert "(test-time augmentation)" in tta.stdout and "augmentation" not in plain.stdout
+    report = json.loads((out / "report.json").read_text())
+    assert report["tta"] is True and report["total"] == 500 and report["accuracy"] >= 0.95
+
+
 def test_export_checks_onnx_against_torch(trained_run: Path) -> None:
     result = digitrec("export", "--model", str(trained_run))
     assert result.returncode == 0, result.stderr

@@ -15,7 +15,7 @@ from PIL import Image, ImageDraw
 from digitrec import data, registry
 from digitrec.errors import ImageError, ModelError
 from digitrec.evaluate import evaluate
-from digitrec.predictor import Predictor
+from digitrec.predictor import Predictor, zoom
 
 REALWORLD = Path(__file__).parent / "realworld"
 
@@ -167,3 +167,15 @@ def test_realworld_val_split_accuracy() -> None:
     for kind in ("canvas", "font", "photo", "inverted"):
         assert results[kind]["accuracy"] >= 0.95, (kind, results[kind]["errors"])
     assert results["numbers"]["accuracy"] >= 0.9, results["numbers"]["errors"]
+
+
+def test_zoom_scales_about_the_centre() -> None:
+    square = np.zeros((1, 28, 28), np.float32)
+    square[0, 9:19, 9:19] = 1  # 10 px, centred
+    np.testing.assert_allclose(zoom(square, 1.0), square, atol=1e-6)
+    for factor, side in ((1.2, 12), (0.8, 8)):
+        out = zoom(square, factor)[0]
+        rows = np.flatnonzero(out.max(axis=1) > 0.5)
+        assert rows[-1] - rows[0] + 1 == side, (factor, rows)
+        assert abs(float((out.sum(1) * np.arange(28)).sum() / out.sum()) - 13.5) < 0.05
+        assert out.sum() == pytest.approx(100 * factor**2, rel=0.1)  # ink grows with the area

@@ -263,6 +263,8 @@ def _progress() -> Any:
 
 # ---------------------------------------------------------------- evaluate / export / ship
 
+TTA_HELP = "Test-time augmentation: average each image with zoomed copies (3x the work)."
+
 
 @app.command()
 def evaluate(
@@ -278,6 +280,7 @@ def evaluate(
             help="Where figures go. Default: the run directory, or evaluation/NAME.",
         ),
     ] = None,
+    tta: Annotated[bool, typer.Option(help=TTA_HELP)] = False,
 ) -> None:
     """Test accuracy, per-class figures, confusion matrix, worst mistakes, calibration."""
     from digitrec import data as datasets
@@ -289,7 +292,7 @@ def evaluate(
     predictor = Predictor(ref, threads=0)
     out = output or ref.run_dir or Path("evaluation") / ref.name
     dataset = datasets.load(data, "test") if data else None
-    report = run_evaluate(predictor, dataset, out)
+    report = run_evaluate(predictor, dataset, out, tta=tta)
     table = Table("digit", "precision", "recall", "F1", "support", title=f"{ref.name}")
     for d, row in report.per_class.items():
         table.add_row(
@@ -302,7 +305,7 @@ def evaluate(
     console.print(table)
     print(
         f"test_accuracy {report.accuracy:.4f} ({report.errors} errors in {report.total:,})  "
-        f"ECE {report.ece:.4f}"
+        f"ECE {report.ece:.4f}" + ("  (test-time augmentation)" if tta else "")
     )
     for f in report.files:
         print(f"wrote {f}")
@@ -449,6 +452,7 @@ def submit(
         "submission.csv"
     ),
     model: ModelOpt = None,
+    tta: Annotated[bool, typer.Option(help=TTA_HELP)] = False,
 ) -> None:
     """Write a Kaggle "Digit Recognizer" submission: ImageId,Label."""
     from digitrec.data import load_csv
@@ -457,7 +461,7 @@ def submit(
 
     dataset = load_csv(test_csv)
     predictor = Predictor.load(model, threads=0)
-    labels = write_submission(predictor, dataset, output)
+    labels = write_submission(predictor, dataset, output, tta=tta)
     print(f"wrote {output}: {len(labels):,} predictions (model {predictor.name})")
 
 

@@ -26,6 +26,7 @@ class Report:
     confusion: list[list[int]]
     mistakes: list[dict[str, Any]] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
+    tta: bool = False  # test-time augmentation (predictor.TTA_ZOOMS)
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k != "files"}
@@ -36,15 +37,17 @@ def evaluate(
     dataset: data.Dataset | None = None,
     output: Path | None = None,
     gallery: int = 40,
+    tta: bool = False,
 ) -> Report:
-    """Score `predictor` on `dataset` (default: the MNIST test split); write figures to `output`."""
+    """Score `predictor` on `dataset` (default: the MNIST test split); write figures to `output`.
+    With `tta`, each image's probabilities are averaged with those of zoomed copies."""
     from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
     dataset = dataset or data.load_mnist("test")
     if dataset.labels is None:
         raise ValueError(f"{dataset.source}: evaluation needs labels")
     labels = dataset.labels
-    probs = predictor.predict_array(dataset.images.astype(np.float32) / 255)
+    probs = predictor.predict_array(dataset.images.astype(np.float32) / 255, tta=tta)
     predicted = probs.argmax(1)
     precision, recall, f1, support = precision_recall_fscore_support(
         labels, predicted, labels=list(range(10)), zero_division=0
@@ -53,6 +56,7 @@ def evaluate(
     wrong = np.flatnonzero(predicted != labels)
     wrong = wrong[np.argsort(-probs[wrong].max(1))][:gallery]  # most confident mistakes first
     report = Report(
+        tta=tta,
         model=predictor.name,
         accuracy=float((predicted == labels).mean()),
         errors=int((predicted != labels).sum()),
