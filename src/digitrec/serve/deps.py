@@ -18,7 +18,6 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
 from digitrec.feedback import FeedbackStore
-from digitrec.serve.batch import Batcher
 
 if TYPE_CHECKING:
     from digitrec.predictor import Prediction  # imports ONNX Runtime: not at import time
@@ -73,14 +72,9 @@ async def get_runner(request: Request) -> Runner:
     return request.app.state.runner
 
 
-async def get_batcher(request: Request) -> Batcher:
-    return request.app.state.batcher
-
-
 PredictorDep = Annotated[Model, Depends(get_predictor)]
 StoreDep = Annotated[FeedbackStore, Depends(get_store)]
 RunnerDep = Annotated[Runner, Depends(get_runner)]
-BatcherDep = Annotated[Batcher, Depends(get_batcher)]
 
 
 def malformed(what: str) -> HTTPException:
