@@ -2,9 +2,10 @@
 drawn as canvases (enlarged 4-9x, pen width changed, placed anywhere on 280x280), through
 preprocess_canvas and a model. Accuracy here drops only by what preprocessing loses, so it
 tells two ways of preprocessing apart on thousands of drawings (the real-world set has 60
-canvases per split). Validation images only (best-x2's split: seed 0, 10%), never the test set.
+canvases per split). Validation images only (the split of best and best-x3: seed 0, 10%),
+never the test set.
 
-    python benchmarks/canvas_mnist.py [--n 2000] [--model best-x2 fast]
+    python benchmarks/canvas_mnist.py [--n 2000] [--model best fast]
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ def accuracy(predictor: Predictor, alphas: list[np.ndarray], labels: np.ndarray)
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=2000)
-    parser.add_argument("--model", nargs="+", default=["best-x2", "fast"])
+    parser.add_argument("--model", nargs="+", default=["best", "fast"])
     args = parser.parse_args()
     print(f"machine: {describe()}")
     alphas, labels = mnist_canvases(args.n)

@@ -6,10 +6,10 @@ a 280x280 canvas PNG to an answer. Prints figures; BENCHMARKS.md records them.
 
 --stages splits the canvas path into its parts (p50 and p90, ms): PNG decode (the alpha
 channel, preprocess.canvas_alpha), preprocessing of it, the model on the 28x28, and
-predict(PNG bytes) as a whole, for fast and best-x2 unless --model says. Inputs, in turn: the
-benchmark canvas (benchmarks/canvas7.png, a 7 drawn and exported in Chromium) and the 120
-canvas drawings in tests/realworld, re-encoded as Chromium encodes a canvas (see
-chromium_png: Pillow, which wrote them, picks a filter per row, and those files go to Pillow).
+predict(PNG bytes) as a whole, for fast and best (the default) unless --model says. Inputs,
+in turn: the benchmark canvas (benchmarks/canvas7.png, a 7 drawn and exported in Chromium)
+and the 120 canvas drawings in tests/realworld, re-encoded as Chromium encodes a canvas (see
+chromium_png: Pillow, which wrote them, picks a filter per row, and those go to Pillow).
 Wall-clock on a shared machine is noisy: pin it and compare back to back, e.g.
 `OMP_NUM_THREADS=1 taskset -c 1 python benchmarks/inference.py --stages --repeats 1000`.
 """
@@ -102,12 +102,12 @@ def main() -> None:
         "--stages",
         action="store_true",
         help="time decode / preprocess / model / total of the canvas path (default: off); "
-        "models default to fast and best-x2",
+        "models default to fast and best",
     )
     args = parser.parse_args()
     if args.stages:
         print(f"machine: {describe()}")
-        print(json.dumps(stages(args.model or ["fast", "best-x2"], args.repeats)))
+        print(json.dumps(stages(args.model or ["fast", "best"], args.repeats)))
         return
     names = args.model or [c["name"] for c in registry.shipped_cards()]
     test = data.load_mnist("test").images.astype(np.float32) / 255

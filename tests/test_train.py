@@ -68,12 +68,13 @@ def test_runs_trained_apart_make_an_ensemble_that_ships(tmp_path: Path) -> None:
         return train(cfg).directory
 
     members = [tiny(7, 7), tiny(8, 7)]  # `digitrec train --seed 8 --split-seed 7`
-    run = combine(members, tmp_path / "ens")
+    run = combine(members, tmp_path / "ens", command="digitrec ensemble a b -o ens")
     metrics = json.loads((tmp_path / "ens" / "metrics.json").read_text())
     assert metrics["members"] == 2 and len(metrics["member_val_accuracy"]) == 2
     assert 0.5 < metrics["val_accuracy"] <= 1 and 0.5 < metrics["test_accuracy"] <= 1
     assert run.directory == tmp_path / "ens"
     card = ship(tmp_path / "ens", "tiny-x2", directory=tmp_path / "models")
+    assert card["command"].endswith("digitrec ensemble a b -o ens")  # after how each was trained
     assert card["members"] == 2 and (tmp_path / "models" / "tiny-x2.onnx").stat().st_size > 0
     # A member validated on other images would make the ensemble's validation figure a lie.
     with pytest.raises(DigitrecError, match="different validation splits"):

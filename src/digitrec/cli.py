@@ -202,7 +202,7 @@ def ensemble(
     """Average runs trained apart (same validation split) into an ensemble run directory."""
     from digitrec import train as training
 
-    run = training.combine(runs, output)
+    run = training.combine(runs, output, command="digitrec " + shlex.join(sys.argv[1:]))
     m = run.metrics
     print(
         f"{m['members']} members: val_accuracy {m['val_accuracy']:.4f} "

@@ -448,7 +448,7 @@ def train_ensemble(
     return _average(out, [r.directory for r in runs], cfg.model)
 
 
-def combine(run_dirs: list[Path], out: Path) -> Run:
+def combine(run_dirs: list[Path], out: Path, command: str = "") -> Run:
     """An ensemble of runs trained apart: copies them into OUT/member-k and averages them as
     train_ensemble does. They must share one validation split (data, fraction and seed), or
     the ensemble's validation figure would count images some member trained on."""
@@ -477,7 +477,13 @@ def combine(run_dirs: list[Path], out: Path) -> Run:
     for k, d in enumerate(run_dirs):
         shutil.copytree(d, out / f"member-{k}")
         members.append(out / f"member-{k}")
-    return _average(out, members, "+".join(sorted(archs)))
+    run = _average(out, members, "+".join(sorted(archs)))
+    # How to make it again: each member's training (once per run), then this command.
+    commands = [json.loads((d / "config.json").read_text()).get("command", "") for d in members]
+    config = json.loads((out / "config.json").read_text())
+    config["command"] = " && ".join(dict.fromkeys(c for c in [*commands, command] if c))
+    write_json(out / "config.json", config)
+    return run
 
 
 def _average(out: Path, members: list[Path], model_name: str) -> Run:

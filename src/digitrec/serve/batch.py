@@ -4,8 +4,8 @@ A worker answers one batch at a time: while a batch runs (in a thread, off the e
 the requests that come in wait in a queue, and the next batch takes all of them. Under load
 that is one thread hop and one ONNX Runtime call for many requests instead of one each (a hop
 per request cost ~0.15 ms of CPU, and a batch of 16 runs the models in about 60% (fast) and 80%
-(best-x2) of the time of 16 single runs); with one request at a time it is a batch of one
-and adds no wait. One batch at a time because a worker has a core at most: a second thread
+(two `best` members) of the time of 16 single runs); with one request at a time it is a batch
+of one and adds no wait. One batch at a time because a worker has a core at most: a second thread
 would only contend for the GIL.
 """
 
