@@ -43,11 +43,11 @@ def test_shipped_model_matches_its_card(card: dict) -> None:
 
 
 def test_default_model_is_the_best_shipped_on_validation() -> None:
-    """The default is chosen on validation accuracy, and is at least 99.5% on the test set
+    """The default is chosen on validation accuracy, and is at least 99.6% on the test set
     (the 99.7% target of the accuracy issue is not reached yet: see BENCHMARKS.md)."""
     default = Predictor.load().card
     assert default["val_accuracy"] == max(c["val_accuracy"] for c in registry.shipped_cards())
-    assert default["test_accuracy"] >= 0.995, default["name"]
+    assert default["test_accuracy"] >= 0.996, default["name"]
 
 
 def test_shipped_models_fit_in_20_mb() -> None:
