@@ -75,25 +75,9 @@ def test_evaluate_with_test_time_augmentation(tmp_path: Path, trained_run: Path)
     labelled = data.load_mnist("test").subset(np.arange(500))
     data.write_csv(labelled, tmp_path / "some.csv")
     out = tmp_path / "eval"
-    plain = digitrec(
-        "evaluate",
-        "--model",
-        str(trained_run),
-        "--data",
-        str(tmp_path / "some.csv"),
-        "-o",
-        str(out),
-    )
-    tta = digitrec(
-        "evaluate",
-        "--model",
-        str(trained_run),
-        "--data",
-        str(tmp_path / "some.csv"),
-        "-o",
-        str(out),
-        "--tta",
-    )
+    args = ["evaluate", "--model", str(trained_run), "--data", str(tmp_path / "some.csv")]
+    plain = digitrec(*args, "-o", str(out))
+    tta = digitrec(*args, "-o", str(out), "--tta")
     assert plain.returncode == 0 and tta.returncode == 0, tta.stderr
     assert "(test-time augmentation)" in tta.stdout and "augmentation" not in plain.stdout
     report = json.loads((out / "report.json").read_text())

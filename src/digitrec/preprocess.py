@@ -154,16 +154,16 @@ def shrink(image: Image.Image, min_side: int = MIN_SIDE) -> Image.Image:
 def ink_map(image: Image.Image) -> np.ndarray:
     """(H, W) float32 in [0, 1]: how much ink each pixel holds, 1 in stroke centres, 0 elsewhere."""
     out = np.zeros((image.height, image.width), np.float32)
-    found = _ink(image)
+    found = _ink(image, _alpha(image))
     if found is not None:
         ink, box = found
         out[box] = ink
     return out
 
 
-def _ink(image: Image.Image) -> tuple[np.ndarray, ops.Box] | None:
-    """The ink map's inked part: (the ink within `box`, box); None when there is no ink."""
-    alpha = _alpha(image)
+def _ink(image: Image.Image, alpha: np.ndarray | None) -> tuple[np.ndarray, ops.Box] | None:
+    """The ink map's inked part: (the ink within `box`, box); None when there is no ink.
+    `alpha`: the image's _alpha."""
     if alpha is not None and _transparent(alpha):
         return _canvas_ink(alpha)
     grey = _grey(image, alpha)
@@ -528,7 +528,7 @@ def preprocess(
         alpha = _alpha(image)
         if alpha is not None and _transparent(alpha):  # a canvas that came the long way
             return preprocess_canvas(alpha)
-        found, side = _ink(image), max(image.size)
+        found, side = _ink(image, alpha), max(image.size)
         if found is None:
             return None
         ink = found[0]  # the inked part of the map; the rest is 0

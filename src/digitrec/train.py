@@ -477,18 +477,16 @@ def combine(run_dirs: list[Path], out: Path, command: str = "") -> Run:
     for k, d in enumerate(run_dirs):
         shutil.copytree(d, out / f"member-{k}")
         members.append(out / f"member-{k}")
-    run = _average(out, members, "+".join(sorted(archs)))
     # How to make it again: each member's training (once per run), then this command.
     commands = [json.loads((d / "config.json").read_text()).get("command", "") for d in members]
-    config = json.loads((out / "config.json").read_text())
-    config["command"] = " && ".join(dict.fromkeys(c for c in [*commands, command] if c))
-    write_json(out / "config.json", config)
-    return run
+    again = " && ".join(dict.fromkeys(c for c in [*commands, command] if c))
+    return _average(out, members, "+".join(sorted(archs)), command=again)
 
 
-def _average(out: Path, members: list[Path], model_name: str) -> Run:
+def _average(out: Path, members: list[Path], model_name: str, command: str = "") -> Run:
     """Write OUT/metrics.json and config.json of the ensemble of the runs in `members`: their
-    calibrated probabilities averaged, on their shared validation split and the test set."""
+    calibrated probabilities averaged, on their shared validation split and the test set.
+    `command`: how to make it again (default: member 0's, which trained them all)."""
     from digitrec import calibrate
 
     first = json.loads((members[0] / "config.json").read_text())
@@ -531,6 +529,9 @@ def _average(out: Path, members: list[Path], model_name: str) -> Run:
     }
     metrics_out["test_ece"] = metrics_out["test_ece_calibrated"]
     write_json(out / "metrics.json", metrics_out)
-    write_json(out / "config.json", {**first, "members": [d.name for d in members]})
+    config = {**first, "members": [d.name for d in members]}
+    if command:
+        config["command"] = command
+    write_json(out / "config.json", config)
     history = json.loads((members[0] / "history.json").read_text())
     return Run(out, cfg, history, metrics_out)
