@@ -299,21 +299,15 @@ def _clean(
     return ink, box
 
 
-def _strokes(ink: np.ndarray, k: int = 1) -> np.ndarray | None:
+def _strokes(ink: np.ndarray) -> np.ndarray | None:
     """The mask of the strokes in a scaled ink crop, their anti-aliased rim included; faint
-    blobs and specks left out. None when no blob reaches the ink level.
-
-    `k`: find the blobs on a k x k max-pooled copy (k^2 times fewer pixels to label): blobs
-    up to k px apart may then merge, which keeps a speck that close to a stroke.
-    """
+    blobs and specks left out. None when no blob reaches the ink level."""
     strokes = ink > 0.2
     # Hysteresis: a blob is ink if it reaches 0.6 somewhere; it keeps its soft edges down to 0.2.
-    labels, count = ndi.label(ops.pool(strokes, k), structure=EIGHT)
+    labels, count = ndi.label(strokes, structure=EIGHT)
     if count == 0 or (count == 1 and not (ink >= 0.6).any()):
         return None
     if count > 1:
-        if k > 1:  # each pixel's blob (those off the strokes are not counted)
-            labels = np.repeat(np.repeat(labels, k, 0), k, 1)[: ink.shape[0], : ink.shape[1]]
         areas = np.bincount(labels[strokes], minlength=count + 1)
         areas[0] = 0
         strong = np.zeros(count + 1, bool)
@@ -330,8 +324,8 @@ def _strokes(ink: np.ndarray, k: int = 1) -> np.ndarray | None:
 def _clean_alpha(alpha: np.ndarray, pixels: int) -> tuple[np.ndarray, ops.Box] | None:
     """_clean(alpha / 255, 0, 0, pixels) for a canvas's alpha channel (uint8) cut to the box of
     its non-zero pixels, sooner. A canvas's strokes are mostly opaque: then the ink level is
-    exactly 1 (255), the ink is the opacity as it is, and only the blobs need looking at, on a
-    2x2 max-pooled copy when the digit is large (a speck up to 2 px from a stroke stays).
+    exactly 1 (255), the ink is the opacity as it is, and only the blobs need looking at (the
+    same blobs as _clean's: on a pooled copy a speck near a stroke would join it and stay).
     Anything else (faint strokes, specks dropped, next to no ink) goes the general way.
     """
     x = alpha / np.float32(255)
@@ -341,7 +335,7 @@ def _clean_alpha(alpha: np.ndarray, pixels: int) -> tuple[np.ndarray, ops.Box] |
     top = pixels - int(0.9999 * (pixels - 1))
     if opaque < max(top, int(np.count_nonzero(alpha >= 128)) // 2 + 1):
         return _clean(x, 0.0, 0.0, pixels)
-    mask = _strokes(x, k=2 if min(alpha.shape) >= 64 else 1)
+    mask = _strokes(x)
     if mask is None:
         return None
     if np.logical_and(alpha, ~mask).any():  # ink left out: the level is read again without it
