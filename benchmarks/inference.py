@@ -26,7 +26,7 @@ import numpy as np
 
 from digitrec import data, png, preprocess, registry
 from digitrec.machine import describe
-from digitrec.predictor import Predictor, one_blas_thread
+from digitrec.predictor import Predictor, one_thread
 
 REALWORLD = Path(__file__).resolve().parents[1] / "tests" / "realworld"
 CANVAS = Path(__file__).resolve().parent / "canvas7.png"  # benchmarks/chromium_canvas.py
@@ -66,7 +66,7 @@ def stages(names: list[str], repeats: int) -> dict[str, dict[str, float]]:
         for i in range(-min(50, repeats), repeats):  # the first calls warm up
             canvas = pngs[i % len(pngs)]
             t0 = time.perf_counter()
-            with one_blas_thread():  # as predict runs it
+            with one_thread():  # as predict runs it
                 alpha = preprocess.canvas_alpha(canvas)
                 t1 = time.perf_counter()
                 assert alpha is not None, "every input is a canvas export"

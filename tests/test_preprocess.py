@@ -251,6 +251,17 @@ def test_resize_gives_pillows_answers(seed, h, w, height, width):
 
 
 @FAST
+@given(seed=st.integers(0, 2**32 - 1), h=st.integers(1, 60), w=st.integers(1, 60))
+def test_blobs_are_labelled_as_scipy_labels_them(seed, h, w):
+    """Same blobs, same numbering (row by row), 8-connected: a diagonal step joins two pixels."""
+    rng = np.random.default_rng(seed)
+    mask = rng.uniform(0, 1, (h, w)) < rng.uniform(0.05, 0.9)
+    labels, count = ops.label(mask)
+    expected, expected_count = ndi.label(mask, structure=np.ones((3, 3)))
+    assert count == expected_count and (labels == expected).all()
+
+
+@FAST
 @given(seed=st.integers(0, 2**32 - 1), h=st.integers(1, 30), w=st.integers(1, 30))
 def test_line_distances_and_the_thin_check_are_exact(seed, h, w):
     rng = np.random.default_rng(seed)

@@ -1,19 +1,21 @@
 """Inference on ONNX Runtime: an image in, a digit (or an honest "not a digit") out.
 
 No torch on this path: the server and the CLI's predict/read import only NumPy, Pillow,
-SciPy and ONNX Runtime.
+SciPy, OpenCV and ONNX Runtime.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import cv2
 import numpy as np
 import onnxruntime as ort
 from PIL import Image
@@ -38,12 +40,20 @@ def _threadpools() -> Any:
     return ThreadpoolController()
 
 
-def one_blas_thread() -> Any:
-    """A context in which NumPy's BLAS runs on one thread (20 us to enter and leave).
-    Preprocessing's matrix products are small; OpenBLAS splits those over ~250k multiply-adds
-    across cores, and its helper threads then spin on cores that ONNX Runtime or the server's
-    other worker need (with 2 workers: 2.6 -> 13 ms of CPU per canvas)."""
-    return _threadpools().limit(limits=1, user_api="blas")
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """A context in which NumPy's BLAS and OpenCV run on one thread (~20 us to enter and
+    leave). Preprocessing's matrix products and filters are small; OpenBLAS splits those over
+    ~250k multiply-adds across cores, and its helper threads then spin on cores that ONNX
+    Runtime or the server's other worker need (with 2 workers: 2.6 -> 13 ms of CPU per
+    canvas). OpenCV's pool would do the same for its labelling and morphology."""
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        with _threadpools().limit(limits=1, user_api="blas"):
+            yield
+    finally:
+        cv2.setNumThreads(threads)
 
 
 def zoom(images: np.ndarray, factor: float) -> np.ndarray:
@@ -185,7 +195,7 @@ class Predictor:
         """predict_many for unrelated requests (the server's batches): a source that fails
         gives its exception in its place, and the others are still answered."""
         images: list[np.ndarray | None | Exception] = []
-        with one_blas_thread():
+        with one_thread():
             for source in sources:
                 try:
                     images.append(preprocess.preprocess(source))
@@ -203,7 +213,7 @@ class Predictor:
 
     def read(self, source: Source) -> Reading:
         """A written number: its digits left to right, each with its box in the input's pixels."""
-        with one_blas_thread():
+        with one_thread():
             return self._read(source)
 
     def _read(self, source: Source) -> Reading:

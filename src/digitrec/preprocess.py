@@ -51,7 +51,6 @@ CANVAS_SIDE = 140  # px: a canvas is read reduced by a whole factor (block means
 #   this size: a 280-px canvas halved, a 840-px one (3x the page's, a phone's pixel ratio) by 6
 ANALYSIS = 64  # px: is_blank finds blobs and their thickness on a max-pooled copy of the
 #   strong ink, its shorter side at least this (exact below twice this)
-EIGHT = np.ones((3, 3), bool)  # 8-connected, as a pen moves
 
 
 def load_image(source: bytes | str | os.PathLike, min_side: int | None = None) -> Image.Image:
@@ -304,7 +303,7 @@ def _strokes(ink: np.ndarray) -> np.ndarray | None:
     blobs and specks left out. None when no blob reaches the ink level."""
     strokes = ink > 0.2
     # Hysteresis: a blob is ink if it reaches 0.6 somewhere; it keeps its soft edges down to 0.2.
-    labels, count = ndi.label(strokes, structure=EIGHT)
+    labels, count = ops.label(strokes)
     if count == 0 or (count == 1 and not (ink >= 0.6).any()):
         return None
     if count > 1:
@@ -393,7 +392,7 @@ def _blank(ink: np.ndarray, side: int) -> bool:
     strong = strong[box]
     k = max(1, min(strong.shape) // ANALYSIS)
     pooled = ops.pool(strong, k)
-    labels, count = ndi.label(pooled, structure=EIGHT)
+    labels, count = ops.label(pooled)
     if count == 1:  # one blob: the whole (pooled) box, which it spans
         largest = ops.pad(pooled, (1, 1, 1, 1))
     else:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage as ndi
 
+from digitrec import imageops as ops
 from digitrec.preprocess import to_mnist
 
 INK = 0.2  # a pixel with more ink than this belongs to a stroke (ink maps are 0 on paper)
@@ -82,7 +83,7 @@ def segment(ink: np.ndarray, score: Score | None = None) -> list[Segment]:
     """
     ink = np.asarray(ink, dtype=np.float32)
     strokes = ink > INK
-    labels, n = ndi.label(strokes, structure=np.ones((3, 3)))  # 8-connected, as a pen moves
+    labels, n = ops.label(strokes)  # 8-connected, as a pen moves
     if n == 0:
         return []
     parts = [
