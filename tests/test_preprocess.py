@@ -251,6 +251,20 @@ def test_resize_gives_pillows_answers(seed, h, w, height, width):
 
 
 @FAST
+@given(seed=st.integers(0, 2**32 - 1), h=st.integers(1, 80), w=st.integers(1, 80))
+def test_the_box_holds_every_inked_pixel_and_no_empty_edge(seed, h, w):
+    rng = np.random.default_rng(seed)
+    alpha = (rng.uniform(0, 1, (h, w)) < rng.uniform(0, 0.05)) * rng.integers(1, 256, (h, w))
+    for image in (alpha.astype(np.uint8), alpha > 0):
+        found = ops.box(image)
+        if not alpha.any():
+            assert found is None
+            continue
+        ys, xs = np.nonzero(alpha)
+        assert found == (slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1))
+
+
+@FAST
 @given(seed=st.integers(0, 2**32 - 1), h=st.integers(1, 60), w=st.integers(1, 60))
 def test_blobs_are_labelled_as_scipy_labels_them(seed, h, w):
     """Same blobs, same numbering (row by row), 8-connected: a diagonal step joins two pixels."""

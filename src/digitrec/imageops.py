@@ -23,15 +23,19 @@ MATRIX_LIMIT = 26_000  # entries: resize's weight matrices up to ~100 kB (bigger
 
 
 def box(mask: np.ndarray) -> Box | None:
-    """The bounding box of the True pixels; None when there are none."""
-    rows = np.asarray(mask.any(axis=1))
-    top = int(rows.argmax())
-    if not rows[top]:
+    """The bounding box of the non-zero pixels of a bool or uint8 image; None when there are
+    none. (OpenCV's boundingRect: a third of the time of two NumPy `any` passes.)"""
+    m = np.ascontiguousarray(mask)
+    if m.dtype == bool:
+        m = m.view(np.uint8)
+    elif m.dtype != np.uint8:
+        m = (m != 0).view(np.uint8)
+    if m.size == 0:
         return None
-    bottom = rows.size - int(rows[::-1].argmax())
-    cols = np.asarray(mask[top:bottom].any(axis=0))
-    left, right = int(cols.argmax()), cols.size - int(cols[::-1].argmax())
-    return slice(top, bottom), slice(left, right)
+    x, y, w, h = cv2.boundingRect(m)
+    if w == 0:
+        return None
+    return slice(y, y + h), slice(x, x + w)
 
 
 def median(a: np.ndarray) -> float:

@@ -190,7 +190,16 @@ def _ink(image: Image.Image, alpha: np.ndarray | None) -> tuple[np.ndarray, ops.
 
 def _transparent(alpha: np.ndarray) -> bool:
     """A transparent background (a browser canvas export): alpha carries the strokes, whatever
-    the colour (the RGB of a canvas is often all black, strokes and background alike)."""
+    the colour (the RGB of a canvas is often all black, strokes and background alike).
+
+    The frame's median alpha under half (ops.border_median < 127.5), read from a count of the
+    frame's pixels under 128 where that settles it (it does unless exactly half are)."""
+    k = max(1, min(alpha.shape) // 32)  # border_median's frame, corners counted twice as there
+    frame = (alpha[:k], alpha[-k:], alpha[:, :k], alpha[:, -k:])
+    n = sum(part.size for part in frame)
+    clear = sum(np.count_nonzero(part < 128) for part in frame)
+    if 2 * clear != n:
+        return 2 * clear > n  # over half under 128: the middle values are, and the median
     return ops.border_median(alpha) < 0.5 * 255
 
 
