@@ -200,7 +200,7 @@ def _transparent(alpha: np.ndarray) -> bool:
     clear = sum(np.count_nonzero(part < 128) for part in frame)
     if 2 * clear != n:
         return 2 * clear > n  # over half under 128: the middle values are, and the median
-    return ops.border_median(alpha) < 0.5 * 255
+    return bool(ops.border_median(alpha) < 0.5 * 255)
 
 
 def _canvas_ink(alpha: np.ndarray, k: int = 1) -> tuple[np.ndarray, ops.Box] | None:
