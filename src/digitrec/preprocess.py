@@ -199,7 +199,7 @@ def _transparent(alpha: np.ndarray) -> bool:
     n = sum(part.size for part in frame)
     clear = sum(np.count_nonzero(part < 128) for part in frame)
     if 2 * clear != n:
-        return 2 * clear > n  # over half under 128: the middle values are, and the median
+        return bool(2 * clear > n)  # over half under 128: the middle values are, and the median
     return bool(ops.border_median(alpha) < 0.5 * 255)
 
 
