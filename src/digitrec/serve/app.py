@@ -7,6 +7,7 @@ answered as a JSON 500 without a traceback; the server keeps serving.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -141,7 +142,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.batcher = Batcher(app.state.runner)
         app.state.store = FeedbackStore(settings.data_dir)
         log.info("feedback store: %s", app.state.store.path)
+        # Everything loaded so far (the libraries, the model) lives as long as the server: out
+        # of the collector's sight, the full collections under load stop walking it each time
+        # (A/B, 2 workers: the slowest request 120-134 -> 63-64 ms).
+        gc.collect()
+        gc.freeze()
         yield
+        gc.unfreeze()
         app.state.store.close()
 
     app = FastAPI(
