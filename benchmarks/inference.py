@@ -2,7 +2,7 @@
 a 280x280 canvas PNG to an answer. Prints figures; BENCHMARKS.md records them.
 
     python benchmarks/inference.py [--model NAME ...] [--repeats 2000]
-    python benchmarks/inference.py --stages [--model NAME ...] [--repeats 2000]
+    python benchmarks/inference.py --stages [--model NAME ...] [--repeats 2000] [--threads 0]
 
 --stages splits the canvas path into its parts (p50 and p90, ms): PNG decode (the alpha
 channel, preprocess.canvas_alpha), preprocessing of it, the model on the 28x28, and
@@ -53,7 +53,7 @@ def timed(fn, repeats: int) -> np.ndarray:  # type: ignore[no-untyped-def]
     return out * 1000  # ms
 
 
-def stages(names: list[str], repeats: int) -> dict[str, dict[str, float]]:
+def stages(names: list[str], repeats: int, threads: int = 1) -> dict[str, dict[str, float]]:
     """p50 / p90 (ms) of each part of the canvas PNG -> answer path, per model: each call times
     decode, preprocess and model one after another, then predict(PNG) as a whole, on the same
     input, so that all four see the same machine (the other core may be busy)."""
@@ -61,7 +61,7 @@ def stages(names: list[str], repeats: int) -> dict[str, dict[str, float]]:
     pngs = [CANVAS.read_bytes()] + [chromium_png(p.read_bytes()) for p in drawings]
     results = {}
     for name in names:
-        one = Predictor.load(name, threads=1)
+        one = Predictor.load(name, threads=threads)
         times = np.zeros((repeats, 4))
         for i in range(-min(50, repeats), repeats):  # the first calls warm up
             canvas = pngs[i % len(pngs)]
@@ -104,10 +104,17 @@ def main() -> None:
         help="time decode / preprocess / model / total of the canvas path (default: off); "
         "models default to fast and best",
     )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="--stages: ONNX Runtime threads for the model (default 1; 0: every core, as the "
+        "CLI runs one image); preprocessing runs on one either way",
+    )
     args = parser.parse_args()
     if args.stages:
-        print(f"machine: {describe()}")
-        print(json.dumps(stages(args.model or ["fast", "best"], args.repeats)))
+        print(f"machine: {describe()}, model threads {args.threads}")
+        print(json.dumps(stages(args.model or ["fast", "best"], args.repeats, args.threads)))
         return
     names = args.model or [c["name"] for c in registry.shipped_cards()]
     test = data.load_mnist("test").images.astype(np.float32) / 255
