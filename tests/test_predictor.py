@@ -179,3 +179,16 @@ def test_zoom_scales_about_the_centre() -> None:
         assert rows[-1] - rows[0] + 1 == side, (factor, rows)
         assert abs(float((out.sum(1) * np.arange(28)).sum() / out.sum()) - 13.5) < 0.05
         assert out.sum() == pytest.approx(100 * factor**2, rel=0.1)  # ink grows with the area
+
+
+def test_prediction_leaves_opencvs_thread_count_as_it_was() -> None:
+    """Preprocessing runs OpenCV on one thread, and gives the caller's setting back after."""
+    import cv2
+
+    before = cv2.getNumThreads()
+    try:
+        cv2.setNumThreads(3)
+        answer = Predictor.load("fast").predict(_drawn([(70, 60), (210, 60), (120, 230)]))
+        assert answer.digit == 7 and cv2.getNumThreads() == 3
+    finally:
+        cv2.setNumThreads(before)
