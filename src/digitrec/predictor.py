@@ -171,13 +171,13 @@ class Predictor:
     def _answer(self, image28: np.ndarray | None, probs: np.ndarray | None) -> Prediction:
         if image28 is None or probs is None:
             return Prediction(None, 0.0, [0.0] * 10, np.zeros((28, 28), np.float32), "empty")
-        order = np.argsort(-probs)[:3]
-        top = [(int(d), float(probs[d])) for d in order]
+        p = probs.tolist()  # Python floats at once (one by one: a microsecond each)
+        top = [(d, p[d]) for d in np.argsort(-probs)[:3].tolist()]
         digit, confidence = top[0]
         reason = None
         if confidence < self.threshold:
-            digit, reason = None, "uncertain"  # type: ignore[assignment]
-        return Prediction(digit, confidence, [float(p) for p in probs], image28, reason, top)
+            digit, reason = None, "uncertain"
+        return Prediction(digit, confidence, p, image28, reason, top)
 
     def predict(self, source: Source) -> Prediction:
         return self.predict_many([source])[0]
