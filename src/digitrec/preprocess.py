@@ -194,8 +194,7 @@ def _transparent(alpha: np.ndarray) -> bool:
 
     The frame's median alpha under half (ops.border_median < 127.5), read from a count of the
     frame's pixels under 128 where that settles it (it does unless exactly half are)."""
-    k = max(1, min(alpha.shape) // 32)  # border_median's frame, corners counted twice as there
-    frame = (alpha[:k], alpha[-k:], alpha[:, :k], alpha[:, -k:])
+    frame = ops.border(alpha)
     n = sum(part.size for part in frame)
     clear = sum(np.count_nonzero(part < 128) for part in frame)
     if 2 * clear != n:
