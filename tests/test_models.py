@@ -23,7 +23,9 @@ def test_seed_is_the_tutorials_cnn() -> None:
     assert models.count_parameters(models.create("seed")) == 43_578
 
 
-@pytest.mark.parametrize(("name", "at_most"), [("fast", 200_000), ("best", 1_000_000)])
+@pytest.mark.parametrize(
+    ("name", "at_most"), [("fast", 200_000), ("best", 1_000_000), ("deotte", 1_000_000)]
+)
 def test_parameter_budgets(name: str, at_most: int) -> None:
     assert models.count_parameters(models.create(name)) <= at_most
 
@@ -33,6 +35,12 @@ def test_fast_is_cheaper_than_the_tutorials_cnn() -> None:
     fast, seed = (models.count_macs(models.create(n)) for n in ("fast", "seed"))
     assert fast <= 1_000_000
     assert fast < seed
+
+
+def test_deotte_is_cheaper_per_image_than_best() -> None:
+    # the second architecture is there for ensembles and must not cost more to run
+    deotte, best = (models.count_macs(models.create(n)) for n in ("deotte", "best"))
+    assert deotte < 0.8 * best
 
 
 def test_patch_whitening_whitens_the_patches_it_was_fit_to() -> None:
@@ -55,5 +63,5 @@ def test_fit_data_sets_the_whitening_of_the_fast_model() -> None:
 
 
 def test_unknown_model_is_named() -> None:
-    with pytest.raises(KeyError, match="unknown model 'nope'; choose from best, fast, seed"):
+    with pytest.raises(KeyError, match="unknown model 'nope'; choose from best, deotte, fast, seed"):
         models.create("nope")

@@ -192,3 +192,26 @@ def test_prediction_leaves_opencvs_thread_count_as_it_was() -> None:
         assert answer.digit == 7 and cv2.getNumThreads() == 3
     finally:
         cv2.setNumThreads(before)
+
+
+def test_one_thread_pins_blas_and_opencv_inside_and_restores_them() -> None:
+    import cv2
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from digitrec.predictor import one_thread
+
+    def blas() -> set[int]:
+        return {lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"}
+
+    before = cv2.getNumThreads()
+    try:
+        with threadpool_limits(2, user_api="blas"):
+            cv2.setNumThreads(2)
+            with one_thread():
+                assert blas() == {1} and cv2.getNumThreads() == 1
+                with one_thread():  # nested (a server worker's batch inside its lifetime pin)
+                    assert blas() == {1} and cv2.getNumThreads() == 1
+                assert blas() == {1} and cv2.getNumThreads() == 1
+            assert blas() == {2} and cv2.getNumThreads() == 2
+    finally:
+        cv2.setNumThreads(before)

@@ -105,7 +105,7 @@ def explore(
 @app.command()
 def train(
     model: Annotated[
-        str | None, typer.Option(help="Model name: seed, fast, best. Default: seed.")
+        str | None, typer.Option(help="Model name: seed, fast, best, deotte. Default: seed.")
     ] = None,
     recipe: Annotated[
         str | None,

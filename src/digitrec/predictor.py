@@ -34,26 +34,39 @@ Source = bytes | str | os.PathLike[str] | Image.Image | np.ndarray
 
 
 @functools.cache
-def _threadpools() -> Any:
-    from threadpoolctl import ThreadpoolController  # finds the loaded BLAS once (~ms)
+def _blas() -> tuple[Any, ...]:
+    """threadpoolctl's controllers of the BLAS libraries loaded (NumPy's, SciPy's, ...), found
+    once (~ms)."""
+    from threadpoolctl import ThreadpoolController
 
-    return ThreadpoolController()
+    return tuple(ThreadpoolController().select(user_api="blas").lib_controllers)
 
 
 @contextlib.contextmanager
 def one_thread() -> Iterator[None]:
-    """A context in which NumPy's BLAS and OpenCV run on one thread (~20 us to enter and
-    leave). Preprocessing's matrix products and filters are small; OpenBLAS splits those over
-    ~250k multiply-adds across cores, and its helper threads then spin on cores that ONNX
-    Runtime or the server's other worker need (with 2 workers: 2.6 -> 13 ms of CPU per
-    canvas). OpenCV's pool would do the same for its labelling and morphology."""
-    threads = cv2.getNumThreads()
-    cv2.setNumThreads(1)
+    """A context in which NumPy's BLAS and OpenCV run on one thread. Preprocessing's matrix
+    products and filters are small; OpenBLAS splits those over ~250k multiply-adds across
+    cores, and its helper threads then spin on cores that ONNX Runtime or the server's other
+    worker need (with 2 workers: 2.6 -> 13 ms of CPU per canvas). OpenCV's pool would do the
+    same for its labelling and morphology.
+
+    It reads and sets each library's thread count itself (~10 us in and out; threadpoolctl's
+    `limit` re-reads every library's version and config, ~45 us), and sets only those not at
+    one already: a server worker enters this once for its life (app.py), and then each batch's
+    call costs a few reads."""
+    cv_threads = cv2.getNumThreads()
+    changed = [(lib, n) for lib in _blas() if (n := lib.num_threads) != 1]
+    if cv_threads != 1:
+        cv2.setNumThreads(1)
+    for lib, _ in changed:
+        lib.set_num_threads(1)
     try:
-        with _threadpools().limit(limits=1, user_api="blas"):
-            yield
+        yield
     finally:
-        cv2.setNumThreads(threads)
+        for lib, n in changed:
+            lib.set_num_threads(n)
+        if cv_threads != 1:
+            cv2.setNumThreads(cv_threads)
 
 
 def zoom(images: np.ndarray, factor: float) -> np.ndarray:

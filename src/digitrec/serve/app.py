@@ -147,7 +147,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # (A/B, 2 workers: the slowest request 120-134 -> 63-64 ms).
         gc.collect()
         gc.freeze()
-        yield
+        # NumPy's BLAS and OpenCV on one thread for the server's life (preprocessing's small
+        # products and filters; see predictor.one_thread), not set and reset for each batch.
+        from digitrec.predictor import one_thread  # ONNX Runtime: imported when serving starts
+
+        with one_thread():
+            yield
         gc.unfreeze()
         app.state.store.close()
 
