@@ -63,5 +63,7 @@ def test_fit_data_sets_the_whitening_of_the_fast_model() -> None:
 
 
 def test_unknown_model_is_named() -> None:
-    with pytest.raises(KeyError, match="unknown model 'nope'; choose from best, deotte, fast, seed"):
+    with pytest.raises(
+        KeyError, match="unknown model 'nope'; choose from best, deotte, fast, seed"
+    ):
         models.create("nope")

@@ -497,6 +497,23 @@ def test_random_bytes_never_crash(data):
 # ---------------------------------------------------------------- ink and polarity
 
 
+@FAST
+@given(
+    st.integers(16, 120),
+    st.integers(16, 120),
+    st.sampled_from([0, 0, 64, 127, 128, 200, 255]),
+    st.integers(0, 2**32 - 1),
+)
+def test_transparent_background_is_the_frames_median_alpha_under_half(h, w, level, seed):
+    """A canvas is told by its frame: over half of it under 128 alpha. The quick count (and
+    its quicker all-clear case) answers as the median of the frame does, ties included."""
+    rng = np.random.default_rng(seed)
+    alpha = np.full((h, w), level, np.uint8)
+    spots = rng.random((h, w)) < rng.random()  # some pixels anywhere, frame included
+    alpha[spots] = rng.integers(0, 256, int(spots.sum()), dtype=np.uint8)
+    assert pp._transparent(alpha) == (ops.border_median(alpha) < 127.5)
+
+
 def test_transparent_canvas_gives_the_same_as_the_opaque_drawing():
     ink = ink_canvas(mnist()[3], 7, 60, 50)
     alpha = Image.fromarray((ink * 255).round().astype(np.uint8))

@@ -195,6 +195,8 @@ def _transparent(alpha: np.ndarray) -> bool:
     The frame's median alpha under half (ops.border_median < 127.5), read from a count of the
     frame's pixels under 128 where that settles it (it does unless exactly half are)."""
     frame = ops.border(alpha)
+    if not any(np.count_nonzero(part) for part in frame):
+        return True  # all clear, the usual drawing: counted without comparing (a third of it)
     n = sum(part.size for part in frame)
     clear = sum(np.count_nonzero(part < 128) for part in frame)
     if 2 * clear != n:
