@@ -2,7 +2,7 @@
 drawn as canvases (enlarged 4-9x, pen width changed, placed anywhere on 280x280), through
 preprocess_canvas and a model. Accuracy here drops only by what preprocessing loses, so it
 tells two ways of preprocessing apart on thousands of drawings (the real-world set has 60
-canvases per split). Validation images only (the split of best and best-x3: seed 0, 10%),
+canvases per split). Validation images only (the split of best and mix-x3: seed 0, 10%),
 never the test set.
 
     python benchmarks/canvas_mnist.py [--n 2000] [--model best fast]

@@ -26,7 +26,7 @@ from digitrec.errors import ModelError
 UNCERTAIN_BELOW = 0.5  # calibrated confidence under which the answer is "uncertain"
 # Test-time augmentation (evaluate / submit --tta): the probabilities of each image and of
 # copies zoomed by these factors about the centre, averaged. Chosen with best-x2 on its
-# validation split (seed 0, which best and best-x3 share; BENCHMARKS.md): 1-pixel shifts
+# validation split (seed 0, which best and the ensembles share; BENCHMARKS.md): 1-pixel shifts
 # lowered it, +-8 degree turns and zooms raised it.
 TTA_ZOOMS = (0.93, 1.07)
 

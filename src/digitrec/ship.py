@@ -34,7 +34,7 @@ def ship(
     card = {
         "name": name,
         "default": default,
-        "architecture": train_cfg["model"],
+        "architecture": metrics.get("model", train_cfg["model"]),  # an ensemble: "best+deotte"
         "members": len(member_dirs),
         "parameters": metrics["parameters"],
         "command": config.get("command", ""),
