@@ -326,11 +326,18 @@ def ship(
     model: Annotated[Path, typer.Option("--model", "-m", help="A run directory.")],
     name: Annotated[str, typer.Option(help="Name under models/.")],
     default: Annotated[bool, typer.Option(help="Make it the default model.")] = False,
+    int8: Annotated[
+        bool,
+        typer.Option(
+            help="Ship the graph quantized to 8-bit integers (~1.5x faster; refused if it loses "
+            "over 0.1% validation accuracy)."
+        ),
+    ] = False,
 ) -> None:
     """Copy a run into models/ as ONNX + safetensors + model card."""
     from digitrec.ship import ship as run_ship
 
-    card = run_ship(model, name, default=default)
+    card = run_ship(model, name, default=default, int8=int8)
     print(
         f"shipped {name}: test_accuracy {card['test_accuracy']:.4f}, "
         f"ECE {card['calibration']['test_ece']:.4f}"
