@@ -33,7 +33,7 @@ from PIL import Image, ImageDraw
 from digitrec import preprocess
 from digitrec.errors import ImageError
 from digitrec.predictor import Prediction, Predictor, png_data_url
-from digitrec.serve import Settings, create_app
+from digitrec.serve import Settings, create_app, routes
 from digitrec.serve.batch import Batcher
 from digitrec.serve.deps import Runner, get_predictor
 from digitrec.serve.workers import SUPPORTED as REUSE_PORT
@@ -526,6 +526,45 @@ def test_bad_input_is_a_json_4xx(
     assert r.headers["content-type"] == "application/json"
     body = r.json()
     assert set(body) == {"error"} and words.lower() in body["error"].lower()
+
+
+def test_the_short_lane_answers_as_the_route_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """POST /predict with a JSON or image body skips FastAPI's routing (serve/lane.py): its
+    answers and its errors are those of the route, which still takes everything else."""
+    routed: list[str] = []
+    image_bytes = routes.image_bytes
+
+    async def counted(request: Any) -> bytes:
+        routed.append(request.headers.get("content-type", "").split(";")[0])
+        return await image_bytes(request)
+
+    monkeypatch.setattr(routes, "image_bytes", counted)
+    broken = SEVEN[:200]  # a PNG cut short: 415 from the image decoder
+    with make_client(tmp_path, FakePredictor()) as c:
+        by_route = c.post("/api/v1/predict", files={"file": ("7.png", SEVEN, "image/png")})
+        by_lane = [
+            c.post("/api/v1/predict", json={"image": data_url(SEVEN)}),
+            c.post("/api/v1/predict", content=SEVEN, headers={"content-type": "image/png"}),
+        ]
+        assert routed == ["multipart/form-data"]  # only the upload took the route
+        assert by_route.status_code == 200 and by_route.json()["digit"] == 7
+        assert all(r.status_code == 200 and r.json() == by_route.json() for r in by_lane)
+        route_error = c.post("/api/v1/predict", files={"file": ("7.png", broken, "image/png")})
+        lane_errors = [
+            c.post("/api/v1/predict", json={"image": data_url(broken)}),
+            c.post("/api/v1/predict", content=broken, headers={"content-type": "image/png"}),
+        ]
+        assert route_error.status_code == 415
+        for r in lane_errors:
+            assert (r.status_code, r.json()) == (415, route_error.json())
+            assert r.headers["content-type"] == "application/json"
+        # A body the lane cannot read goes to the route as it came: the route's own message.
+        r = c.post("/api/v1/predict", content=b"{", headers={"content-type": "application/json"})
+        assert r.status_code == 422 and r.json() == {"error": "body is not valid JSON"}
+        assert routed[-1] == "application/json"
+        assert c.get("/healthz").status_code == 200
 
 
 def test_unknown_path_and_method_are_json(client: TestClient) -> None:

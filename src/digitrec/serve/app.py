@@ -28,6 +28,7 @@ from digitrec.errors import DigitrecError, ImageError
 from digitrec.feedback import FeedbackStore
 from digitrec.serve.batch import Batcher
 from digitrec.serve.deps import Runner, get_predictor
+from digitrec.serve.lane import PredictLane
 from digitrec.serve.routes import STATIC, routers
 from digitrec.serve.settings import Settings
 from digitrec.serve.workers import SUPPORTED as REUSE_PORT
@@ -168,6 +169,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(PredictLane, fastapi=app, limit=settings.max_body_bytes)  # outermost
     return app
 
 

@@ -51,9 +51,14 @@ async def get_predictor(request: Request) -> Model:
 async def current_predictor(request: Request) -> Model:
     """get_predictor for the busiest route without FastAPI's dependency solving (~0.05 ms a
     request for one dependency); an override in app.dependency_overrides still applies."""
-    override = request.app.dependency_overrides.get(get_predictor)
+    return await model_of(request.app)
+
+
+async def model_of(app: Any) -> Model:
+    """The app's predictor, or what a test put in its place (app.dependency_overrides)."""
+    override = app.dependency_overrides.get(get_predictor)
     if override is None:
-        return request.app.state.predictor
+        return app.state.predictor
     model = override()
     return await model if inspect.isawaitable(model) else model
 
