@@ -72,41 +72,55 @@ async def client(
     record: float,
     latencies: list[float],
     errors: list[str],
+    reconnects: list[int],
 ) -> None:
+    """One keep-alive connection's requests, one at a time, until `until`. When an answer says
+    "Connection: close" (the server evening out its workers' connections, serve/balance.py),
+    the next request goes on a new connection, as any HTTP/1.1 client does; counted."""
+    writer = None
     try:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    except OSError as e:  # a refused or reset connect counts as an error, not a crash
-        errors.append(type(e).__name__)
-        return
-    try:
         while (start := time.perf_counter()) < until:
             writer.write(request)
             head = await reader.readuntil(b"\r\n\r\n")
             status = int(head[9:12])
-            length = 0
+            length, close = 0, False
             for line in head.split(b"\r\n")[1:]:
-                if line[:15].lower() == b"content-length:":
-                    length = int(line[15:])
+                name, _, value = line.partition(b":")
+                name = name.strip().lower()
+                if name == b"content-length":
+                    length = int(value)
+                elif name == b"connection":
+                    close = value.strip().lower() == b"close"
             await reader.readexactly(length)
             if start >= record:
                 latencies.append(time.perf_counter() - start)
                 if status != 200:
                     errors.append(f"HTTP {status}")
-    except (OSError, asyncio.IncompleteReadError) as e:
+            if close:
+                writer.close()
+                reconnects.append(1)
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    except (OSError, asyncio.IncompleteReadError) as e:  # refused, reset, cut short: errors
         errors.append(type(e).__name__)
     finally:
-        writer.close()
+        if writer is not None:
+            writer.close()
 
 
 async def load(port: int, request: bytes, clients: int, warmup: float, seconds: float):
     latencies: list[float] = []
     errors: list[str] = []
+    reconnects: list[int] = []
     record = time.perf_counter() + warmup
     until = record + seconds
     await asyncio.gather(
-        *(client(port, request, until, record, latencies, errors) for _ in range(clients))
+        *(
+            client(port, request, until, record, latencies, errors, reconnects)
+            for _ in range(clients)
+        )
     )
-    return latencies, errors
+    return latencies, errors, len(reconnects)
 
 
 def rss_mb(pid: int) -> dict[int, float]:
@@ -220,7 +234,7 @@ def main() -> None:
             # do not distort, unlike requests/s. Sampled over the measured window only.
             pids = list(rss_mb(proc.pid))
 
-            async def measured() -> tuple[list[float], list[str], dict[int, float], float]:
+            async def measured() -> tuple[list[float], list[str], int, dict[int, float], float]:
                 task = asyncio.ensure_future(
                     load(port, request, args.clients, args.warmup, args.seconds)
                 )
@@ -228,12 +242,12 @@ def main() -> None:
                 cpu0, own0 = cpu_seconds(pids), time.process_time()
                 await asyncio.sleep(args.seconds)
                 cpu1, own1 = cpu_seconds(pids), time.process_time()
-                latencies, errors = await task
+                latencies, errors, reconnects = await task
                 cpu = {pid: cpu1[pid] - cpu0[pid] for pid in cpu1 if pid in cpu0}
-                return latencies, errors, cpu, own1 - own0
+                return latencies, errors, reconnects, cpu, own1 - own0
 
             load_before = os.getloadavg()[0]
-            latencies, errors, server_cpu, client_cpu = run(measured())
+            latencies, errors, reconnects, server_cpu, client_cpu = run(measured())
             memory = rss_mb(proc.pid)
         finally:
             proc.terminate()
@@ -280,6 +294,7 @@ def main() -> None:
             f"client CPU {client_cpu / n * 1000:.2f} ms per request"
         )
     print(f"errors: {len(errors)}" + (f" ({', '.join(sorted(set(errors)))})" if errors else ""))
+    print(f"reconnects (the server evening out its workers' connections): {reconnects}")
     print(f"server RSS: {rss}")
 
 

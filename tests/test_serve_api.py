@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import io
+import os
 import pickle
 import random
 import socket
@@ -19,6 +21,7 @@ import sys
 import threading
 import time
 import zlib
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +37,7 @@ from digitrec import preprocess
 from digitrec.errors import ImageError
 from digitrec.predictor import Prediction, Predictor, png_data_url
 from digitrec.serve import Settings, create_app, routes
+from digitrec.serve.balance import Balancer
 from digitrec.serve.batch import Batcher
 from digitrec.serve.deps import Runner, get_predictor
 from digitrec.serve.workers import SUPPORTED as REUSE_PORT
@@ -331,14 +335,21 @@ def test_each_worker_gets_its_own_socket_and_connections_are_spread() -> None:
         held.close()
 
 
-def test_two_workers_answer(tmp_path: Path) -> None:
-    """`serve --workers 2` end to end: the workers' own sockets come up and answer."""
+@contextlib.contextmanager
+def serving(tmp_path: Path, workers: int, **env: str) -> Iterator[str]:
+    """`digitrec serve --workers N --model fast` on a free port: its URL once it answers."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    cmd = [sys.executable, "-m", "digitrec", "serve", "--workers", "2", "--port", str(port)]
-    cmd += ["--model", "fast", "--data-dir", str(tmp_path)]
-    server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    cmd = [sys.executable, "-m", "digitrec", "serve", "--workers", str(workers), "--port"]
+    cmd += [str(port), "--model", "fast", "--data-dir", str(tmp_path)]
+    server = subprocess.Popen(
+        cmd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **env},
+    )
     try:
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60
@@ -349,13 +360,67 @@ def test_two_workers_answer(tmp_path: Path) -> None:
                 break
             except httpx.HTTPError:
                 time.sleep(0.2)
-        for _ in range(8):  # new connections: the kernel hands them to either worker
-            r = httpx.post(url + "/api/v1/predict", json={"image": data_url(SEVEN)}, timeout=10)
-            assert r.status_code == 200 and r.json()["digit"] == 7
+        yield url
     finally:
         server.terminate()
         _, err = server.communicate(timeout=30)
     assert "Traceback" not in err
+
+
+def test_two_workers_answer(tmp_path: Path) -> None:
+    """`serve --workers 2` end to end: the workers' own sockets come up and answer."""
+    with serving(tmp_path, 2) as url:
+        for _ in range(8):  # new connections: the kernel hands them to either worker
+            r = httpx.post(url + "/api/v1/predict", json={"image": data_url(SEVEN)}, timeout=10)
+            assert r.status_code == 200 and r.json()["digit"] == 7
+
+
+def test_two_workers_even_out_keep_alive_connections(tmp_path: Path) -> None:
+    """24 keep-alive clients drawing at once: the kernel splits their connections between the
+    two workers at random (12/12 one time in six), and a worker with more than its share closes
+    the extra ones after an answer, until each worker has 12 (serve/balance.py)."""
+    stop = threading.Event()
+    statuses: list[int] = []
+    closed = []
+
+    def draw() -> None:
+        with httpx.Client(base_url=url, timeout=10) as c:  # reconnects after a close
+            while not stop.is_set():
+                r = c.post("/api/v1/predict", json={"image": data_url(SEVEN)})
+                statuses.append(r.status_code)
+                closed.append(r.headers.get("connection") == "close")
+
+    tmp = tmp_path / "tmp"  # where the supervisor makes the workers' directory
+    tmp.mkdir()
+    with serving(tmp_path, 2, TMPDIR=str(tmp)) as url, ThreadPoolExecutor(24) as pool:
+        for _ in range(24):
+            pool.submit(draw)
+        time.sleep(4)
+        (workers_dir,) = tmp.glob("digitrec-workers-*")
+        counts = sorted(
+            struct.unpack("<id", f.read_bytes())[0] for f in workers_dir.glob("worker-*")
+        )
+        stop.set()
+    assert statuses and set(statuses) == {200}
+    assert counts == [12, 12], counts
+    assert sum(closed) < 0.05 * len(closed)  # a few reconnects, not a connection per answer
+    assert not list(tmp.glob("digitrec-workers-*"))  # the supervisor removed it when it stopped
+
+
+def test_a_worker_over_its_share_closes_the_extra_connections(tmp_path: Path) -> None:
+    a, b = Balancer(tmp_path, "a"), Balancer(tmp_path, "b")
+    gone = tmp_path / "worker-gone"  # a worker stopped 10 s ago: no longer counted
+    gone.write_bytes(struct.pack("<id", 100, time.time() - 10))
+    assert not any(a.close_after(("10.0.0.1", i)) for i in range(20))  # nothing known yet
+    assert not any(b.close_after(("10.0.0.2", i)) for i in range(12))
+    a.look(), b.look(), a.look()  # 20 and 12 connections in use: 16 each is the share
+    closes_a = [a.close_after(("10.0.0.1", i)) for i in range(20)]
+    closes_b = [b.close_after(("10.0.0.2", i)) for i in range(12)]
+    assert sum(closes_a) == 4 and not any(closes_b)
+    a.look()  # the 4 closed are no longer a's: 16 against b's 12 -> 14 each
+    assert sum(a.close_after(("10.0.0.1", i)) for i in range(4, 20)) == 2
+    a.close()
+    assert not (tmp_path / "worker-a").exists() and (tmp_path / "worker-b").exists()
 
 
 def test_workers_on_a_port_in_use_is_one_error(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ answered as a JSON 500 without a traceback; the server keeps serving.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import os
@@ -26,6 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 import digitrec
 from digitrec.errors import DigitrecError, ImageError
 from digitrec.feedback import FeedbackStore
+from digitrec.serve.balance import Balancer
 from digitrec.serve.batch import Batcher
 from digitrec.serve.deps import Runner, get_predictor
 from digitrec.serve.lane import PredictLane
@@ -152,9 +154,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # products and filters; see predictor.one_thread), not set and reset for each batch.
         from digitrec.predictor import one_thread  # ONNX Runtime: imported when serving starts
 
-        with one_thread():
-            yield
-        gc.unfreeze()
+        # Several workers even out their connections (serve/balance.py).
+        app.state.balancer = None
+        if settings.workers_dir is not None:
+            app.state.balancer = Balancer(settings.workers_dir)
+            looking = asyncio.create_task(app.state.balancer.run())
+        try:
+            with one_thread():
+                yield
+        finally:
+            if app.state.balancer is not None:
+                looking.cancel()
+                app.state.balancer.close()
+            gc.unfreeze()
         app.state.store.close()
 
     app = FastAPI(
@@ -202,6 +214,9 @@ def run_server(
         port=port,
         workers=workers,
         access_log=False,  # a log line per request costs more than the inference
+        # The connection's own address in scope["client"], never one from X-Forwarded-For: the
+        # workers count connections by it (serve/balance.py), and nothing else reads it.
+        proxy_headers=False,
         log_level="info",
     )
     if workers > 1 and REUSE_PORT:

@@ -57,6 +57,14 @@ class PredictLane:
             response: Response = JSONResponse(prediction.to_dict())
         except Exception as e:  # this image's error (a 415, a 413...): the app's own answer
             response = await self.error(scope, e)
+        else:
+            balancer = self.fastapi.state.balancer  # several workers: even out connections
+            if (
+                balancer is not None
+                and scope.get("client")
+                and balancer.close_after(scope["client"])
+            ):
+                response.headers["connection"] = "close"
         await response(scope, receive, send)
 
     async def error(self, scope: Scope, e: Exception) -> Response:

@@ -29,3 +29,6 @@ class Settings(BaseSettings):
     # thread hop per batch), and one large photo (seconds of preprocessing) then stalls every
     # request. For benchmarks.
     inline_inference: bool = False
+    # Set by `digitrec serve --workers N` (N > 1) for its workers: where each publishes how many
+    # connections it serves, so that they even out (serve/balance.py). None: one worker.
+    workers_dir: Path | None = None

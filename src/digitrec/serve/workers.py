@@ -11,8 +11,11 @@ own supervisor still starts, restarts and signals the workers here.
 
 from __future__ import annotations
 
+import os
+import shutil
 import socket
 import sys
+import tempfile
 from typing import Any
 
 from digitrec.errors import DigitrecError
@@ -59,6 +62,9 @@ def serve_workers(config: Any) -> None:
         held = bind_reuse_port(family, address, PortPerWorker)
     except OSError as e:
         raise DigitrecError(f"cannot listen on {config.host}:{config.port}: {e.strerror}") from None
+    # Where the workers publish their connection counts to even them out (serve/balance.py):
+    # they read it from the environment, as every setting.
+    os.environ["DIGITREC_WORKERS_DIR"] = tempfile.mkdtemp(prefix="digitrec-workers-")
     try:
         try:
             supervisor = Multiprocess(config, sockets=[held])
@@ -68,3 +74,4 @@ def serve_workers(config: Any) -> None:
         supervisor.run()
     finally:
         held.close()
+        shutil.rmtree(os.environ.pop("DIGITREC_WORKERS_DIR"), ignore_errors=True)
