@@ -2,8 +2,9 @@
 
 The page posts every stroke's canvas here, and a drawing is ~2 ms of CPU in all, so the layers
 FastAPI puts around a route (its middleware, routing, the endpoint's wrappers and our body
-limit's wrappers of `receive` and `send`) are a noticeable share. This ASGI wrapper, outermost,
-reads such a request's body itself, hands the image to the batcher and writes the JSON answer.
+limit's wrappers of `receive` and `send`) are a noticeable share. This ASGI middleware, the
+outermost of ours, reads such a request's body itself, hands the image to the batcher and
+writes the JSON answer.
 
 It is a lane, not a second implementation: the route in routes.py stays what OpenAPI documents
 and what answers everything else (multipart uploads, no Content-Length, a body over the limit).
