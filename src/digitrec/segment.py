@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -189,19 +190,33 @@ def _profile(x: np.ndarray) -> np.ndarray:
     return np.bincount(i, 1 - f, i.max() + 2) + np.bincount(i + 1, f, i.max() + 2)
 
 
-def _digit_width(p: _Part, parts: list[_Part], slant: float) -> float | None:
-    """How wide one digit of this writer is (upright), judged from the other parts, not '1's.
+class Width(NamedTuple):
+    """How wide one digit of this writer is (upright px; None: nothing to judge from), and how
+    many such widths a part must span before _split cuts it."""
 
-    None when `p` is alone: nothing to judge from.
+    px: float | None
+    least: float
+
+
+def _digit_width(p: _Part, parts: list[_Part], slant: float) -> Width:
+    """How wide one digit of this writer is, judged from the other parts, not '1's.
+
+    Alone, nothing to judge from: cut only past 2.1 times 0.7 of its height. Beside other
+    digits: past 1.4 times their median width. Beside '1's only, the width is a guess, 0.6 of
+    the digits' height (the '1's give it; the part's own may be a short digit's): cut past 1.75
+    of it, so a wide '4' beside a tall '1' (1.67) stays whole while the touching zeros of a
+    "100" (1.89) are cut.
     """
     if len(parts) < 2:
-        return None
+        return Width(None, 2.1)
     others = [(float(_columns(q.mask, slant).max()) + 1, q.h) for q in parts if q is not p]
     widths = [w for w, h in others if w >= 0.45 * h]
-    return float(np.median(widths)) if widths else 0.6 * p.h
+    if widths:
+        return Width(float(np.median(widths)), 1.4)
+    return Width(0.6 * max(p.h, float(np.median([h for _, h in others]))), 1.75)
 
 
-def _split(p: _Part, width: float | None, slant: float) -> list[_Part]:
+def _split(p: _Part, judged: Width, slant: float) -> list[_Part]:
     """Cut a part wider than one digit where two digits touch, recursively.
 
     Columns are taken along the writer's slant, so leaning digits part cleanly. The cut is a
@@ -214,15 +229,14 @@ def _split(p: _Part, width: float | None, slant: float) -> list[_Part]:
     two touching digits alone cannot be told from one wide digit without reading them.
     The thresholds were set on tests/realworld's numbers and on strips of MNIST digits.
     """
-    alone = width is None
-    width = 0.7 * p.h if width is None else width
+    width = 0.7 * p.h if judged.px is None else judged.px
     x = _columns(p.mask, slant)
     profile = _profile(x)  # stroke pixels per upright column
     span = float(x.max()) + 1
     # The slant is guessed from all the ink; the box width guards against a bad guess (a lone
     # 2's diagonal taken for the slant).
     ratio = min(span, p.w) / width  # in digits
-    if ratio < (2.1 if alone else 1.4):
+    if ratio < judged.least:
         return [p]
     allowed = min(2.5, 1.3 + 2 * (ratio - 1.2))  # strokes the cut may cross
     guess = span / max(2, round(ratio))  # where the first digit should end
@@ -256,12 +270,10 @@ def _split(p: _Part, width: float | None, slant: float) -> list[_Part]:
     left, right = _tight(p.x0, p.y0, on_left), _tight(p.x0, p.y0, p.mask & ~on_left)
     if left is None or right is None:
         return [p]
-    return _split(left, width, slant) + _split(right, width, slant)
+    return _split(left, judged, slant) + _split(right, judged, slant)
 
 
-def _read(
-    ink: np.ndarray, p: _Part, width: float | None, slant: float, score: Score
-) -> list[_Part]:
+def _read(ink: np.ndarray, p: _Part, judged: Width, slant: float, score: Score) -> list[_Part]:
     """Cut a part that may hold touching digits where its pieces read best.
 
     Candidate cuts: straight ones along the slant (the cuts _split makes by ink alone, and the
@@ -273,15 +285,15 @@ def _read(
     A part alone is read only when as wide as _split would cut it: with nothing to judge a
     digit's width from, one wide digit reads well in two halves too often.
     """
-    digit = 0.7 * p.h if width is None else width  # px, one digit's width
+    digit = 0.7 * p.h if judged.px is None else judged.px  # px, one digit's width
     x = _columns(p.mask, slant)  # upright column of each stroke pixel, (N,) from 0
     span = float(x.max()) + 1
-    if min(span, p.w) / digit < (2.1 if width is None else READ_FROM):
+    if min(span, p.w) / digit < (2.1 if judged.px is None else READ_FROM):
         return [p]
     ys, xs = np.nonzero(p.mask)
     # Cuts as (h,) arrays: per row, the upright column where the right-hand side begins.
     ref = p.y1 - 1  # the row _columns measures the slant from
-    edges = sorted(_left_edge(q, slant, ref) for q in _split(p, width, slant))
+    edges = sorted(_left_edge(q, slant, ref) for q in _split(p, judged, slant))
     upright = np.zeros((p.h + 1, int(span) + 1))  # the strokes, sheared upright; a blank row 0
     upright[ys + 1, np.floor(x).astype(int)] = 1.0
     crossed = (upright[1:] > upright[:-1]).sum(axis=0)  # strokes crossed, per upright column
