@@ -423,6 +423,27 @@ def test_a_worker_over_its_share_closes_the_extra_connections(tmp_path: Path) ->
     assert not (tmp_path / "worker-a").exists() and (tmp_path / "worker-b").exists()
 
 
+def test_a_balancer_keeps_running_when_its_directory_goes(tmp_path: Path) -> None:
+    workers = tmp_path / "workers"
+    workers.mkdir()
+    balancer = Balancer(workers, "a")
+    for i in range(5):
+        balancer.close_after(("10.0.0.1", i))
+    (workers / "worker-a").unlink()
+    workers.rmdir()  # the supervisor stopping first
+
+    async def a_while() -> bool:
+        task = asyncio.create_task(balancer.run())
+        await asyncio.sleep(0.5)  # a few looks
+        alive = not task.done()
+        task.cancel()
+        return alive
+
+    assert asyncio.run(a_while())
+    assert not any(balancer.close_after(("10.0.0.1", i)) for i in range(5))
+    balancer.close()
+
+
 def test_workers_on_a_port_in_use_is_one_error(tmp_path: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

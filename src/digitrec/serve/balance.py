@@ -52,7 +52,10 @@ class Balancer:
     async def run(self) -> None:
         """Look every REFRESH seconds, for the worker's life (a task; cancelled at shutdown)."""
         while True:
-            self.look()
+            try:
+                self.look()
+            except OSError:  # the directory gone (the supervisor stopping): nothing to even out
+                self.excess = 0
             await asyncio.sleep(REFRESH)
 
     def look(self) -> None:
