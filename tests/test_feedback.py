@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import csv
 import io
+import multiprocessing
 import sqlite3
 import threading
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import platformdirs
@@ -101,3 +103,37 @@ def test_export_of_an_empty_store_is_just_the_header(tmp_path: Path) -> None:
     assert export_csv(tmp_path / "never-served", out) == 0
     assert out.read_text().splitlines()[0].startswith("label,pixel0,")
     assert len(out.read_text().splitlines()) == 1
+
+
+def _open_at_once(directory: Path, barrier: Any, results: Any) -> None:
+    barrier.wait()  # both processes open the new store at the same moment
+    try:
+        FeedbackStore(directory).close()
+        results.put("ok")
+    except Exception as e:  # what a worker's startup would have died of
+        results.put(f"{type(e).__name__}: {e}")
+
+
+def test_workers_starting_together_on_a_new_data_dir_both_open_the_store(tmp_path: Path) -> None:
+    """`serve --workers 2` on a new data directory: both workers create the store at once.
+    Switching to WAL takes a lock SQLite does not wait for; before the retry, a third of such
+    openings failed ("database is locked"), and uvicorn then stopped every worker."""
+    ctx = multiprocessing.get_context("fork")
+    outcomes = []
+    for i in range(12):
+        barrier, results = ctx.Barrier(2), ctx.Queue()
+        procs = [
+            ctx.Process(target=_open_at_once, args=(tmp_path / f"d{i}", barrier, results))
+            for _ in range(2)
+        ]
+        for p in procs:
+            p.start()
+        outcomes += [results.get(timeout=30) for _ in procs]
+        for p in procs:
+            p.join(timeout=30)
+    assert outcomes == ["ok"] * 24
+    store = FeedbackStore(tmp_path / "d0")
+    store.add(drawn(SEVEN), 7, 1, "best")
+    assert store.count() == 1 and sqlite3.connect(tmp_path / "d0" / DB_NAME).execute(
+        "PRAGMA journal_mode"
+    ).fetchone() == ("wal",)

@@ -16,9 +16,11 @@ import csv
 import io
 import logging
 import os
+import random
 import sqlite3
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -76,9 +78,27 @@ class FeedbackStore:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.path = self.dir / DB_NAME
         self._local = threading.local()
-        with self._connect() as db:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute(SCHEMA)
+        self._create()
+
+    def _create(self, timeout: float = 10.0) -> None:
+        """WAL mode and the table, with other processes doing the same at the same moment (the
+        workers of `serve --workers N` starting on a new data directory): switching to WAL takes
+        a lock that SQLite does not wait for, so a "database is locked" is tried again, for up
+        to `timeout` seconds. (Not retried, one worker in three failed to start when two began
+        together, and uvicorn then stops every worker.)"""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                db = self._connect()
+                if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                    db.execute("PRAGMA journal_mode=WAL")
+                db.execute(SCHEMA)
+                db.commit()
+                return
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) or time.monotonic() > deadline:
+                    raise
+                time.sleep(random.uniform(0.01, 0.05))
 
     def _connect(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
