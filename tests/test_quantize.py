@@ -11,9 +11,9 @@ import pytest
 
 from digitrec import data, registry, ship
 from digitrec.errors import ModelError
-from digitrec.export import export_run
+from digitrec.export import export_run, probabilities
 from digitrec.predictor import Predictor
-from digitrec.quantize import probabilities, quantize_int8, single_channel_convs
+from digitrec.quantize import quantize_int8, single_channel_convs
 
 CANVAS7 = Path(__file__).resolve().parents[1] / "benchmarks" / "canvas7.png"
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import json
 from pathlib import Path
@@ -13,26 +12,22 @@ import numpy as np
 from digitrec import data, registry
 from digitrec.checkpoint import atomic_write_bytes, load_weights, save_weights, sha256, write_json
 from digitrec.errors import ModelError
-from digitrec.export import export_run
-from digitrec.train import TrainConfig, load_training_data
-
-TRAIN_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
+from digitrec.export import export_run, probabilities
+from digitrec.train import load_training_data, saved_config
 
 # An int8 graph may lose at most this much validation accuracy against its float model (6 of
 # the 5,999 images of the usual split): more, and it is not shipped.
 INT8_TOLERANCE = 0.001
 
 
-def int8_graph(onnx_bytes: bytes, config: dict[str, Any], float_val: float) -> tuple[bytes, dict]:
+def int8_graph(onnx_bytes: bytes, run_dir: Path, float_val: float) -> tuple[bytes, dict]:
     """The run's graph in int8 (quantize.py), calibrated on images of its own training split.
     Kept only if its validation accuracy is within INT8_TOLERANCE of the float graph's; then the
     test set is scored, to report. Returns the graph and its val/test accuracy and test ECE."""
     from digitrec.calibrate import expected_calibration_error
-    from digitrec.quantize import CALIBRATION_IMAGES, probabilities, quantize_int8
+    from digitrec.quantize import CALIBRATION_IMAGES, quantize_int8
 
-    train, val = load_training_data(
-        TrainConfig(**{k: v for k, v in config["train"].items() if k in TRAIN_FIELDS})
-    )
+    train, val = load_training_data(saved_config(run_dir))
     pick = np.random.default_rng(0).choice(len(train), CALIBRATION_IMAGES, replace=False)
     int8 = quantize_int8(onnx_bytes, train.images[np.sort(pick)])
     val_accuracy = float((probabilities(int8, val.images).argmax(1) == val.labels).mean())
@@ -72,7 +67,7 @@ def ship(
     }
     float_figures = figures
     if int8:
-        onnx_bytes, figures = int8_graph(onnx_bytes, config, metrics["val_accuracy"])
+        onnx_bytes, figures = int8_graph(onnx_bytes, run_dir, metrics["val_accuracy"])
     member_dirs = sorted(p for p in run_dir.glob("member-*") if p.is_dir()) or [run_dir]
     weights: dict[str, Any] = {}
     for i, d in enumerate(member_dirs):
@@ -120,14 +115,10 @@ def ship(
         "output": "(N, 10) calibrated probabilities",
     }
     if int8:
-        from digitrec.quantize import CALIBRATION_IMAGES
+        from digitrec.quantize import DESCRIPTION
 
         card["float32"] = float_figures  # the trained weights' own graph, before quantization
-        card["quantization"] = (
-            "ONNX Runtime static quantization (QDQ): int8 weights per channel, uint8 "
-            f"activations calibrated on {CALIBRATION_IMAGES} images of the training split; "
-            "convolutions on the image and the softmax stay float"
-        )
+        card["quantization"] = DESCRIPTION
     if default:
         for other in directory.glob("*.json"):
             other_card = json.loads(other.read_text())

@@ -173,6 +173,18 @@ def make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
     raise DigitrecError(f"unknown optimizer {cfg.optimizer!r} (adam, adamw, sgd)")
 
 
+def saved_config(run_dir: Path) -> TrainConfig:
+    """The settings a run directory was trained with (its config.json), as a TrainConfig."""
+    saved = json.loads((run_dir / "config.json").read_text())["train"]
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    settings: dict[str, Any] = {
+        k: tuple(v) if isinstance(v, list) else v
+        for k, v in saved.items()
+        if k in fields  # older runs lack some
+    }
+    return TrainConfig(**settings)
+
+
 def default_output(cfg: TrainConfig) -> Path:
     return Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{cfg.model}-s{cfg.seed}"
 
@@ -227,10 +239,8 @@ def train(
     """Train one model; write the run directory; return the run with its metrics."""
     t_start = time.perf_counter()
     if resume is not None:
-        saved = json.loads((resume / "config.json").read_text())["train"]
-        saved["extra_data"] = tuple(saved.get("extra_data", ()))
-        saved["betas"] = tuple(saved.get("betas", (0.9, 0.999)))
-        cfg = TrainConfig(**{**saved, "epochs": cfg.epochs if cfg.epochs else saved["epochs"]})
+        saved = saved_config(resume)
+        cfg = dataclasses.replace(saved, epochs=cfg.epochs if cfg.epochs else saved.epochs)
     out = Path(cfg.output) if cfg.output else (resume or default_output(cfg))
     out.mkdir(parents=True, exist_ok=True)
     if cfg.threads:
@@ -490,13 +500,7 @@ def _average(out: Path, members: list[Path], model_name: str, command: str = "")
     from digitrec import calibrate
 
     first = json.loads((members[0] / "config.json").read_text())
-    fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    saved: dict[str, Any] = {
-        k: tuple(v) if isinstance(v, list) else v
-        for k, v in first["train"].items()
-        if k in fields  # older runs lack some
-    }
-    cfg = TrainConfig(**saved)
+    cfg = saved_config(members[0])
     dev = device()
     _, val_set = load_training_data(cfg)
     test_set = data.load_mnist("test")

@@ -7,7 +7,6 @@ answered as a JSON 500 without a traceback; the server keeps serving.
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import logging
 import os
@@ -157,14 +156,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Several workers even out their connections (serve/balance.py).
         app.state.balancer = None
         if settings.workers_dir is not None:
-            app.state.balancer = Balancer(settings.workers_dir)
-            looking = asyncio.create_task(app.state.balancer.run())
+            app.state.balancer = Balancer(settings.workers_dir).start()
         try:
             with one_thread():
                 yield
         finally:
             if app.state.balancer is not None:
-                looking.cancel()
                 app.state.balancer.close()
             gc.unfreeze()
             app.state.store.close()

@@ -38,6 +38,12 @@ class Balancer:
         self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         self.seen: dict[Any, float] = {}  # client address -> when it was last answered
         self.excess = 0  # connections over this worker's share: to close, one per answer
+        self.looking: asyncio.Task[None] | None = None
+
+    def start(self) -> Balancer:
+        """Look every REFRESH seconds from now on, until close() (on the running event loop)."""
+        self.looking = asyncio.create_task(self.run())
+        return self
 
     def close_after(self, client: Any) -> bool:
         """Note an answer to `client` ((host, port) of the connection); True when that answer
@@ -78,5 +84,7 @@ class Balancer:
         self.excess = mine - share
 
     def close(self) -> None:
+        if self.looking is not None:
+            self.looking.cancel()
         os.close(self.fd)
         self.path.unlink(missing_ok=True)
