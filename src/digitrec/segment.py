@@ -29,10 +29,17 @@ from digitrec import imageops as ops
 from digitrec.preprocess import to_mnist
 
 INK = 0.2  # a pixel with more ink than this belongs to a stroke (ink maps are 0 on paper)
-# With a classifier (tuned on the real-world val split and 600 more strips from its generator):
+# With a classifier (tuned on the real-world val split, 1,000 more numbers from its generator and
+# 300 strips of validation-split MNIST digits):
 READ_FROM = 1.1  # digit widths: a part this wide may hold two digits (a '1' and another)
 WIDE = 1.5  # digit widths: a piece wider than this is less likely one digit, ...
 WIDE_COST = 4.0  # ... by this much log-likelihood per digit width over
+# ... where a digit is at least this much of the part's height wide: beside narrow digits (1s,
+# 7s), a wide 0 or 2 (up to ~1 height) is one digit, not two that read well
+LEAST_DIGIT = 0.65
+# A cut between touching digits crosses the one stroke where they touch; a cut through one digit
+# often crosses two (the two sides of a 0's loop): each stroke past one costs this much.
+CUT_COST = 0.5
 
 Score = Callable[[np.ndarray], np.ndarray]  # (N, 28, 28) digit images -> (N,) confidences
 
@@ -281,7 +288,7 @@ def _read(ink: np.ndarray, p: _Part, judged: Width, slant: float, score: Score) 
     top to bottom through the least ink, which wind between digits leaning into each other).
     Every run of pieces between candidates is read, and the run whose pieces are likeliest
     digits wins: the sum of the log confidences, less a cost for a piece wider than a digit
-    ('no cut' is a run of one piece).
+    and for a cut through more than one stroke ('no cut' is a run of one piece).
     A part alone is read only when as wide as _split would cut it: with nothing to judge a
     digit's width from, one wide digit reads well in two halves too often.
     """
@@ -305,6 +312,12 @@ def _read(ink: np.ndarray, p: _Part, judged: Width, slant: float, score: Score) 
     for k in range(1, len(cuts)):  # kept in order: where two cross, the right one gives way
         cuts[k] = np.maximum(cuts[k], cuts[k - 1])
     bounds = [np.full(p.h, -1.0), *cuts, np.full(p.h, span)]
+    rows = np.arange(p.h)
+    through = [
+        np.diff(upright[1:][rows, np.clip(c.astype(int), 0, int(span))], prepend=0) > 0
+        for c in cuts
+    ]
+    strokes = [0, *(int(t.sum()) for t in through), 0]  # strokes each cut crosses
     pieces: dict[tuple[int, int], _Part] = {}
     for i in range(len(bounds) - 1):
         for j in range(i + 1, len(bounds)):
@@ -321,8 +334,10 @@ def _read(ink: np.ndarray, p: _Part, judged: Width, slant: float, score: Score) 
     confidence = score(np.stack([to_mnist(_crop(ink, pieces[r]).ink) for r in runs]))
     logp = {}
     for (i, j), c in zip(runs, confidence, strict=True):
-        wide = (min(span, bounds[j].mean()) - max(0.0, bounds[i].mean())) / digit - WIDE
+        across = min(span, bounds[j].mean()) - max(0.0, bounds[i].mean())
+        wide = min(across, pieces[i, j].w) / max(digit, LEAST_DIGIT * p.h) - WIDE
         logp[i, j] = math.log(max(float(c), 1e-9)) - WIDE_COST * max(0.0, wide)
+        logp[i, j] -= CUT_COST * max(0, strokes[j] - 1)
     # The likeliest run from the left end to each candidate, by dynamic programming.
     best: dict[int, tuple[float, list[tuple[int, int]]]] = {0: (0.0, [])}
     for j in range(1, len(bounds)):
