@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -15,3 +17,14 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("runs") / "fast"
     train(recipe_config("fast", output=str(out), seed=1))
     return out
+
+
+def benchmark(name: str) -> ModuleType:
+    """A script of benchmarks/, loaded from its file: benchmarks/ on sys.path would hide the
+    standard library's `http` behind benchmarks/http.py."""
+    path = Path(__file__).parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"benchmarks_{name}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

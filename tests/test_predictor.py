@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 import subprocess
@@ -13,6 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
+from conftest import benchmark
 from digitrec import data, registry
 from digitrec.errors import ImageError, ModelError
 from digitrec.evaluate import evaluate
@@ -175,14 +175,7 @@ def test_broken_files_are_clear_errors(payload: bytes, status: int) -> None:
 
 def test_realworld_val_split_accuracy() -> None:
     """Our own real-world set (val split here; the test split is for reporting)."""
-    # Loaded from its file: benchmarks/ on sys.path would hide the stdlib's `http` (http.py).
-    path = Path(__file__).parents[1] / "benchmarks" / "realworld.py"
-    spec = importlib.util.spec_from_file_location("realworld", path)
-    assert spec is not None and spec.loader is not None
-    realworld = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(realworld)
-
-    results = realworld.score(Predictor.load(), "val")
+    results = benchmark("realworld").score(Predictor.load(), "val")
     assert results["blank"]["accuracy"] == 1.0  # blank images: never a digit
     for kind in ("canvas", "font", "photo", "inverted"):
         assert results[kind]["accuracy"] >= 0.95, (kind, results[kind]["errors"])

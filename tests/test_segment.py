@@ -16,12 +16,14 @@ from hypothesis import strategies as st
 from PIL import Image, ImageDraw
 from scipy import ndimage as ndi
 
+from conftest import benchmark
 from digitrec.predictor import Predictor
 from digitrec.preprocess import ink_map, load_image, to_mnist
 from digitrec.segment import Segment, segment
 
 ROOT = Path(__file__).resolve().parents[1]
 REALWORLD = ROOT / "tests" / "realworld"
+reading = benchmark("reading")  # its strips of digits apart: reading.mnist_strip
 
 # ---------------------------------------------------------------- drawing numbers
 
@@ -148,25 +150,7 @@ def mnist_strokes(n: int = 80) -> list[np.ndarray]:
     with gzip.open(ROOT / "data" / "mnist" / "t10k-images-idx3-ubyte.gz") as f:
         raw = f.read(16 + n * 784)
     digits = np.frombuffer(raw, np.uint8, offset=16).reshape(n, 28, 28)
-    return [d for d in digits if ndi.label(d > 50, structure=np.ones((3, 3)))[1] == 1]
-
-
-def mnist_strip(
-    digits: list[np.ndarray], gaps: list[float], drops: list[int]
-) -> tuple[np.ndarray, list[float]]:
-    """MNIST digits 3x as large, side by side, apart by gaps (of the height) and dropped or
-    raised a few pixels: (ink map, each digit's centre column)."""
-    ink = np.zeros((120, 40 + 120 * len(digits)), np.float32)
-    x, centres = 20, []
-    for i, digit in enumerate(digits):
-        d = np.asarray(Image.fromarray(digit).resize((84, 84)), np.float32) / 255
-        rows, cols = np.nonzero(d.max(axis=1) > 0.2)[0], np.nonzero(d.max(axis=0) > 0.2)[0]
-        d = d[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
-        y = 20 + drops[i]
-        ink[y : y + d.shape[0], x : x + d.shape[1]] = d
-        centres.append(x + d.shape[1] / 2)
-        x += d.shape[1] + int(gaps[i] * d.shape[0])
-    return ink, centres
+    return reading.one_stroke(digits)
 
 
 @settings(
@@ -183,7 +167,7 @@ def mnist_strip(
 @example(picks=[265, 348], gaps=[1.0] * 6, drops=[0] * 6)
 def test_separate_digits_come_out_one_each_in_order(picks, gaps, drops):
     pool = mnist_strokes()
-    ink, centres = mnist_strip([pool[p % len(pool)] for p in picks], gaps, drops)
+    ink, centres = reading.mnist_strip([pool[p % len(pool)] for p in picks], gaps, drops)
     segments = segment(ink)
     assert len(segments) == len(picks)
     check_segments(segments, ink)
@@ -271,7 +255,7 @@ def test_with_a_classifier_separate_mnist_digits_stay_whole():
         n = int(rng.integers(1, 7))
         picks = rng.integers(0, len(pool), n)
         gaps, drops = rng.uniform(0.3, 1.2, n).tolist(), rng.integers(-8, 9, n).tolist()
-        ink, centres = mnist_strip([pool[p] for p in picks], gaps, drops)
+        ink, centres = reading.mnist_strip([pool[p] for p in picks], gaps, drops)
         segments = segment(ink, confidence)
         if len(segments) != n:
             wrong.append(f"{n} digits (MNIST test images {picks.tolist()}) -> {len(segments)}")
