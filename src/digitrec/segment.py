@@ -312,12 +312,7 @@ def _read(ink: np.ndarray, p: _Part, judged: Width, slant: float, score: Score) 
     for k in range(1, len(cuts)):  # kept in order: where two cross, the right one gives way
         cuts[k] = np.maximum(cuts[k], cuts[k - 1])
     bounds = [np.full(p.h, -1.0), *cuts, np.full(p.h, span)]
-    rows = np.arange(p.h)
-    through = [
-        np.diff(upright[1:][rows, np.clip(c.astype(int), 0, int(span))], prepend=0) > 0
-        for c in cuts
-    ]
-    strokes = [0, *(int(t.sum()) for t in through), 0]  # strokes each cut crosses
+    strokes = [0, *(_strokes_crossed(upright, c) for c in cuts), 0]
     pieces: dict[tuple[int, int], _Part] = {}
     for i in range(len(bounds) - 1):
         for j in range(i + 1, len(bounds)):
@@ -345,6 +340,14 @@ def _read(ink: np.ndarray, p: _Part, judged: Width, slant: float, score: Score) 
         if options:
             best[j] = max(options, key=lambda o: o[0])
     return [pieces[r] for r in best[len(bounds) - 1][1]]
+
+
+def _strokes_crossed(upright: np.ndarray, cut: np.ndarray) -> int:
+    """How many strokes a cut crosses: the runs of ink along it. `upright`: the strokes
+    (h + 1, w) with a blank row 0; `cut`: (h,) its column per row."""
+    columns = np.clip(cut.astype(int), 0, upright.shape[1] - 1)
+    along = upright[np.arange(1, len(cut) + 1), columns]
+    return int((np.diff(along, prepend=0) > 0).sum())
 
 
 def _paths(ink: np.ndarray, span: float, width: float) -> list[np.ndarray]:
