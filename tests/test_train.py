@@ -111,3 +111,32 @@ def test_augmentation_keeps_shape_range_and_is_seeded(level: str) -> None:
     ratio = out1.sum((1, 2, 3)) / x.sum((1, 2, 3))
     assert ((ratio > 0.4) & (ratio < 2.5)).all(), ratio
     assert ratio.median() > 0.75
+
+
+def test_flag_ones_draws_a_flag_on_ones_only() -> None:
+    test = data.load_mnist("test")
+    x = torch.from_numpy(test.images[:200]).unsqueeze(1).float() / 255
+    labels = torch.from_numpy(test.labels[:200])
+    out = augment.flag_ones(x, labels, torch.Generator().manual_seed(0), p=1.0)
+    changed = (out != x).flatten(1).any(1)
+    assert torch.equal(changed, labels == 1)  # every '1' flagged, nothing else touched
+    assert out.min() >= 0 and out.max() <= 1
+    ones = labels == 1
+    added, stem = (out - x)[ones], x[ones]
+    rows, cols = torch.arange(28).view(1, 1, 28, 1), torch.arange(28).view(1, 1, 1, 28)
+
+    def centre(ink: torch.Tensor, axis: torch.Tensor) -> torch.Tensor:
+        return (ink * axis).sum((1, 2, 3)) / ink.sum((1, 2, 3))
+
+    # the new ink hangs from the top of the stem: in its upper half, left of its top end
+    assert (centre(added, rows) < centre(stem, rows)).all()
+    top = torch.stack([(s[0] > 0.5).any(1).float().argmax() for s in stem])
+    top_end = stem * (rows <= top.view(-1, 1, 1, 1) + 2)  # the stem's top three rows
+    assert (centre(added, cols) < centre(top_end, cols)).all()
+    # a flag is a short stroke beside a long one: more ink, but not twice as much
+    ratio = out[ones].sum((1, 2, 3)) / stem.sum((1, 2, 3))
+    assert ((ratio > 1.02) & (ratio < 2.0)).all(), ratio
+    # p = 0 draws nothing; the same seed draws the same flags
+    assert torch.equal(augment.flag_ones(x, labels, torch.Generator().manual_seed(0), p=0.0), x)
+    again = augment.flag_ones(x, labels, torch.Generator().manual_seed(0), p=1.0)
+    assert torch.equal(again, out)

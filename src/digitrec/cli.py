@@ -132,6 +132,12 @@ def train(
         ),
     ] = None,
     augment: Annotated[str | None, typer.Option(help="none, light, strong. Default: none.")] = None,
+    flag_ones: Annotated[
+        float | None,
+        typer.Option(
+            help="Share of the '1's drawn with a flag, as most of Europe writes them. Default: 0."
+        ),
+    ] = None,
     data: Annotated[str | None, typer.Option(help="Training data. Default: bundled MNIST.")] = None,
     extra_data: Annotated[
         list[str] | None,
@@ -169,6 +175,7 @@ def train(
         seed=seed,
         split_seed=split_seed,
         augment=augment,
+        flag_ones=flag_ones,
         data=data,
         extra_data=tuple(extra_data) if extra_data else None,
         output=output,

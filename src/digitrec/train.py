@@ -47,6 +47,7 @@ class TrainConfig:
     label_smoothing: float = 0.0  # cross-entropy target smoothing
     ema: float = 0.0  # weight EMA decay per step; 0 disables
     augment: str = "none"  # none | light | strong (augment.py)
+    flag_ones: float = 0.0  # share of '1's given a flag before augmenting (augment.flag_ones)
     val_fraction: float = 0.2  # validation carved from the 60,000 training images
     seed: int = 5  # controls the split, initial weights, batch order and augmentation
     split_seed: int = -1  # the validation split's seed; -1 = seed (ensemble members share one)
@@ -311,6 +312,8 @@ def train(
             # batch, augmented on the whole batch at once: (B, 1, 28, 28)
             index = order[i * cfg.batch_size : (i + 1) * cfg.batch_size]
             xb, yb = x_train[index], y_train[index]
+            if cfg.flag_ones:
+                xb = augment.flag_ones(xb, yb, generator, cfg.flag_ones)
             xb = augment.apply(xb, cfg.augment, generator).contiguous(
                 memory_format=torch.channels_last
             )
