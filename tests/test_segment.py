@@ -165,6 +165,8 @@ def mnist_strokes(n: int = 80) -> list[np.ndarray]:
 )
 # A '1' then a wide '4': with only a '1' to judge a digit's width from, the '4' was cut in two.
 @example(picks=[265, 348], gaps=[1.0] * 6, drops=[0] * 6)
+# A flat '4' (wider than tall) beside a narrow, slanted '9': it was cut into two short halves.
+@example(picks=[111, 230], gaps=[1.0] * 6, drops=[0] * 6)
 def test_separate_digits_come_out_one_each_in_order(picks, gaps, drops):
     pool = mnist_strokes()
     ink, centres = reading.mnist_strip([pool[p % len(pool)] for p in picks], gaps, drops)

@@ -29,6 +29,9 @@ from digitrec import imageops as ops
 from digitrec.preprocess import to_mnist
 
 INK = 0.2  # a pixel with more ink than this belongs to a stroke (ink maps are 0 on paper)
+# By ink alone: a part cut in two leaves pieces at least this much of the other digits' height
+# (a digit wider than tall, as a flat 4, halves into two short pieces; touching digits do not)
+SHORTEST = 0.85
 # With a classifier (tuned on the real-world val split, 1,000 more numbers from its generator and
 # 300 strips of validation-split MNIST digits):
 READ_FROM = 1.1  # digit widths: a part this wide may hold two digits (a '1' and another)
@@ -198,11 +201,13 @@ def _profile(x: np.ndarray) -> np.ndarray:
 
 
 class Width(NamedTuple):
-    """How wide one digit of this writer is (upright px; None: nothing to judge from), and how
-    many such widths a part must span before _split cuts it."""
+    """How wide one digit of this writer is (upright px; None: nothing to judge from), how
+    many such widths a part must span before _split cuts it, and how tall the writer's other
+    digits are (their median, px; 0: no others)."""
 
     px: float | None
     least: float
+    height: float = 0.0
 
 
 def _digit_width(p: _Part, parts: list[_Part], slant: float) -> Width:
@@ -219,7 +224,8 @@ def _digit_width(p: _Part, parts: list[_Part], slant: float) -> Width:
     others = [(float(_columns(q.mask, slant).max()) + 1, q.h) for q in parts if q is not p]
     widths = [w for w, h in others if w >= 0.45 * h]
     if widths:
-        return Width(float(np.median(widths)), 1.4)
+        height = float(np.median([h for _, h in others]))
+        return Width(float(np.median(widths)), 1.4, height)
     return Width(0.6 * max(p.h, float(np.median([h for _, h in others]))), 1.75)
 
 
@@ -231,8 +237,10 @@ def _split(p: _Part, judged: Width, slant: float) -> list[_Part]:
     digits), near where the first digit should end, leaving two tall pieces; the wider the
     part, the more strokes it may cross (digits leaning into each other). Under 1.5 digits
     wide, a part is cut only into a '1' and another digit (a narrow piece, both pieces nearly
-    as tall as the part); under 1.4, never: MNIST's own digits vary that much in width. A
-    part with no other digit to judge from is cut only when wider than 1.5 times its height:
+    as tall as the part); under 1.4, never: MNIST's own digits vary that much in width. Both
+    pieces must be nearly as tall as the writer's other digits: the halves of one digit wider
+    than tall (a flat 4) are short. A part with no other digit to judge from is cut only when
+    wider than 1.5 times its height:
     two touching digits alone cannot be told from one wide digit without reading them.
     The thresholds were set on tests/realworld's numbers and on strips of MNIST digits.
     """
@@ -256,7 +264,8 @@ def _split(p: _Part, judged: Width, slant: float) -> list[_Part]:
         if is_left.all() or not is_left.any():
             continue
         # The pieces' heights as a fraction of the part's; the smaller piece's share of ink.
-        tall = min(np.ptp(ys[is_left]) + 1, np.ptp(ys[~is_left]) + 1) / p.h
+        shorter = min(np.ptp(ys[is_left]) + 1, np.ptp(ys[~is_left]) + 1)  # piece's height, px
+        tall = shorter / p.h
         share = min(is_left.mean(), 1 - is_left.mean())
         crossed = profile[cut] / stroke
         sides = min(
@@ -264,6 +273,7 @@ def _split(p: _Part, judged: Width, slant: float) -> list[_Part]:
         )
         ok = crossed <= allowed and sides >= profile[cut] + stroke  # a valley
         ok = ok and tall >= 0.5 and share >= 0.15  # not a stroke's tip
+        ok = ok and shorter >= SHORTEST * judged.height  # halves of one digit: short ones
         if ratio < 1.5:
             ok = ok and min(cut, span - cut) < 0.5 * width and tall >= 0.75
         # Few strokes crossed, near where the first digit should end, two tall pieces.
