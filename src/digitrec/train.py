@@ -80,9 +80,12 @@ RECIPES: dict[str, dict[str, object]] = {
         augment="none",
         val_fraction=0.1,
     ),
+    # Deotte's CNN with light augmentation (affine only) for 24 epochs: validation 99.70 / 99.58%
+    # (seeds 7, 8) against 99.50 / 99.48% with the strong augmentation (elastic + thickness),
+    # which the `best` CNN gets no more from (99.53% at best); one-cycle, AdamW, EMA
     "best": dict(
-        model="best",
-        epochs=10,
+        model="deotte",
+        epochs=24,
         batch_size=128,
         lr=3e-3,
         optimizer="adamw",
@@ -91,7 +94,7 @@ RECIPES: dict[str, dict[str, object]] = {
         warmup=0.1,
         label_smoothing=0.1,
         ema=0.999,
-        augment="strong",
+        augment="light",
         val_fraction=0.1,
     ),
 }
