@@ -80,9 +80,9 @@ RECIPES: dict[str, dict[str, object]] = {
         augment="none",
         val_fraction=0.1,
     ),
-    # Deotte's CNN with light augmentation (affine only) for 24 epochs: validation 99.70 / 99.58%
-    # (seeds 7, 8) against 99.50 / 99.48% with the strong augmentation (elastic + thickness),
-    # which the `best` CNN gets no more from (99.53% at best); one-cycle, AdamW, EMA
+    # Deotte's CNN with light augmentation (the affine alone) for 24 epochs: validation 99.70 /
+    # 99.58 / 99.57% (seeds 7-9) against 99.50 / 99.48 / 99.57% with the strong augmentation
+    # (elastic + thickness + a wider affine); the `best` CNN with strong: 99.50-99.53%
     "best": dict(
         model="deotte",
         epochs=24,
