@@ -257,7 +257,7 @@ def test_with_a_classifier_separate_mnist_digits_stay_whole():
         n = int(rng.integers(1, 7))
         picks = rng.integers(0, len(pool), n)
         gaps, drops = rng.uniform(0.3, 1.2, n).tolist(), rng.integers(-8, 9, n).tolist()
-        ink, centres = reading.mnist_strip([pool[p] for p in picks], gaps, drops)
+        ink, _ = reading.mnist_strip([pool[p] for p in picks], gaps, drops)
         segments = segment(ink, confidence)
         if len(segments) != n:
             wrong.append(f"{n} digits (MNIST test images {picks.tolist()}) -> {len(segments)}")

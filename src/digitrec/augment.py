@@ -1,9 +1,8 @@
 """Augmentation as pure batched tensor functions: (B, 1, 28, 28) in [0, 1] -> same shape.
 
-Random affine (rotation, scale, shift, shear), elastic distortion (Simard et al. 2003) and stroke
-thickness change (people draw with thick and thin pens); the flag of a '1' (flag_ones, which
-needs the labels). Each takes a torch.Generator so a run
-is reproducible from its seed.
+Random affine (rotation, scale, shift, shear), elastic distortion (Simard et al. 2003), stroke
+thickness change (people draw with thick and thin pens) and the flag of a '1' (flag_ones, which
+needs the labels). Each takes a torch.Generator so a run is reproducible from its seed.
 """
 
 from __future__ import annotations

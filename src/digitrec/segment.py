@@ -305,7 +305,7 @@ def _read(ink: np.ndarray, p: _Part, judged: Width, slant: float, score: Score) 
     digit = 0.7 * p.h if judged.px is None else judged.px  # px, one digit's width
     x = _columns(p.mask, slant)  # upright column of each stroke pixel, (N,) from 0
     span = float(x.max()) + 1
-    if min(span, p.w) / digit < (2.1 if judged.px is None else READ_FROM):
+    if min(span, p.w) / digit < (judged.least if judged.px is None else READ_FROM):
         return [p]
     ys, xs = np.nonzero(p.mask)
     # Cuts as (h,) arrays: per row, the upright column where the right-hand side begins.
