@@ -81,6 +81,75 @@ def test_runs_trained_apart_make_an_ensemble_that_ships(tmp_path: Path) -> None:
         combine([members[0], tiny(9, 9)], tmp_path / "bad")
     assert not (tmp_path / "bad").exists()
 
+    # Members trained on every image make an ensemble too; the one above vouches for it.
+    every = [tiny_full(seed, tmp_path) for seed in (7, 8)]
+    combine(every, tmp_path / "every")
+    card = ship(
+        tmp_path / "every", "every-x2", directory=tmp_path / "models", twin=tmp_path / "ens"
+    )
+    assert card["members"] == 2 and card["val_accuracy"] == metrics["val_accuracy"]
+    for k in (0, 1):
+        ours, twins = (json.loads((tmp_path / d / f"member-{k}" / "metrics.json").read_text())
+                       for d in ("every", "ens"))  # fmt: skip
+        assert ours["temperature"] == twins["temperature"]
+    with pytest.raises(ModelError, match=r"1 members \(not 2\)"):
+        ship(tmp_path / "every", "every-x2", directory=tmp_path / "models", twin=members[0])
+
+
+def tiny_full(seed: int, tmp_path: Path) -> Path:
+    """30 steps of the fast recipe on all 60,000 images (no validation split)."""
+    cfg = recipe_config(
+        "fast", max_steps=30, seed=seed, val_fraction=0, output=str(tmp_path / f"full-s{seed}")
+    )
+    return train(cfg).directory
+
+
+def test_a_run_on_every_image_ships_vouched_for_by_its_twin(
+    tmp_path: Path, trained_run: Path
+) -> None:
+    """`train --val-fraction 0` learns from all 60,000 images; its twin (the same settings with
+    the split held out) lends it a temperature and the validation figure on its card."""
+    import shutil
+
+    from digitrec import registry
+    from digitrec.predictor import Predictor
+
+    full = train(recipe_config("fast", seed=1, val_fraction=0, output=str(tmp_path / "full")))
+    assert full.metrics["test_accuracy"] > 0.98  # learnt, and no validation to report
+    assert json.loads((full.directory / "config.json").read_text())["data"]["train"] == 60_000
+    models = tmp_path / "models"
+    with pytest.raises(ModelError, match="trained without a validation split; give --twin"):
+        ship(full.directory, "full", directory=models)
+    other = tmp_path / "other"  # the same run but for its learning rate: no twin
+    shutil.copytree(trained_run, other)
+    config = json.loads((other / "config.json").read_text())
+    config["train"]["lr"] = 0.5
+    (other / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelError, match=r"not a twin of .*full: lr 0.5 \(not 0.01\)"):
+        ship(full.directory, "full", directory=models, twin=other)
+    assert not models.exists()  # nothing shipped
+
+    card = ship(full.directory, "full", directory=models, int8=True, twin=trained_run)
+    twin = json.loads((trained_run / "metrics.json").read_text())
+    assert card["val_accuracy"] == twin["val_accuracy"]
+    assert card["validation_from"]["run"] == str(trained_run)
+    held_out = json.loads((trained_run / "config.json").read_text())["data"]["validation"]
+    assert card["validation_from"]["validation"] == held_out > 5000
+    assert card["data"]["validation"] == 0 and card["data"]["train"] == 60_000
+    assert card["calibration"]["temperature"] == twin["temperature"] != 1.0
+    assert card["ship_command"].endswith(f"--int8 --twin {trained_run}")
+    assert (
+        json.loads((full.directory / "metrics.json").read_text())["temperature"]
+        == (twin["temperature"])
+    )
+    # The card's test figure is what the shipped graph scores; the default rule can rank it.
+    model = Predictor(registry.resolve("full", models))
+    test = data.load_mnist("test")
+    accuracy = (model.predict_array(test.images / 255).argmax(1) == test.labels).mean()
+    assert accuracy == pytest.approx(card["test_accuracy"], abs=2e-4)
+    assert card["calibration"]["test_ece"] < 0.02
+    assert registry.default_choice([card]) == "full"
+
 
 def test_resume_continues_from_the_checkpoint(tmp_path: Path) -> None:
     cfg = recipe_config("fast", epochs=1, max_steps=0, val_fraction=0.9, output=str(tmp_path))

@@ -340,11 +340,19 @@ def ship(
             "over 0.1% validation accuracy)."
         ),
     ] = False,
+    twin: Annotated[
+        Path | None,
+        typer.Option(
+            help="For a run trained on all the images (--val-fraction 0): the same settings "
+            "trained with the validation split held out. Its temperature calibrates the model "
+            "and its validation accuracy goes on the card."
+        ),
+    ] = None,
 ) -> None:
     """Copy a run into models/ as ONNX + safetensors + model card."""
     from digitrec.ship import ship as run_ship
 
-    card = run_ship(model, name, default=default, int8=int8)
+    card = run_ship(model, name, default=default, int8=int8, twin=twin)
     print(
         f"shipped {name}: test_accuracy {card['test_accuracy']:.4f}, "
         f"ECE {card['calibration']['test_ece']:.4f}"

@@ -34,14 +34,17 @@ class Calibrated(nn.Module):
         return torch.stack(probs).mean(0)
 
 
+def member_dirs(run_dir: Path) -> list[Path]:
+    """The run directories of an ensemble's members (member-*), or the run itself."""
+    return sorted(p for p in run_dir.glob("member-*") if p.is_dir()) or [run_dir]
+
+
 def run_members(run_dir: Path) -> tuple[list[nn.Module], list[float]]:
     """The trained model(s) of a run directory: one, or the members of an ensemble run."""
     from digitrec.train import load_run_model
 
-    member_dirs = sorted(p for p in run_dir.glob("member-*") if p.is_dir())
-    dirs = member_dirs or [run_dir]
     members, temps = [], []
-    for d in dirs:
+    for d in member_dirs(run_dir):
         model, metrics = load_run_model(d)
         members.append(model)
         temps.append(float(metrics.get("temperature", 1.0)))  # type: ignore[arg-type]

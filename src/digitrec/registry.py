@@ -42,7 +42,9 @@ def default_choice(cards: list[dict[str, Any]]) -> str:
     sqrt(p (1 - p) / n): ~5 images of 6,000 at 99.5%). A smaller gap is noise, and a model with
     a third of the parameters answers in a third of the time. Ties: the higher accuracy."""
     top = max(cards, key=lambda c: c["val_accuracy"])
-    p, n = float(top["val_accuracy"]), int(top.get("data", {}).get("validation") or 6000)
+    # a model trained on every image is judged by its twin's validation split (ship.adopt_twin)
+    seen = top.get("validation_from") or top.get("data", {})
+    p, n = float(top["val_accuracy"]), int(seen.get("validation") or 6000)
     margin = math.sqrt(p * (1 - p) / n)
     near = [c for c in cards if c["val_accuracy"] >= p - margin]
     return str(min(near, key=lambda c: (c["parameters"], -c["val_accuracy"]))["name"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from pathlib import Path
@@ -12,7 +13,7 @@ import numpy as np
 from digitrec import data, registry
 from digitrec.checkpoint import atomic_write_bytes, load_weights, save_weights, sha256, write_json
 from digitrec.errors import ModelError
-from digitrec.export import export_run, probabilities
+from digitrec.export import export_run, member_dirs, probabilities
 from digitrec.train import load_training_data, saved_config
 
 # An int8 graph may lose at most this much validation accuracy against its float model (6 of
@@ -20,30 +21,80 @@ from digitrec.train import load_training_data, saved_config
 INT8_TOLERANCE = 0.001
 
 
-def int8_graph(onnx_bytes: bytes, run_dir: Path, float_val: float) -> tuple[bytes, dict]:
+def int8_graph(
+    onnx_bytes: bytes, run_dir: Path, check: data.Dataset, float_accuracy: float
+) -> tuple[bytes, dict]:
     """The run's graph in int8 (quantize.py), calibrated on images of its own training split.
-    Kept only if its validation accuracy is within INT8_TOLERANCE of the float graph's; then the
-    test set is scored, to report. Returns the graph and its val/test accuracy and test ECE."""
-    from digitrec.calibrate import expected_calibration_error
+    Kept only if its accuracy on `check` (the validation split) is within INT8_TOLERANCE of the
+    float graph's; then the test set is scored, to report. Returns the graph, its accuracy on
+    `check` and its test accuracy and ECE."""
     from digitrec.quantize import CALIBRATION_IMAGES, quantize_int8
 
-    train, val = load_training_data(saved_config(run_dir))
+    train, _ = load_training_data(saved_config(run_dir))
     pick = np.random.default_rng(0).choice(len(train), CALIBRATION_IMAGES, replace=False)
     int8 = quantize_int8(onnx_bytes, train.images[np.sort(pick)])
-    val_accuracy = float((probabilities(int8, val.images).argmax(1) == val.labels).mean())
-    if float_val - val_accuracy > INT8_TOLERANCE:
+    accuracy = float((probabilities(int8, check.images).argmax(1) == check.labels).mean())
+    if float_accuracy - accuracy > INT8_TOLERANCE:
         raise ModelError(
-            f"the int8 graph loses {float_val - val_accuracy:.2%} of validation accuracy "
+            f"the int8 graph loses {float_accuracy - accuracy:.2%} of validation accuracy "
             f"(more than {INT8_TOLERANCE:.1%}): not shipped"
         )
+    return int8, {"val_accuracy": accuracy, **scored_on_test(int8)}
+
+
+def scored_on_test(onnx_bytes: bytes) -> dict[str, float]:
+    """A graph's accuracy and calibration (ECE) on the test set: for the report only."""
+    from digitrec.calibrate import expected_calibration_error
+
     test = data.load_mnist("test")
-    test_probs = probabilities(int8, test.images)
     assert test.labels is not None
-    return int8, {
-        "val_accuracy": val_accuracy,
-        "test_accuracy": float((test_probs.argmax(1) == test.labels).mean()),
-        "test_ece": expected_calibration_error(test_probs, test.labels),
+    probs = probabilities(onnx_bytes, test.images)
+    return {
+        "test_accuracy": float((probs.argmax(1) == test.labels).mean()),
+        "test_ece": expected_calibration_error(probs, test.labels),
     }
+
+
+# A twin may differ from the run it vouches for only in these settings.
+TWIN_MAY_DIFFER = ("val_fraction", "split_seed", "threads", "output")
+
+
+def adopt_twin(run_dir: Path, twin_dir: Path) -> dict[str, Any]:
+    """A run trained on all the training images (`--val-fraction 0`, as Deotte trained his
+    final models) has no validation split to be calibrated or judged on. Its twin, the same
+    settings and seed trained with the split held out, lends both: its temperature is written
+    into the run's metrics.json, and its metrics are returned for the card. An ensemble's twin
+    is an ensemble whose members are twins of its members, in order."""
+    if not (twin_dir / "metrics.json").exists():
+        raise ModelError(f"{twin_dir}: no metrics.json (not a finished run)")
+    ours, twins = member_dirs(run_dir), member_dirs(twin_dir)
+    if len(ours) != len(twins):
+        raise ModelError(
+            f"{twin_dir}: not a twin of {run_dir}: {len(twins)} members (not {len(ours)})"
+        )
+    pairs = list(zip(ours, twins, strict=True))
+    for mine, theirs in pairs:
+        own, other = (dataclasses.asdict(saved_config(d)) for d in (mine, theirs))
+        if own["val_fraction"] != 0:
+            raise ModelError(f"{mine}: has its own validation split; ship it without --twin")
+        if other["val_fraction"] == 0:
+            raise ModelError(f"{theirs}: no validation split either (a twin holds it out)")
+        differ = [f"{k} {other[k]} (not {own[k]})" for k in own
+                  if k not in TWIN_MAY_DIFFER and own[k] != other[k]]  # fmt: skip
+        if differ:
+            raise ModelError(f"{theirs}: not a twin of {mine}: {', '.join(differ)}")
+    for mine, theirs in pairs:
+        temperature = json.loads((theirs / "metrics.json").read_text())["temperature"]
+        metrics = json.loads((mine / "metrics.json").read_text())
+        metrics.update(temperature=temperature, temperature_from=str(theirs))
+        write_json(mine / "metrics.json", metrics)
+    return dict(json.loads((twin_dir / "metrics.json").read_text()))
+
+
+def twin_card(twin_dir: Path) -> dict[str, Any]:
+    """What the card says of the twin that lent the validation figure: how to retrain it."""
+    config = json.loads((twin_dir / "config.json").read_text())
+    return {"run": str(twin_dir), "command": config.get("command", ""), **config["data"]}
 
 
 def ship(
@@ -52,11 +103,19 @@ def ship(
     default: bool = False,
     directory: Path = registry.MODELS_DIR,
     int8: bool = False,
+    twin: Path | None = None,
 ) -> dict[str, Any]:
     """Copy a run into `directory`; with `int8`, its graph quantized (the weights file stays the
-    float weights it was trained to, the card gives both graphs' figures)."""
+    float weights it was trained to, the card gives both graphs' figures). A run trained without
+    a validation split needs its `twin` (adopt_twin): the card's validation figure is the twin's."""
     if not (run_dir / "metrics.json").exists():
         raise ModelError(f"{run_dir}: no metrics.json (did training finish?)")
+    twin_metrics = adopt_twin(run_dir, twin) if twin is not None else None
+    if twin is None and saved_config(run_dir).val_fraction == 0:
+        raise ModelError(
+            f"{run_dir}: trained without a validation split; give --twin RUN, the same settings "
+            "trained with the split held out, to vouch for it"
+        )
     config = json.loads((run_dir / "config.json").read_text())
     metrics = json.loads((run_dir / "metrics.json").read_text())
     onnx_bytes = export_run(run_dir, check=True).read_bytes()
@@ -65,29 +124,41 @@ def ship(
         "test_accuracy": metrics["test_accuracy"],
         "test_ece": metrics.get("test_ece_calibrated"),
     }
+    check, float_accuracy = load_training_data(saved_config(run_dir))[1], metrics["val_accuracy"]
+    if twin is not None and twin_metrics is not None:
+        # The twin's validation images are training images of this run: they check only that
+        # the int8 graph keeps the float graph's answers, never what the card reports.
+        check = load_training_data(saved_config(twin))[1]
+        float_accuracy = float(
+            (probabilities(onnx_bytes, check.images).argmax(1) == check.labels).mean()
+        )
+        figures = {"val_accuracy": twin_metrics["val_accuracy"], **scored_on_test(onnx_bytes)}
     float_figures = figures
     if int8:
-        onnx_bytes, figures = int8_graph(onnx_bytes, run_dir, metrics["val_accuracy"])
-    member_dirs = sorted(p for p in run_dir.glob("member-*") if p.is_dir()) or [run_dir]
+        onnx_bytes, figures = int8_graph(onnx_bytes, run_dir, check, float_accuracy)
+        if twin_metrics is not None:
+            figures["val_accuracy"] = twin_metrics["val_accuracy"]
+    members = member_dirs(run_dir)
     weights: dict[str, Any] = {}
-    for i, d in enumerate(member_dirs):
+    for i, d in enumerate(members):
         weights.update(
             {f"member{i}.{k}": v for k, v in load_weights(d / "model.safetensors").items()}
         )
     directory.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(directory / f"{name}.onnx", onnx_bytes)
-    save_weights(directory / f"{name}.safetensors", weights, {"members": str(len(member_dirs))})
+    save_weights(directory / f"{name}.safetensors", weights, {"members": str(len(members))})
     train_cfg = config["train"]
     card = {
         "name": name,
         "default": default,
         "architecture": metrics.get("model", train_cfg["model"]),  # an ensemble: "best+deotte"
-        "members": len(member_dirs),
+        "members": len(members),
         "parameters": metrics["parameters"],
         "command": config.get("command", ""),
         "ship_command": f"digitrec ship --model {run_dir} --name {name}"
         + (" --default" if default else "")
-        + (" --int8" if int8 else ""),
+        + (" --int8" if int8 else "")
+        + (f" --twin {twin}" if twin is not None else ""),
         "recipe": train_cfg.get("recipe", ""),
         "data": {
             "train": config["data"]["train"],
@@ -95,10 +166,12 @@ def ship(
             "sha256": config["data"]["checksums"],
         },
         "precision": "int8" if int8 else "float32",
+        **({"validation_from": twin_card(twin)} if twin is not None else {}),
         "val_accuracy": figures["val_accuracy"],
         "test_accuracy": figures["test_accuracy"],
         "calibration": {
-            "method": "temperature scaling fit on the validation split",
+            "method": "temperature scaling fit on the validation split"
+            + (" (of the twin)" if twin is not None else ""),
             "temperature": metrics.get("temperature"),
             "test_ece_uncalibrated": metrics.get("test_ece"),
             "test_ece": figures["test_ece"],

@@ -478,6 +478,7 @@ def combine(run_dirs: list[Path], out: Path, command: str = "") -> Run:
             raise DigitrecError(f"{d}: not a finished single run (no metrics.json or weights)")
         c = json.loads((d / "config.json").read_text())["train"]
         split = c["seed"] if c.get("split_seed", -1) < 0 else c["split_seed"]
+        split = split if c["val_fraction"] else None  # every image trained on: no split
         splits.add((c.get("data"), tuple(c.get("extra_data", ())), c["val_fraction"], split))
         archs.add(c["model"])
     if len(splits) > 1:
