@@ -9,6 +9,7 @@ from __future__ import annotations
 import glob
 import json
 import logging
+import math
 import shlex
 import sys
 from pathlib import Path
@@ -194,8 +195,10 @@ def train(
             run = training.train(cfg, resume=resume, progress=show, command=command)
     m = run.metrics
     print(f"run directory: {run.directory}")
+    accuracy = float(m["val_accuracy"])  # type: ignore[arg-type]
+    val = "none (every image trained on)" if math.isnan(accuracy) else f"{accuracy:.4f}"
     print(
-        f"parameters {m['parameters']:,}  val_accuracy {m['val_accuracy']:.4f}  "
+        f"parameters {m['parameters']:,}  val_accuracy {val}  "
         f"test_accuracy {m.get('test_accuracy', float('nan')):.4f}  "
         f"train_seconds {m['train_seconds']:.1f}"
     )

@@ -141,6 +141,8 @@ def to_tensor(images: np.ndarray, dev: torch.device) -> torch.Tensor:
 @torch.no_grad()
 def predict_logits(model: nn.Module, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
     model.eval()
+    if not len(x):  # no validation split (--val-fraction 0)
+        return torch.zeros(0, 10)
     return torch.cat([model(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
 
 
