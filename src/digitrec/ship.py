@@ -173,7 +173,8 @@ def ship(
             "method": "temperature scaling fit on the validation split"
             + (" (of the twin)" if twin is not None else ""),
             "temperature": metrics.get("temperature"),
-            "test_ece_uncalibrated": metrics.get("test_ece"),
+            # an ensemble averages members calibrated one by one: there is no raw figure
+            "test_ece_uncalibrated": metrics.get("test_ece") if len(members) == 1 else None,
             "test_ece": figures["test_ece"],
         },
         "uncertain_below": 0.5,
