@@ -33,13 +33,17 @@ def int8_graph(
     train, _ = load_training_data(saved_config(run_dir))
     pick = np.random.default_rng(0).choice(len(train), CALIBRATION_IMAGES, replace=False)
     int8 = quantize_int8(onnx_bytes, train.images[np.sort(pick)])
-    accuracy = float((probabilities(int8, check.images).argmax(1) == check.labels).mean())
+    accuracy = accuracy_on(int8, check)
     if float_accuracy - accuracy > INT8_TOLERANCE:
         raise ModelError(
             f"the int8 graph loses {float_accuracy - accuracy:.2%} of validation accuracy "
             f"(more than {INT8_TOLERANCE:.1%}): not shipped"
         )
     return int8, {"val_accuracy": accuracy, **scored_on_test(int8)}
+
+
+def accuracy_on(onnx_bytes: bytes, dataset: data.Dataset) -> float:
+    return float((probabilities(onnx_bytes, dataset.images).argmax(1) == dataset.labels).mean())
 
 
 def scored_on_test(onnx_bytes: bytes) -> dict[str, float]:
@@ -110,12 +114,12 @@ def ship(
     a validation split needs its `twin` (adopt_twin): the card's validation figure is the twin's."""
     if not (run_dir / "metrics.json").exists():
         raise ModelError(f"{run_dir}: no metrics.json (did training finish?)")
-    twin_metrics = adopt_twin(run_dir, twin) if twin is not None else None
     if twin is None and saved_config(run_dir).val_fraction == 0:
         raise ModelError(
             f"{run_dir}: trained without a validation split; give --twin RUN, the same settings "
             "trained with the split held out, to vouch for it"
         )
+    twin_metrics = adopt_twin(run_dir, twin) if twin is not None else None
     config = json.loads((run_dir / "config.json").read_text())
     metrics = json.loads((run_dir / "metrics.json").read_text())
     onnx_bytes = export_run(run_dir, check=True).read_bytes()
@@ -124,20 +128,20 @@ def ship(
         "test_accuracy": metrics["test_accuracy"],
         "test_ece": metrics.get("test_ece_calibrated"),
     }
-    check, float_accuracy = load_training_data(saved_config(run_dir))[1], metrics["val_accuracy"]
-    if twin is not None and twin_metrics is not None:
-        # The twin's validation images are training images of this run: they check only that
-        # the int8 graph keeps the float graph's answers, never what the card reports.
-        check = load_training_data(saved_config(twin))[1]
-        float_accuracy = float(
-            (probabilities(onnx_bytes, check.images).argmax(1) == check.labels).mean()
-        )
+    if twin_metrics is not None:  # the run's metrics were scored without the twin's temperature
         figures = {"val_accuracy": twin_metrics["val_accuracy"], **scored_on_test(onnx_bytes)}
     float_figures = figures
     if int8:
-        onnx_bytes, figures = int8_graph(onnx_bytes, run_dir, check, float_accuracy)
-        if twin_metrics is not None:
-            figures["val_accuracy"] = twin_metrics["val_accuracy"]
+        if twin is None:
+            check = load_training_data(saved_config(run_dir))[1]
+            onnx_bytes, figures = int8_graph(onnx_bytes, run_dir, check, metrics["val_accuracy"])
+        else:
+            # The twin's validation images are training images of this run: they check only
+            # that the int8 graph keeps the float graph's answers, never what the card reports.
+            check = load_training_data(saved_config(twin))[1]
+            float_accuracy = accuracy_on(onnx_bytes, check)
+            onnx_bytes, figures = int8_graph(onnx_bytes, run_dir, check, float_accuracy)
+            figures["val_accuracy"] = float_figures["val_accuracy"]
     members = member_dirs(run_dir)
     weights: dict[str, Any] = {}
     for i, d in enumerate(members):
