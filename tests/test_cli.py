@@ -132,6 +132,7 @@ def test_train_smoke_prints_figures(tmp_path: Path) -> None:
         (["train", "--data", "missing.csv", "--max-steps", "1"], ["missing.csv: file not found"]),
         (["train", "--model", "nope"], ["unknown model 'nope'"]),
         (["train", "--recipe", "nope"], ["unknown recipe 'nope'"]),
+        (["train", "--optimizer", "nope"], ["unknown optimizer 'nope'; choose from adam, adamw"]),
         (["evaluate", "--model", "no-such-model"], ["no-such-model: no such model"]),
         (["submit", "bad.csv"], ["bad.csv, row 3, column pixel1: not an integer"]),
         (["explore", "--data", "bad.csv"], ["bad.csv, row 3, column pixel1"]),

@@ -13,7 +13,7 @@ from digitrec import augment, data
 from digitrec.checkpoint import load_weights
 from digitrec.errors import DigitrecError, ModelError
 from digitrec.ship import ship
-from digitrec.train import combine, recipe_config, train
+from digitrec.train import combine, orthogonalise, recipe_config, train
 
 
 def test_accuracy_gate(trained_run: Path) -> None:
@@ -149,6 +149,25 @@ def test_a_run_on_every_image_ships_vouched_for_by_its_twin(
     assert accuracy == pytest.approx(card["test_accuracy"], abs=2e-4)
     assert card["calibration"]["test_ece"] < 0.02
     assert registry.default_choice([card]) == "full"
+
+
+@pytest.mark.parametrize("shape", [(32, 288), (128, 1024), (300, 20)])
+def test_muon_steps_are_nearly_orthogonal(shape: tuple[int, int]) -> None:
+    """Muon's Newton-Schulz iteration maps any matrix to one whose singular values all lie near
+    1 (0.68-1.13 here: the quintic trades exactness for speed), whatever its scale or shape."""
+    g = torch.randn(shape, generator=torch.Generator().manual_seed(0)) * 1e3
+    singular = torch.linalg.svdvals(orthogonalise(g))
+    assert singular.min() > 0.5 and singular.max() < 1.5, singular
+
+
+def test_muon_trains(tmp_path: Path) -> None:
+    """--optimizer muon: Muon for the hidden filter banks, AdamW for the rest, learns as fast."""
+    cfg = recipe_config(
+        "fast", optimizer="muon", max_steps=40, val_fraction=0.05, seed=3, output=str(tmp_path)
+    )
+    run = train(cfg, test=False)
+    assert run.metrics["val_accuracy"] > 0.95, run.metrics
+    assert json.loads((tmp_path / "config.json").read_text())["train"]["optimizer"] == "muon"
 
 
 def test_resume_continues_from_the_checkpoint(tmp_path: Path) -> None:

@@ -120,6 +120,13 @@ def train(
     ] = None,
     batch_size: Annotated[int | None, typer.Option(help="Batch size. Default: 50.")] = None,
     lr: Annotated[float | None, typer.Option(help="Peak learning rate. Default: 0.001.")] = None,
+    optimizer: Annotated[
+        str | None,
+        typer.Option(
+            help="adam, adamw, sgd, or muon (Muon for the hidden filters, AdamW for the rest). "
+            "Default: adam or the recipe's."
+        ),
+    ] = None,
     val_fraction: Annotated[
         float | None,
         typer.Option(help="Validation fraction carved from the training set. Default: 0.2."),
@@ -161,6 +168,8 @@ def train(
 
     if recipe is not None and recipe not in training.RECIPES:
         raise DigitrecError(f"unknown recipe {recipe!r}; choose from {', '.join(training.RECIPES)}")
+    if optimizer is not None:
+        training.check_optimizer(optimizer)
     if model is not None:
         from digitrec.models import REGISTRY
 
@@ -172,6 +181,7 @@ def train(
         epochs=epochs,
         batch_size=batch_size,
         lr=lr,
+        optimizer=optimizer,
         val_fraction=val_fraction,
         seed=seed,
         split_seed=split_seed,
