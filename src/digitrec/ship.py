@@ -22,7 +22,7 @@ INT8_TOLERANCE = 0.001
 
 
 def int8_graph(
-    onnx_bytes: bytes, run_dir: Path, check: data.Dataset, float_accuracy: float
+    onnx_bytes: bytes, train_images: np.ndarray, check: data.Dataset, float_accuracy: float
 ) -> tuple[bytes, dict]:
     """The run's graph in int8 (quantize.py), calibrated on images of its own training split.
     Kept only if its accuracy on `check` (the validation split) is within INT8_TOLERANCE of the
@@ -30,9 +30,8 @@ def int8_graph(
     `check` and its test accuracy and ECE."""
     from digitrec.quantize import CALIBRATION_IMAGES, quantize_int8
 
-    train, _ = load_training_data(saved_config(run_dir))
-    pick = np.random.default_rng(0).choice(len(train), CALIBRATION_IMAGES, replace=False)
-    int8 = quantize_int8(onnx_bytes, train.images[np.sort(pick)])
+    pick = np.random.default_rng(0).choice(len(train_images), CALIBRATION_IMAGES, replace=False)
+    int8 = quantize_int8(onnx_bytes, train_images[np.sort(pick)])
     accuracy = accuracy_on(int8, check)
     if float_accuracy - accuracy > INT8_TOLERANCE:
         raise ModelError(
@@ -132,16 +131,16 @@ def ship(
         figures = {"val_accuracy": twin_metrics["val_accuracy"], **scored_on_test(onnx_bytes)}
     float_figures = figures
     if int8:
-        if twin is None:
-            check = load_training_data(saved_config(run_dir))[1]
-            onnx_bytes, figures = int8_graph(onnx_bytes, run_dir, check, metrics["val_accuracy"])
-        else:
+        train_split, check = load_training_data(saved_config(run_dir))
+        float_accuracy = metrics["val_accuracy"]
+        if twin is not None:
             # The twin's validation images are training images of this run: they check only
             # that the int8 graph keeps the float graph's answers, never what the card reports.
             check = load_training_data(saved_config(twin))[1]
             float_accuracy = accuracy_on(onnx_bytes, check)
-            onnx_bytes, figures = int8_graph(onnx_bytes, run_dir, check, float_accuracy)
-            figures["val_accuracy"] = float_figures["val_accuracy"]
+        onnx_bytes, figures = int8_graph(onnx_bytes, train_split.images, check, float_accuracy)
+        if twin_metrics is not None:
+            figures["val_accuracy"] = twin_metrics["val_accuracy"]
     members = member_dirs(run_dir)
     weights: dict[str, Any] = {}
     for i, d in enumerate(members):
