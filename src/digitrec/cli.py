@@ -146,6 +146,13 @@ def train(
             help="Share of the '1's drawn with a flag, as most of Europe writes them. Default: 0."
         ),
     ] = None,
+    styles: Annotated[
+        float | None,
+        typer.Option(
+            help="Share of each batch taken from copies in other styles and captures (box "
+            "stretched to a square, fat pen, low resolution; digitrec.styles). Default: 0."
+        ),
+    ] = None,
     data: Annotated[str | None, typer.Option(help="Training data. Default: bundled MNIST.")] = None,
     extra_data: Annotated[
         list[str] | None,
@@ -187,6 +194,7 @@ def train(
         split_seed=split_seed,
         augment=augment,
         flag_ones=flag_ones,
+        styles=styles,
         data=data,
         extra_data=tuple(extra_data) if extra_data else None,
         output=output,

@@ -177,15 +177,45 @@ def _ink(image: Image.Image, alpha: np.ndarray | None) -> tuple[np.ndarray, ops.
     width = ops.stroke_width(first > ops.otsu(first))
     window = min(max(window, int(3 * width) + 3), max(small.shape))
     background = ndi.uniform_filter(ndi.grey_opening(small, size=window), size=3)
+    # An opening takes any ink wider than its window for paper: a fat marker, a digit that
+    # fills its box and touches the border (a tight crop, a form box). The paper cannot be
+    # darker than the frame says it is, lit as the frame is lit: cap the estimate there.
+    background = np.minimum(background, _frame_paper(small))
     x = x - ops.resize(background, *x.shape)
     # Paper noise (texture, JPEG grain): median and MAD of the pixels that are not ink, from
     # every pixel of a small image and an even grid of ~65,000 of a large one.
     step = max(1, int(np.sqrt(x.size / 65536)))
     sample = x[::step, ::step]
-    paper = sample[sample <= ops.otsu(sample)]
+    # Paper well away from the strokes: next to them, their blurred rims (an upscaled scan's
+    # are several pixels wide) would pass for noise, and where ink covers half the image they
+    # are much of the paper. Any paper left over if there is no such paper.
+    inked = sample > ops.otsu(sample)
+    rim = max(1, min(sample.shape) // 16)
+    paper = sample[~ndi.maximum_filter(inked, size=2 * rim + 1)]
+    if paper.size < 0.05 * sample.size:
+        paper = sample[~inked]
     median = ops.median(paper) if paper.size else 0.0
     sigma = 1.4826 * ops.median(np.abs(paper - median)) if paper.size else 0.0
     return _clean(x, paper=median, noise=sigma)
+
+
+def _frame_paper(small: np.ndarray) -> np.ndarray:
+    """The highest the paper can be (ink high) at each pixel of `small`, judged from the frame
+    alone: a plane fit to the frame's paper pixels (under its Otsu level: ink that touches the
+    border is left out), plus three times their spread around it and a margin for shading the
+    frame does not see (0.1 of full scale)."""
+    h, w = small.shape
+    k = max(1, min(h, w) // 32)
+    frame = np.zeros((h, w), bool)
+    frame[:k], frame[-k:], frame[:, :k], frame[:, -k:] = True, True, True, True
+    values = small[frame]
+    paper = values <= ops.otsu(values) if np.ptp(values) > 0 else np.ones(values.size, bool)
+    rows, cols = np.nonzero(frame)
+    design = np.column_stack([np.ones(rows.size), rows / h, cols / w])[paper]
+    coef, *_ = np.linalg.lstsq(design, values[paper], rcond=None)
+    spread = float(np.std(values[paper] - design @ coef))
+    plane = coef[0] + coef[1] * (np.arange(h)[:, None] / h) + coef[2] * (np.arange(w) / w)
+    return (plane + 3 * spread + 0.1).astype(np.float32)
 
 
 def _transparent(alpha: np.ndarray) -> bool:
@@ -231,7 +261,13 @@ def _light_ink(grey: np.ndarray) -> bool:
     small = ops.area_shrink(grey, 64)
     # The frame is mostly background, and ink sits at the far end of the grey levels from it.
     low, high = np.percentile(small, [1, 99])
-    border = ops.border_median(small)
+    # Light ink needs a dark frame: three quarters of it darker than the middle grey. Dark
+    # strokes that fill their box (a tight crop, a form box) cover up to half of the frame and
+    # 70% of the image, and dark ink on light paper is by far the commoner.
+    frame = np.concatenate([part.ravel() for part in ops.border(small)])
+    if np.count_nonzero(frame < (low + high) / 2) < 0.75 * frame.size:
+        return False
+    border = ops.median(frame)
     light, dark = high - border, border - low
     if abs(light - dark) > 0.25 * (high - low):
         return bool(light > dark)
@@ -424,7 +460,12 @@ def _blank(ink: np.ndarray, side: int) -> bool:
     if not ops.deeper_than(largest, extent // (4 * k)):
         return False
     thickness = 2 * k * np.sqrt(float(ops.edt2(largest).max()))
-    return bool(extent < 2 * thickness)
+    if extent >= 2 * thickness:
+        return False
+    # Thick and short: a dot is about one disk, while a fat stroke (a marker's 1, a digit
+    # stretched to fill its box) covers over 1.5 times the widest disk that fits inside it.
+    area = k * k * np.count_nonzero(largest)
+    return bool(area < 1.5 * math.pi * (thickness / 2) ** 2)
 
 
 def to_mnist(ink: np.ndarray) -> np.ndarray:
