@@ -138,25 +138,6 @@ def draw_with_mouse(page, strokes, logical_width: int = 280) -> None:  # type: i
         page.mouse.up()
 
 
-def draw_with_touch(page, strokes) -> None:  # type: ignore[no-untyped-def]
-    """Real touch input through the DevTools protocol: touchstart, touchmove..., touchend."""
-    cdp = page.context.new_cdp_session(page)
-    for stroke in strokes:
-        points = [to_screen(page, *p) for p in stroke]
-        cdp.send(
-            "Input.dispatchTouchEvent",
-            {"type": "touchStart", "touchPoints": [{"x": points[0][0], "y": points[0][1]}]},
-        )
-        for (x0, y0), (x1, y1) in zip(points, points[1:], strict=False):
-            for k in range(1, 7):
-                x, y = x0 + (x1 - x0) * k / 6, y0 + (y1 - y0) * k / 6
-                cdp.send(
-                    "Input.dispatchTouchEvent",
-                    {"type": "touchMove", "touchPoints": [{"x": x, "y": y}]},
-                )
-        cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
-
-
 def expect_answer(page, text: str) -> None:  # type: ignore[no-untyped-def]
     """The answer to the finished drawing, not to a request sent halfway through it."""
     page.wait_for_timeout(200)  # past the page's 150 ms debounce
@@ -253,30 +234,91 @@ def test_correction_is_stored(page, server) -> None:  # type: ignore[no-untyped-
         rows = db.execute("SELECT label, predicted, model, image FROM feedback").fetchall()
     assert [(label, predicted) for label, predicted, _, _ in rows] == [(2, 7)]
     assert rows[0][2]  # the model's name
-    assert Image.open(io.BytesIO(rows[0][3])).size[0] >= 280  # the canvas as drawn
+    width, height = Image.open(io.BytesIO(rows[0][3])).size
+    assert width == height >= 256  # the whole (square) canvas as drawn, kept at up to 256 px
     shot(page, "correction.png")
 
 
-def test_phone_touch_drawing(browser, server) -> None:  # type: ignore[no-untyped-def]
+def touch_stroke(page, stroke, lift: bool = True) -> None:  # type: ignore[no-untyped-def]
+    """One stroke of real touch input through the DevTools protocol: touchstart, touchmove...,
+    and touchend unless `lift` is False (the finger stays on the screen)."""
+    cdp = page.context.new_cdp_session(page)
+    points = [to_screen(page, *p) for p in stroke]
+    cdp.send(
+        "Input.dispatchTouchEvent",
+        {"type": "touchStart", "touchPoints": [{"x": points[0][0], "y": points[0][1]}]},
+    )
+    for (x0, y0), (x1, y1) in zip(points, points[1:], strict=False):
+        for k in range(1, 7):
+            x, y = x0 + (x1 - x0) * k / 6, y0 + (y1 - y0) * k / 6
+            cdp.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [{"x": x, "y": y}]})
+    if lift:
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+
+
+# The answer as the person sees it: #answer with #confidence, or the peek by the mode switch,
+# wholly inside the viewport, visible and not covered by anything else.
+VISIBLE_ANSWER = """() => {
+    const seen = (el) => {
+        if (!el || !el.checkVisibility({ visibilityProperty: true, opacityProperty: true })) return false;
+        const r = el.getBoundingClientRect();
+        if (!r.width || r.top < 0 || r.left < 0 || r.bottom > innerHeight || r.right > innerWidth) return false;
+        const top = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
+        return el.contains(top);
+    };
+    const $ = (id) => document.getElementById(id);
+    if (seen($("answer")) && seen($("confidence"))) {
+        return { answer: $("answer").innerText, confidence: $("confidence").innerText };
+    }
+    if (seen($("peek-answer")) && seen($("peek-confidence"))) {
+        return { answer: $("peek-answer").innerText, confidence: $("peek-confidence").innerText };
+    }
+    return null;
+}"""
+
+
+@pytest.mark.parametrize(
+    ("height", "mode"),
+    [
+        (740, "digit"),  # a 360 x 740 phone
+        (640, "digit"),  # the same phone less the browser's address and navigation bars
+        (740, "number"),
+    ],
+)
+def test_phone_answer_in_view_while_drawing(browser, server, height: int, mode: str) -> None:  # type: ignore[no-untyped-def]
     context = browser.new_context(
-        viewport={"width": 360, "height": 740},
+        viewport={"width": 360, "height": height},
         has_touch=True,
         is_mobile=True,
         device_scale_factor=2,
         color_scheme="dark",  # the other theme gets looked at too
     )
     page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto(server[0] + "/")
-    draw_with_touch(page, ONE)
-    expect_answer(page, "1")
-    # Nothing wider than the phone: no sideways scrolling.
+    if mode == "number":
+        page.locator("#mode-number").tap()
+        sync_api.expect(page.locator("#mode-number")).to_have_attribute("aria-pressed", "true")
+        *first, last = NUMBER_17
+        for stroke in first:
+            touch_stroke(page, [(x / 2, y) for x, y in stroke])  # to_screen's 280 wide
+        touch_stroke(page, [(x / 2, y) for x, y in last], lift=False)
+        expected = "17"
+    else:
+        touch_stroke(page, ONE[0], lift=False)
+        expected = "1"
+    expect_answer(page, expected)  # answered while the finger is still on the drawing
+    seen = page.evaluate(VISIBLE_ANSWER)
+    page.screenshot(path=str(ARTIFACTS / f"phone-{mode}-{height}-view.png"))
+    assert seen is not None, "the answer is off screen while drawing"
+    assert seen["answer"] == expected
+    assert re.search(r"\d+(\.\d)?%", seen["confidence"]), seen
+    # Nothing wider than the phone (no sideways scrolling), and drawing did not scroll the page.
     assert page.evaluate("document.documentElement.scrollWidth") <= 360
-    assert page.evaluate("window.scrollY") == 0  # drawing did not scroll the page
-    answer = page.locator("#answer").bounding_box()
-    assert answer["y"] + answer["height"] <= 740  # the answer is in view under the drawing
-    page.screenshot(path=str(ARTIFACTS / "phone-1-view.png"))
-    shot(page, "phone-1.png")
+    assert page.evaluate("window.scrollY") == 0
     context.close()
+    assert not errors, errors
 
 
 @pytest.mark.skipif(

@@ -23,6 +23,10 @@ const state = {
   pointerId: null,
   photo: null,        // {bitmap, dataUrl, file, w, h, fit: {x, y, s}}
   sent: null,         // {image, predicted}: what the correction buttons refer to
+  reading: null,      // number mode: {image, digits: [{digit, confidence, box, candidates, uncertain,
+                      //   chosen, saved}], selected}: the number read and the person's fixes
+  answerInView: true, // is #answer wholly on screen? If not, the peek by the mode switch shows it
+  uncertainBelow: 0.5, // a read digit under this confidence is uncertain (the model card's figure)
   seq: 0,             // answers to older requests are dropped
   timer: null,
   inflight: 0,
@@ -141,7 +145,10 @@ function clearAll() {
 
 document.addEventListener("keydown", (e) => {
   if ((e.ctrlKey || e.metaKey) && e.key.toLowerCase() === "z") { e.preventDefault(); $("undo").click(); }
-  else if (e.key === "Escape") clearAll();
+  else if (e.key === "Escape") {
+    if (state.reading && state.reading.selected !== null) selectDigit(null);  // close the digit picker first
+    else clearAll();
+  }
 });
 
 // ---------------------------------------------------------------- photos: upload, camera, drop, paste
@@ -227,7 +234,24 @@ async function post(url, body) {
   });
   let data;
   try { data = await res.json(); } catch { data = { error: `the server answered ${res.status}` }; }
-  return { ok: res.ok, data };
+  return { ok: res.ok, status: res.status, data, retryAfter: Number(res.headers.get("Retry-After")) };
+}
+
+// A correction the server did not keep, said kindly: its "error" text and what to do next.
+function notSaved({ status, data, retryAfter }) {
+  const why = String(data.error || `the server answered ${status}`).replace(/[.\s]+$/, "");
+  if (status === 429) {
+    return `Not saved yet: ${why}. Thank you for the help! Please try again ${retryAfter > 0 ? `in ${retryAfter} s` : "in a moment"}.`;
+  }
+  if (status === 503 || status === 507) {
+    return `Not saved: ${why}. Reading still works; please try saving again later.`;
+  }
+  return `Not saved: ${why}.`;
+}
+
+function setStatus(id, text, problem = false) {
+  $(id).textContent = text;
+  $(id).classList.toggle("problem", problem);
 }
 
 async function run() {
@@ -242,7 +266,7 @@ async function run() {
     if (seq !== state.seq) return;  // a newer drawing is on its way
     if (!ok) { showError(data.error || "something went wrong"); return; }
     $("error").textContent = "";
-    if (number) showReading(data); else showPrediction(data, image);
+    if (number) showReading(data, image); else showPrediction(data, image);
   } catch {
     if (seq === state.seq) showError("Cannot reach the server.");
   } finally {
@@ -276,10 +300,19 @@ function setBars(probabilities, best) {
   });
 }
 
-function setAnswer(text, kind) {
+// The answer, and its copy in the peek (digit and confidence, by the mode switch) for when the
+// answer itself is off screen: on a phone, below the drawing area.
+function setAnswer(text, kind, note = "") {
   const answer = $("answer");
   answer.textContent = text;
   answer.className = `answer ${kind}`;
+  $("peek-answer").textContent = text;
+  $("peek-confidence").textContent = note;
+  updatePeek();
+}
+
+function updatePeek() {
+  $("peek").classList.toggle("shown", !state.answerInView && !$("answer").classList.contains("empty"));
 }
 
 function enableCorrection(on) {
@@ -287,12 +320,14 @@ function enableCorrection(on) {
     $(`correct-${d}`).disabled = !on;
     $(`correct-${d}`).classList.remove("chosen");
   }
-  $("feedback-status").textContent = "";
+  setStatus("feedback-status", "");
 }
 
 function showIdle() {
   setAnswer("?", "empty");
   $("verdict").textContent = state.mode === "number" ? "Write a number to start" : "Draw a digit to start";
+  state.reading = null;
+  $("number-fix").hidden = true;
   $("confidence").textContent = "";
   $("top3").replaceChildren();
   setBars(new Array(10).fill(0), -1);
@@ -308,7 +343,7 @@ function showPrediction(p, image) {
     ? p.candidates
     : p.probabilities.map((q, d) => ({ digit: d, probability: q })).sort((a, b) => b.probability - a.probability).slice(0, 3);
   if (p.digit !== null) {
-    setAnswer(String(p.digit), "digit");
+    setAnswer(String(p.digit), "digit", pct(p.confidence));
     $("verdict").textContent = `It's a ${p.digit}`;
     $("confidence").textContent = `${pct(p.confidence)} sure`;
   } else if (p.reason === "empty") {
@@ -316,7 +351,7 @@ function showPrediction(p, image) {
     $("verdict").textContent = "Nothing to read: no ink found";
     $("confidence").textContent = "";
   } else {
-    setAnswer("✕", "not-digit");
+    setAnswer("✕", "not-digit", "not a digit");
     $("verdict").textContent = "Not a digit, as far as I can tell";
     $("confidence").textContent = `Best guess ${candidates[0].digit}, only ${pct(p.confidence)} sure`;
   }
@@ -340,31 +375,217 @@ function showPrediction(p, image) {
   }
 }
 
-function showReading(r) {
-  setAnswer(r.text || "?", r.text ? "number" : "empty");
-  $("verdict").textContent = r.text ? `It reads ${r.text}` : "No digits found";
-  $("confidence").textContent = r.digits.length
-    ? r.digits.map((d) => `${d.digit}: ${pct(d.confidence)}`).join(" · ") : "";
-  $("top3").replaceChildren();
-  drawBoxes(r.digits);
+// ---------------------------------------------------------------- number mode: the digits read, and fixing them
+
+// A read digit's top guesses as [{digit, probability}] (the API may give `probability` or `confidence`).
+function candidatesOf(d) {
+  return (d.candidates || []).map((c) => ({ digit: c.digit, probability: c.probability ?? c.confidence ?? 0 }));
 }
 
-function drawBoxes(digits) {
+function showReading(r, image) {
+  if (!r.digits.length) {
+    state.reading = null;
+    $("number-fix").hidden = true;
+    setAnswer("?", "empty");
+    $("verdict").textContent = "No digits found";
+    $("confidence").textContent = "";
+    $("top3").replaceChildren();
+    drawBoxes();
+    return;
+  }
+  // The same image answered again (a late reply, a mode switched back) keeps the fixes made.
+  if (!state.reading || state.reading.image !== image) {
+    const unsure = r.text === null && r.reason === "uncertain";
+    const digits = r.digits.map((d) => ({
+      digit: d.digit, confidence: d.confidence, box: d.box, candidates: candidatesOf(d),
+      uncertain: unsure && (d.uncertain ?? (d.reason ? d.reason === "uncertain" : d.confidence < state.uncertainBelow)),
+      chosen: null,   // what the person says it is
+      saved: null,    // the label the server has stored for it
+    }));
+    // The number is uncertain as a whole though each digit passes: ask about its weakest digit.
+    if (unsure && !digits.some((d) => d.uncertain)) {
+      digits.reduce((a, b) => (b.confidence < a.confidence ? b : a)).uncertain = true;
+    }
+    state.reading = { image, drawing: !state.photo, digits, selected: null, confidence: r.confidence ?? digits.reduce((p, d) => p * d.confidence, 1) };
+    setStatus("number-status", "");
+  }
+  renderReading();
+}
+
+const unanswered = (d) => d.uncertain && d.chosen === null;           // uncertain and not yet answered
+const shownAs = (d) => (d.chosen !== null ? d.chosen : unanswered(d) ? "?" : d.digit);
+const isFixed = (d) => d.chosen !== null && d.chosen !== d.digit;
+
+function renderReading() {
+  const reading = state.reading;
+  const { digits } = reading;
+  const text = digits.map(shownAs).join("");
+  const guess = digits.map((d) => d.digit).join("");
+  const asking = digits.filter(unanswered).length;
+  const nfixed = digits.filter(isFixed).length;
+  if (asking) {
+    setAnswer(text, "number unsure", "unsure");
+    $("verdict").textContent = `Not sure: is it ${guess}?`;
+    $("confidence").textContent = `Tap ${asking === 1 ? "the ?" : "each ?"} to choose the digit you wrote, or confirm.`;
+  } else if (nfixed) {
+    setAnswer(text, "number fixed", "fixed");
+    $("verdict").textContent = `You fixed it: ${text}`;
+    $("confidence").textContent = `It read ${guess}; ${nfixed === 1 ? "one digit" : `${nfixed} digits`} corrected.`;
+  } else {
+    setAnswer(text, "number", pct(reading.confidence));
+    $("verdict").textContent = `It reads ${text}`;
+    $("confidence").textContent = `${pct(reading.confidence)} sure`;
+  }
+  $("top3").replaceChildren();
+
+  $("number-fix").hidden = false;
+  $("fix-label").textContent = asking ? "Choose the digits marked ?" : "Wrong? Tap a digit to fix it";
+  $("read-digits").replaceChildren(...digits.map((d, i) => {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.className = `read-digit${unanswered(d) ? " unsure" : ""}${isFixed(d) ? " fixed" : ""}`;
+    b.dataset.index = String(i);
+    b.setAttribute("aria-expanded", String(reading.selected === i));
+    b.setAttribute("aria-controls", "fix-picker");
+    const big = document.createElement("span");
+    big.className = "rd-digit";
+    big.textContent = String(shownAs(d));
+    const note = document.createElement("span");
+    note.className = "rd-note";
+    const cands = d.candidates.length ? d.candidates : [{ digit: d.digit, probability: d.confidence }];
+    if (unanswered(d)) note.textContent = cands.map((c) => c.digit).join(" or ") + "?";
+    else if (isFixed(d)) note.textContent = `not ${d.digit}`;
+    else note.textContent = d.chosen !== null ? "✓" : pct(d.confidence);
+    b.append(big, note);
+    const about = unanswered(d) ? `not sure, maybe ${cands.map((c) => `${c.digit} (${pct(c.probability)})`).join(", ")}`
+      : isFixed(d) ? `${d.chosen}, corrected from ${d.digit}` : `${shownAs(d)}, ${pct(d.confidence)} sure`;
+    b.setAttribute("aria-label", `Digit ${i + 1} of ${digits.length}: ${about}. Change it`);
+    b.addEventListener("click", () => selectDigit(reading.selected === i ? null : i));
+    return b;
+  }));
+
+  const picking = reading.selected !== null;
+  $("fix-picker").hidden = !picking;
+  if (picking) {
+    const d = digits[reading.selected];
+    const likely = new Set(d.candidates.map((c) => c.digit));
+    $("picker-label").textContent = `Digit ${reading.selected + 1} was a…`;
+    for (let k = 0; k < 10; k++) {
+      const b = $(`fix-${k}`);
+      b.classList.toggle("likely", likely.has(k));
+      b.classList.toggle("chosen", shownAs(d) === k);
+      b.setAttribute("aria-label", likely.has(k) ? `${k}, likely` : String(k));
+    }
+  }
+  $("confirm-number").hidden = !asking;
+  $("confirm-number").textContent = `Yes, it's ${guess}`;
+  drawBoxes(digits, reading.selected);
+}
+
+function selectDigit(i) {
+  if (!state.reading) return;
+  state.reading.selected = i;
+  renderReading();
+  if (i !== null) $("fix-0").focus();
+}
+
+for (let k = 0; k < 10; k++) {
+  $(`fix-${k}`).addEventListener("click", () => {
+    const reading = state.reading;
+    if (!reading || reading.selected === null) return;
+    const i = reading.selected;
+    reading.digits[i].chosen = k;
+    reading.selected = null;
+    renderReading();
+    $("read-digits").children[i].focus();
+    saveFixes(reading);
+  });
+}
+
+$("confirm-number").addEventListener("click", () => {
+  const reading = state.reading;
+  if (!reading) return;
+  for (const d of reading.digits) if (unanswered(d)) d.chosen = d.digit;
+  reading.selected = null;
+  renderReading();
+  saveFixes(reading);
+});
+
+// One feedback per digit the person fixed or confirmed, with the digit cut out of the image read.
+async function saveFixes(reading) {
+  const todo = reading.digits.filter((d) => d.chosen !== null && d.chosen !== d.saved && (isFixed(d) || d.uncertain || d.saved !== null));
+  if (!todo.length) return;
+  const report = (text, problem) => { if (state.reading === reading) setStatus("number-status", text, problem); };
+  report("Saving…");
+  for (const d of todo) {
+    const label = d.chosen;
+    let answer;
+    try {
+      const image = await cropDigit(reading, d);
+      // An uncertain digit had no answer from the model, as in digit mode.
+      answer = await post("/api/v1/feedback", { image, label, predicted: d.uncertain ? null : d.digit });
+    } catch (e) {
+      report(e instanceof CropError ? e.message : "Not saved: cannot reach the server. Please try again.", true);
+      return;
+    }
+    if (!answer.ok) { report(notSaved(answer), true); return; }
+    d.saved = label;
+  }
+  const text = reading.digits.map(shownAs).join("");
+  report(`Thanks! Saved ${text} (${todo.length === 1 ? "one digit" : `${todo.length} digits`}).`);
+}
+
+class CropError extends Error {}
+
+// The digit's box cut out of the image that was read (its pixels are the box's). A drawing is
+// strokes on a transparent background: the box goes on a transparent margin. A photo keeps a
+// margin of its own paper, short of the neighbouring digits' boxes.
+async function cropDigit(reading, d) {
+  if (!reading.source) {
+    const img = new Image();
+    img.src = reading.image;
+    reading.source = img.decode().then(() => img);
+  }
+  let img;
+  try { img = await reading.source; } catch {
+    throw new CropError("Not saved: this browser cannot cut a digit out of this image.");
+  }
+  const [x, y, w, h] = d.box;
+  const pad = Math.round(Math.max(w, h) * 0.2);
+  const out = document.createElement("canvas");
+  if (reading.drawing) {
+    out.width = w + 2 * pad;
+    out.height = h + 2 * pad;
+    out.getContext("2d").drawImage(img, x, y, w, h, pad, pad, w, h);
+  } else {
+    const left = Math.max(0, x - pad, ...reading.digits.filter((o) => o.box[0] + o.box[2] <= x).map((o) => o.box[0] + o.box[2]));
+    const right = Math.min(img.naturalWidth, x + w + pad, ...reading.digits.filter((o) => o.box[0] >= x + w).map((o) => o.box[0]));
+    const top = Math.max(0, y - pad), bottom = Math.min(img.naturalHeight, y + h + pad);
+    out.width = right - left;
+    out.height = bottom - top;
+    out.getContext("2d").drawImage(img, left, top, out.width, out.height, 0, 0, out.width, out.height);
+  }
+  return out.toDataURL("image/png");
+}
+
+function drawBoxes(digits = [], selected = null) {
   octx.clearRect(0, 0, logicalWidth(), HEIGHT);
   // Boxes come in the sent image's pixels: the canvas (x devicePixelRatio) or the photo.
   const fit = state.photo ? state.photo.fit : { x: 0, y: 0, s: logicalWidth() / canvas.width };
-  octx.lineWidth = 2;
   octx.font = "bold 16px system-ui, sans-serif";
-  for (const d of digits) {
+  digits.forEach((d, i) => {
     const [x, y, w, h] = d.box;
     const bx = fit.x + x * fit.s, by = fit.y + y * fit.s;
-    octx.strokeStyle = "#d9480f";
+    const colour = i === selected ? "#1f5fbf" : isFixed(d) ? "#1e6b35" : "#d9480f";
+    const label = String(shownAs(d));
+    octx.lineWidth = i === selected ? 4 : 2;
+    octx.strokeStyle = colour;
     octx.strokeRect(bx, by, w * fit.s, h * fit.s);
-    octx.fillStyle = "#d9480f";
+    octx.fillStyle = colour;
     octx.fillRect(bx, Math.max(0, by - 20), 18, 20);
     octx.fillStyle = "#fff";
-    octx.fillText(String(d.digit), bx + 4, Math.max(15, by - 5));
-  }
+    octx.fillText(label, bx + 4, Math.max(15, by - 5));
+  });
 }
 
 function showError(message) {
@@ -377,16 +598,15 @@ for (let d = 0; d < 10; d++) {
   $(`correct-${d}`).addEventListener("click", async () => {
     if (!state.sent) return;
     const button = $(`correct-${d}`);
-    const status = $("feedback-status");
-    status.textContent = "Saving…";
+    setStatus("feedback-status", "Saving…");
     try {
-      const { ok, data } = await post("/api/v1/feedback", { image: state.sent.image, label: d, predicted: state.sent.predicted });
-      if (!ok) { status.textContent = `Not saved: ${data.error}`; return; }
+      const answer = await post("/api/v1/feedback", { image: state.sent.image, label: d, predicted: state.sent.predicted });
+      if (!answer.ok) { setStatus("feedback-status", notSaved(answer), true); return; }
       for (let k = 0; k < 10; k++) $(`correct-${k}`).classList.toggle("chosen", k === d);
-      status.textContent = `Thanks! Saved as a ${d}.`;
+      setStatus("feedback-status", `Thanks! Saved as a ${d}.`);
       button.focus();
     } catch {
-      status.textContent = "Not saved: cannot reach the server.";
+      setStatus("feedback-status", "Not saved: cannot reach the server. Please try again.", true);
     }
   });
 }
@@ -398,6 +618,14 @@ window.addEventListener("resize", () => {
   // Only the devicePixelRatio matters (zoom, moving to another screen); CSS scales the rest.
   if (Math.round(canvas.width / logicalWidth() * 100) !== Math.round(Math.min(window.devicePixelRatio || 1, 3) * 100)) resize();
 });
+// The peek shows the answer while the answer itself is not wholly on screen.
+new IntersectionObserver(([entry]) => {
+  state.answerInView = entry.intersectionRatio >= 0.98;
+  updatePeek();
+}, { threshold: [0, 0.5, 0.98, 1] }).observe($("answer"));
 resize();
 showIdle();
 fetch("/healthz").then((r) => r.json()).then((h) => { $("model-name").textContent = `model: ${h.model}`; }).catch(() => {});
+fetch("/api/v1/model").then((r) => r.json()).then((card) => {
+  if (typeof card.uncertain_below === "number") state.uncertainBelow = card.uncertain_below;
+}).catch(() => {});
