@@ -1,55 +1,127 @@
-"""The feedback store (SQLite, WAL) and its Kaggle-format CSV export."""
+"""The feedback store (SQLite, WAL), its review and export, and POST /api/v1/feedback's faults."""
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
 import multiprocessing
+import os
 import sqlite3
+import stat
+import subprocess
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import platformdirs
 import pytest
+from fastapi.testclient import TestClient
 from PIL import Image, ImageDraw
 
-from digitrec import preprocess
-from digitrec.feedback import DB_NAME, FeedbackStore, default_data_dir, export_csv
+from digitrec import data, preprocess
+from digitrec.errors import DigitrecError, ImageError
+from digitrec.feedback import (
+    DB_NAME,
+    IMAGE_SIDE,
+    ROW_MAX_BYTES,
+    FeedbackStore,
+    StoreFull,
+    StoreUnavailable,
+    accepted_dataset,
+    contact_sheet,
+    default_data_dir,
+    export_csv,
+    parse_ids,
+)
+from digitrec.predictor import Prediction
+from digitrec.serve import Settings, create_app
+from digitrec.serve.deps import get_predictor
+from digitrec.serve.feedback_routes import RateLimit
 
 
-def drawn(digit_path: list[tuple[int, int]], mode: str = "RGBA") -> Image.Image:
-    image = Image.new("RGBA", (280, 280), (0, 0, 0, 0))
-    ImageDraw.Draw(image).line(digit_path, fill=(0, 0, 0, 255), width=22)
+def drawn(digit_path: list[tuple[int, int]], mode: str = "RGBA", side: int = 280) -> Image.Image:
+    image = Image.new("RGBA", (side, side), (0, 0, 0, 0))
+    scale = side / 280
+    points = [(x * scale, y * scale) for x, y in digit_path]
+    ImageDraw.Draw(image).line(points, fill=(0, 0, 0, 255), width=int(22 * scale))
     return image.convert(mode) if mode != "RGBA" else image
+
+
+def png(image: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, "PNG")
+    return buf.getvalue()
 
 
 ONE = [(140, 40), (140, 240)]
 SEVEN = [(70, 60), (210, 60), (120, 230)]
+BLANK = Image.new("RGBA", (50, 50))
 
 
 def test_default_data_dir_is_the_user_data_dir() -> None:
     assert default_data_dir() == Path(platformdirs.user_data_dir("digitrec"))
 
 
-def test_rows_persist_in_wal_mode(tmp_path: Path) -> None:
+def test_rows_persist_pending_in_wal_mode_with_what_the_model_saw(tmp_path: Path) -> None:
     store = FeedbackStore(tmp_path / "new" / "dir")  # created if missing
     first = store.add(drawn(ONE), label=1, predicted=7, model="cnn")
-    second = store.add(drawn(SEVEN, "P"), label=7, predicted=None, model="cnn")
+    second = store.add(drawn(SEVEN, "LA"), label=7, predicted=None, model="cnn")
     assert (first, second) == (1, 2)
     store.close()
 
     reopened = FeedbackStore(tmp_path / "new" / "dir")
     rows = list(reopened)
-    assert [(r.label, r.predicted, r.model) for r in rows] == [(1, 7, "cnn"), (7, None, "cnn")]
-    assert reopened.count() == 2
-    decoded = Image.open(io.BytesIO(rows[0].image))
-    assert decoded.format == "PNG" and decoded.size == (280, 280)
-    assert np.array_equal(np.asarray(decoded), np.asarray(drawn(ONE)))  # lossless
+    assert [(r.label, r.predicted, r.model, r.status) for r in rows] == [
+        (1, 7, "cnn", "pending"),
+        (7, None, "cnn", "pending"),
+    ]
+    assert reopened.counts() == {"pending": 2, "accepted": 0, "rejected": 0}
+    kept = Image.open(io.BytesIO(rows[0].image))
+    assert kept.format == "PNG" and kept.size == (256, 256) and kept.mode == "LA"
+    assert rows[0].seen is not None
+    seen = np.asarray(Image.open(io.BytesIO(rows[0].seen)))
+    assert seen.shape == (28, 28) and seen.dtype == np.uint8
+    expected = np.rint(preprocess.preprocess(drawn(ONE)) * 255)
+    assert np.abs(seen - expected).max() <= 1
     assert rows[0].created.endswith("+00:00")  # UTC
     with sqlite3.connect(tmp_path / "new" / "dir" / DB_NAME) as db:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_store_and_directory_are_private(tmp_path: Path) -> None:
+    store = FeedbackStore(tmp_path / "data")
+    store.add(drawn(ONE), label=1, predicted=7, model="cnn")
+    assert stat.S_IMODE((tmp_path / "data").stat().st_mode) == 0o700
+    for name in (DB_NAME, DB_NAME + "-wal", DB_NAME + "-shm"):
+        assert stat.S_IMODE((tmp_path / "data" / name).stat().st_mode) == 0o600, name
+
+
+def test_a_row_is_bounded_whatever_was_uploaded(tmp_path: Path) -> None:
+    store = FeedbackStore(tmp_path)
+    rng = np.random.default_rng(0)
+    grain = rng.integers(150, 256, (1500, 2000, 3), dtype=np.uint8)  # paper: incompressible
+    photo = Image.fromarray(grain)
+    ImageDraw.Draw(photo).line([(700, 200), (1300, 200), (900, 1300)], fill=(0, 0, 0), width=90)
+    paper = Image.new("L", (280, 280), 255)
+    ImageDraw.Draw(paper).line(SEVEN, fill=0, width=22)
+    deep = Image.fromarray(np.asarray(paper, np.uint16) * 257)  # 16-bit greyscale
+    for image in (photo, deep):
+        store.add(image, label=7, predicted=1, model="cnn")
+    rows = list(store)
+    sizes = [len(r.image) + len(r.seen or b"") for r in rows]
+    assert max(sizes) <= ROW_MAX_BYTES
+    assert max(Image.open(io.BytesIO(rows[0].image)).size) == IMAGE_SIDE
+    assert Image.open(io.BytesIO(rows[1].image)).mode == "L"  # 16-bit kept as 8-bit grey
+
+
+def test_an_image_without_ink_is_refused(tmp_path: Path) -> None:
+    store = FeedbackStore(tmp_path)
+    with pytest.raises(ImageError, match="no ink") as refused:
+        store.add(BLANK, label=3, predicted=None, model="cnn")
+    assert refused.value.status == 422 and store.count() == 0
 
 
 def test_label_outside_0_9_is_refused(tmp_path: Path) -> None:
@@ -77,25 +149,88 @@ def test_concurrent_writers_lose_nothing(tmp_path: Path) -> None:
     assert FeedbackStore(tmp_path).count() == 120
 
 
-def test_export_csv_is_kaggle_format(tmp_path: Path) -> None:
+def test_the_cap_refuses_rows_past_it(tmp_path: Path) -> None:
     store = FeedbackStore(tmp_path)
-    store.add(drawn(ONE), label=1, predicted=7, model="cnn")
-    store.add(drawn(SEVEN, "L"), label=7, predicted=1, model="cnn")
-    store.add(Image.new("RGBA", (50, 50)), label=3, predicted=None, model="cnn")  # blank
-    store.close()
+    cap = 64 * 1024
+    stored = 0
+    with pytest.raises(StoreFull, match="full") as full:
+        for _ in range(200):
+            store.add(drawn(SEVEN), label=7, predicted=1, model="cnn", max_bytes=cap)
+            stored += 1
+    assert full.value.status == 507 and 0 < stored == store.count()
+    assert (tmp_path / DB_NAME).stat().st_size <= cap
+
+
+def test_a_store_that_cannot_be_created_does_not_raise_until_written(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("not a directory")
+    store = FeedbackStore(tmp_path / "a-file" / "data")  # mkdir fails: ENOTDIR
+    assert not store.writable() and store.error and "a-file" in store.error
+    with pytest.raises(StoreUnavailable) as refused:
+        store.add(drawn(ONE), label=1, predicted=7, model="cnn")
+    assert refused.value.status == 503 and "a-file" not in str(refused.value)  # no path
+
+
+def test_a_locked_store_is_unavailable_not_an_error(tmp_path: Path) -> None:
+    store = FeedbackStore(tmp_path, timeout=0.2)
+    with sqlite3.connect(tmp_path / DB_NAME, isolation_level=None) as other:
+        other.execute("BEGIN EXCLUSIVE")
+        with pytest.raises(StoreUnavailable, match="busy"):
+            store.add(drawn(ONE), label=1, predicted=7, model="cnn")
+        other.execute("ROLLBACK")
+    assert store.add(drawn(ONE), label=1, predicted=7, model="cnn") == 1  # and recovers
+
+
+def filled(tmp_path: Path) -> FeedbackStore:
+    store = FeedbackStore(tmp_path)
+    for path, label in [(ONE, 1), (SEVEN, 7), (ONE, 4), (SEVEN, 7)]:
+        store.add(drawn(path), label=label, predicted=1, model="cnn")
+    return store
+
+
+def test_review_decides_and_only_accepted_rows_are_exported(tmp_path: Path) -> None:
+    store = filled(tmp_path)
+    with pytest.raises(DigitrecError, match="ids 9"):
+        store.decide(accept=[1, 9])
+    assert store.counts()["pending"] == 4  # all or nothing
+    store.decide(accept=parse_ids("1-2"), reject=[3])
+    assert store.counts() == {"pending": 1, "accepted": 2, "rejected": 1}
 
     out = tmp_path / "out" / "feedback.csv"
-    assert export_csv(tmp_path, out) == 3
+    assert export_csv(tmp_path, out) == 2
     rows = list(csv.reader(out.open()))
     assert rows[0] == ["label"] + [f"pixel{i}" for i in range(784)]
-    assert [r[0] for r in rows[1:]] == ["1", "7", "3"]
+    assert [r[0] for r in rows[1:]] == ["1", "7"]
     pixels = np.array([[int(v) for v in r[1:]] for r in rows[1:]])
-    assert pixels.shape == (3, 784) and pixels.min() >= 0 and pixels.max() <= 255
-    # What the model would see: the preprocessed image, scaled to 0..255.
     expected = np.rint(preprocess.preprocess(drawn(ONE)) * 255).ravel()
     assert np.abs(pixels[0] - expected).max() <= 1
-    assert pixels[0].max() == 255 and pixels[2].max() == 0  # ink; the blank row is zeros
     assert not list(out.parent.glob(".*tmp"))  # written atomically, nothing left behind
+    # The same rows as training data: the export, or the store itself.
+    from_csv, from_store = data.load(out), data.load(tmp_path / DB_NAME)
+    assert np.array_equal(from_csv.images, from_store.images)
+    assert from_store.labels is not None and from_store.labels.tolist() == [1, 7]
+
+
+def test_a_store_without_accepted_rows_is_no_training_data(tmp_path: Path) -> None:
+    filled(tmp_path)
+    with pytest.raises(DigitrecError, match="no accepted feedback rows"):
+        accepted_dataset(tmp_path / DB_NAME)
+
+
+def test_contact_sheet_shows_every_pending_row(tmp_path: Path) -> None:
+    store = filled(tmp_path)
+    out = tmp_path / "sheet.png"
+    assert contact_sheet(store.rows("pending", limit=3), out, columns=2) == 3
+    sheet = Image.open(out)
+    assert sheet.size == (2 * 220, 2 * 136)
+    cells = np.asarray(sheet.convert("L"))
+    assert (cells[:136, :220] < 128).sum() > 500  # ink of the digit and its caption
+    assert (cells[136:, 220:] == 255).all()  # the fourth cell is empty
+
+
+def test_parse_ids() -> None:
+    assert parse_ids("1,2, 5,7-9") == [1, 2, 5, 7, 8, 9]
+    with pytest.raises(DigitrecError, match="'x'"):
+        parse_ids("1,x")
 
 
 def test_export_of_an_empty_store_is_just_the_header(tmp_path: Path) -> None:
@@ -105,10 +240,44 @@ def test_export_of_an_empty_store_is_just_the_header(tmp_path: Path) -> None:
     assert len(out.read_text().splitlines()) == 1
 
 
+V0_SCHEMA = """
+CREATE TABLE feedback (
+    id INTEGER PRIMARY KEY, image BLOB NOT NULL,
+    label INTEGER NOT NULL CHECK (label BETWEEN 0 AND 9),
+    predicted INTEGER CHECK (predicted BETWEEN 0 AND 9),
+    model TEXT NOT NULL, created TEXT NOT NULL
+)
+"""
+
+
+def test_a_store_from_before_review_is_migrated_to_pending(tmp_path: Path) -> None:
+    with sqlite3.connect(tmp_path / DB_NAME) as db:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute(V0_SCHEMA)
+        for image, label in [(drawn(SEVEN), 7), (BLANK, 3)]:  # v0 kept blank uploads too
+            db.execute(
+                "INSERT INTO feedback (image, label, predicted, model, created) VALUES (?,?,?,?,?)",
+                (png(image), label, 1, "old", "2024-01-01T00:00:00.000+00:00"),
+            )
+    db.close()
+    store = FeedbackStore(tmp_path)
+    assert store.counts() == {"pending": 2, "accepted": 0, "rejected": 0}
+    assert store.add(drawn(ONE), label=1, predicted=7, model="new") == 3
+    store.decide(accept=[1, 2, 3])
+    out = tmp_path / "all.csv"
+    assert export_csv(tmp_path, out) == 2  # the blank v0 row has nothing to learn from
+    labels = [line.split(",")[0] for line in out.read_text().splitlines()[1:]]
+    assert labels == ["7", "1"]
+    with sqlite3.connect(tmp_path / DB_NAME) as db:
+        assert db.execute("PRAGMA user_version").fetchone() == (1,)
+
+
 def _open_at_once(directory: Path, barrier: Any, results: Any) -> None:
     barrier.wait()  # both processes open the new store at the same moment
     try:
-        FeedbackStore(directory).close()
+        store = FeedbackStore(directory)
+        store.count()
+        store.close()
         results.put("ok")
     except Exception as e:  # what a worker's startup would have died of
         results.put(f"{type(e).__name__}: {e}")
@@ -137,3 +306,133 @@ def test_workers_starting_together_on_a_new_data_dir_both_open_the_store(tmp_pat
     assert store.count() == 1 and sqlite3.connect(tmp_path / "d0" / DB_NAME).execute(
         "PRAGMA journal_mode"
     ).fetchone() == ("wal",)
+
+
+# ---------------------------------------------------------------- POST /api/v1/feedback
+
+
+def test_rate_limit_refills_at_its_rate() -> None:
+    limit = RateLimit(per_minute=60, burst=3)
+    assert [limit.take("a", at=100.0) for _ in range(3)] == [0, 0, 0]
+    assert limit.take("a", at=100.0) == pytest.approx(1.0)  # one a second
+    assert limit.take("b", at=100.0) == 0  # another client has its own
+    assert limit.take("a", at=101.5) == 0
+    assert limit.take("a", at=101.5) == pytest.approx(0.5)
+
+
+class FakePredictor:
+    """Says 7 to anything with ink, with the real preprocessing."""
+
+    name = "fake-net"
+    card = {"name": "fake-net"}
+
+    def predict_each(self, sources: list[bytes]) -> list[Prediction | Exception]:
+        answers: list[Prediction | Exception] = []
+        for source in sources:
+            image28 = preprocess.preprocess(source)
+            p = [0.01] * 10
+            p[7] = 0.91
+            answers.append(Prediction(7, 0.91, p, image28, None, [(7, 0.91)]))
+        return answers
+
+
+def post(client: TestClient, image: Image.Image, label: int = 7) -> Any:
+    url = "data:image/png;base64," + base64.b64encode(png(image)).decode()
+    return client.post("/api/v1/feedback", json={"image": url, "label": label, "predicted": 1})
+
+
+def predict_ok(client: TestClient) -> bool:
+    url = "data:image/png;base64," + base64.b64encode(png(drawn(SEVEN))).decode()
+    r = client.post("/api/v1/predict", json={"image": url})
+    return r.status_code == 200 and r.json()["digit"] == 7
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[Any]:
+    clients = []
+
+    def start(data_dir: Path | None = None, **settings: Any) -> TestClient:
+        app = create_app(Settings(data_dir=data_dir or tmp_path, **settings))
+        app.dependency_overrides[get_predictor] = FakePredictor
+        client = TestClient(app, raise_server_exceptions=False).__enter__()
+        clients.append(client)
+        return client
+
+    yield start
+    for client in clients:
+        client.__exit__(None, None, None)
+
+
+def test_feedback_is_stored_pending_and_blank_images_refused(serve: Any, tmp_path: Path) -> None:
+    client = serve()
+    r = post(client, drawn(SEVEN), label=7)
+    assert r.status_code == 201 and r.json() == {
+        "id": 1,
+        "label": 7,
+        "predicted": 1,
+        "model": "fake-net",
+    }
+    blank = post(client, BLANK, label=3)
+    assert blank.status_code == 422 and "no ink" in blank.json()["error"]
+    assert FeedbackStore(tmp_path).counts() == {"pending": 1, "accepted": 0, "rejected": 0}
+
+
+def test_a_flood_gets_429_with_retry_after(serve: Any, tmp_path: Path) -> None:
+    client = serve(feedback_burst=5, feedback_per_minute=6)
+    statuses = [post(client, drawn(SEVEN)).status_code for _ in range(8)]
+    assert statuses == [201] * 5 + [429] * 3
+    r = post(client, drawn(SEVEN))
+    assert r.status_code == 429 and r.json()["error"].startswith("too many corrections")
+    assert 1 <= int(r.headers["retry-after"]) <= 10
+    assert FeedbackStore(tmp_path).count() == 5
+    assert predict_ok(client)  # predictions are not limited
+
+
+def test_a_full_store_is_507_and_predictions_go_on(serve: Any, tmp_path: Path) -> None:
+    client = serve(feedback_max_bytes=48 * 1024)
+    statuses = [post(client, drawn(SEVEN)).status_code for _ in range(40)]
+    assert 201 in statuses and statuses[-1] == 507
+    r = post(client, drawn(SEVEN))
+    assert r.status_code == 507 and "full" in r.json()["error"]
+    assert predict_ok(client)
+
+
+def test_the_server_starts_without_a_writable_store(serve: Any, tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("")
+    client = serve(data_dir=tmp_path / "a-file" / "data")
+    assert predict_ok(client)
+    r = post(client, drawn(SEVEN))
+    assert r.status_code == 503 and "unavailable" in r.json()["error"]
+    assert "a-file" not in r.text  # no path in an answer
+    assert client.get("/healthz").status_code == 200
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 1 MB tmpfs (root only; skipped where mounting is not permitted)."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)])
+    if done.returncode != 0:
+        pytest.skip("mounting a tmpfs is not permitted here")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_a_full_disk_is_507_and_predictions_go_on(serve: Any, tiny_disk: Path) -> None:
+    client = serve(data_dir=tiny_disk / "data")
+    rng = np.random.default_rng(1)
+    statuses = []
+    for _ in range(40):  # a digit on grainy paper: ~50 KB a row, the disk fills in ~20
+        photo = Image.fromarray(rng.integers(200, 256, (256, 256), dtype=np.uint8))
+        ImageDraw.Draw(photo).line([(60, 50), (200, 50), (110, 220)], fill=0, width=14)
+        statuses.append(post(client, photo).status_code)
+        if statuses[-1] != 201:
+            break
+    assert statuses[0] == 201 and statuses[-1] == 507, statuses
+    assert predict_ok(client)
+    with sqlite3.connect(tiny_disk / "data" / DB_NAME) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        assert db.execute("SELECT COUNT(*) FROM feedback").fetchone()[0] == statuses.count(201)

@@ -1,17 +1,26 @@
 """Feedback store: the digits people corrected ("it was a 7"), kept for retraining.
 
-One SQLite file, `feedback.sqlite3` under the data directory, in WAL mode so
-readers never block the writer and several server workers can share it. Each
-row keeps the uploaded image re-encoded as PNG, so the store does not depend
-on what preprocessing looks like today: `export_csv` runs the current
-`preprocess.preprocess` over the stored images.
+One SQLite file, `feedback.sqlite3` under the data directory, in WAL mode so readers never
+block the writer and several server workers can share it. A row keeps what retraining needs,
+bounded in size whatever was uploaded:
+    seen    the 28x28 the model saw, PNG (~0.3 KB)
+    image   the upload reduced to at most 256 px on its longer side, grey (+ alpha), PNG:
+            ~3 KB for a drawn canvas, ROW_MAX_BYTES at the very most (incompressible noise)
+Rows enter as *pending*. `digitrec feedback review` accepts or rejects them, and only accepted
+rows reach `feedback export` and `train --extra-data`. A store from before review (schema
+version 0: no `seen`, no `status`) is migrated on open: its rows become pending (nobody looked
+at them, and blank or noise uploads were kept then) and their 28x28 is made at export.
 
-Durability: a row is committed (synchronous=FULL) before `add` returns, so
-every 201 the server acknowledged is on disk.
+Durability: a row is committed (synchronous=FULL) before `add` returns, so every 201 the server
+acknowledged is on disk. Faults are StoreError: StoreFull (507: the store's cap, or the disk)
+and StoreUnavailable (503: cannot be created or opened, read-only, locked). The store opens on
+first use and again after a failure, so a server starts without a writable one. The directory
+is created 0700 and the database 0600 (SQLite gives its -wal and -shm files the same mode).
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import logging
@@ -21,29 +30,67 @@ import sqlite3
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import platformdirs
 from PIL import Image
 
+from digitrec.errors import DigitrecError, ImageError
+
+if TYPE_CHECKING:
+    from digitrec.data import Dataset
+
 log = logging.getLogger(__name__)
 
 DB_NAME = "feedback.sqlite3"
+SCHEMA_VERSION = 1
+IMAGE_SIDE = 256  # px: the kept upload's longer side, at most; a digit needs ~80 (preprocess)
+# The largest row: an incompressible 256x256 grey + alpha PNG (2 bytes a pixel, a filter byte a
+# line, deflate's and PNG's framing) plus the 28x28 (under 1 KB) and the other columns.
+ROW_MAX_BYTES = 256 * (1 + 2 * 256) + 2_048 + 1_024 + 256
+STATUSES = ("pending", "accepted", "rejected")
 
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS feedback (
+CREATE TABLE feedback (
     id        INTEGER PRIMARY KEY,
-    image     BLOB    NOT NULL,                                -- PNG bytes
+    image     BLOB    NOT NULL,                                -- PNG: the upload, <= 256 px
     label     INTEGER NOT NULL CHECK (label BETWEEN 0 AND 9),  -- what it really is
     predicted INTEGER CHECK (predicted BETWEEN 0 AND 9),       -- the model's answer; NULL: none
     model     TEXT    NOT NULL,                                -- the model that answered
-    created   TEXT    NOT NULL                                 -- UTC, ISO 8601
+    created   TEXT    NOT NULL,                                -- UTC, ISO 8601
+    seen      BLOB,                                            -- PNG 28x28; NULL: a v0 row
+    status    TEXT    NOT NULL DEFAULT 'pending'
+              CHECK (status IN ('pending', 'accepted', 'rejected')),
+    reviewed  TEXT                                             -- UTC, when accepted or rejected
 )
 """
+# Schema version 0 -> 1: the columns review added. Old rows become pending.
+MIGRATION = [
+    "ALTER TABLE feedback ADD COLUMN seen BLOB",
+    "ALTER TABLE feedback ADD COLUMN status TEXT NOT NULL DEFAULT 'pending'"
+    " CHECK (status IN ('pending', 'accepted', 'rejected'))",
+    "ALTER TABLE feedback ADD COLUMN reviewed TEXT",
+]
+INDEX = "CREATE INDEX IF NOT EXISTS feedback_status ON feedback (status, id)"
+
+
+class StoreError(DigitrecError):
+    """The store cannot take a row. `status` is the server's answer; the message names no path."""
+
+    status = 503
+
+
+class StoreFull(StoreError):
+    status = 507
+
+
+class StoreUnavailable(StoreError):
+    status = 503
 
 
 def default_data_dir() -> Path:
@@ -54,126 +101,437 @@ def default_data_dir() -> Path:
 @dataclass(frozen=True)
 class Feedback:
     id: int
-    image: bytes  # PNG
+    image: bytes  # PNG, the upload reduced
     label: int
     predicted: int | None
     model: str
     created: str
+    seen: bytes | None = None  # PNG 28x28, what the model saw
+    status: str = "pending"
 
 
-def to_png(image: Image.Image) -> bytes:
-    """Re-encode an image as PNG (first frame, any mode PNG can hold)."""
-    if image.mode not in ("1", "L", "LA", "I", "I;16", "P", "RGB", "RGBA"):
-        image = image.convert("RGBA" if "A" in image.getbands() else "RGB")
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+# ---------------------------------------------------------------- what a row keeps
+
+
+def _png(image: Image.Image) -> bytes:
     buf = io.BytesIO()
     image.save(buf, format="PNG")
     return buf.getvalue()
 
 
+def image_png(image: Image.Image) -> bytes:
+    """The upload as kept: grey (+ alpha when it has transparency), longer side <= IMAGE_SIDE."""
+    try:
+        if image.mode in ("I", "F") or image.mode.startswith("I;16"):  # 16/32-bit, float
+            grey = np.nan_to_num(np.asarray(image, dtype=np.float64))
+            low, high = float(grey.min()), float(grey.max())
+            scale = 1.0 if image.mode == "F" and high <= 1 else 255.0 if high <= 255 else high
+            grey = (grey - min(low, 0.0)) / max(scale - min(low, 0.0), 1e-9) * 255
+            kept = Image.fromarray(np.clip(grey, 0, 255).astype(np.uint8))
+        elif image.mode in ("LA", "PA", "RGBA", "RGBa", "La") or "transparency" in image.info:
+            rgba = image.convert("RGBA")
+            kept = Image.merge("LA", (rgba.convert("L"), rgba.getchannel("A")))
+        else:
+            kept = image.convert("RGB").convert("L") if image.mode != "L" else image.copy()
+    except (ValueError, OSError):  # a mode Pillow cannot convert (LAB, ...)
+        raise ImageError(f"cannot keep an image in colour mode {image.mode}") from None
+    kept.thumbnail((IMAGE_SIDE, IMAGE_SIDE), Image.Resampling.LANCZOS, reducing_gap=3.0)
+    return _png(kept)
+
+
+def seen_png(image28: np.ndarray) -> bytes:
+    """(28, 28) float in [0, 1] -> an 8-bit greyscale PNG, ink high as the model sees it."""
+    return _png(Image.fromarray(np.clip(np.rint(image28 * 255), 0, 255).astype(np.uint8)))
+
+
+def seen_pixels(item: Feedback) -> np.ndarray | None:
+    """(784,) uint8: the row's 28x28; for a v0 row, today's preprocessing of its image."""
+    if item.seen is not None:
+        return np.asarray(Image.open(io.BytesIO(item.seen)).convert("L"), np.uint8).ravel()
+    from digitrec.preprocess import preprocess  # the serving-side import chain stays lazy
+
+    image28 = preprocess(item.image)
+    if image28 is None:
+        return None
+    return np.clip(np.rint(image28 * 255), 0, 255).astype(np.uint8).ravel()
+
+
+# ---------------------------------------------------------------- the store
+
+
+def _code(e: sqlite3.Error) -> int:
+    return getattr(e, "sqlite_errorcode", 0) & 0xFF  # the primary result code
+
+
+def _fault(e: sqlite3.Error) -> StoreError:
+    """A SQLite error on writing -> what the server answers."""
+    code = _code(e)
+    if code == sqlite3.SQLITE_FULL:
+        return StoreFull("the feedback store is full (no space left on its disk)")
+    if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+        return StoreUnavailable("the feedback store is busy (locked); try again later")
+    if code == sqlite3.SQLITE_READONLY:
+        return StoreUnavailable("the feedback store is read-only")
+    return StoreUnavailable("the feedback store is unavailable")
+
+
 class FeedbackStore:
     """Thread-safe: each thread gets its own connection; SQLite serialises the writes."""
 
-    def __init__(self, data_dir: Path | None = None):
-        self.dir = Path(data_dir) if data_dir is not None else default_data_dir()
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.path = self.dir / DB_NAME
-        self._local = threading.local()
-        self._create()
+    RETRY_OPEN = 5.0  # s: a store that failed to open is tried again at most this often
 
-    def _create(self, timeout: float = 10.0) -> None:
-        """WAL mode and the table, with other processes doing the same at the same moment (the
-        workers of `serve --workers N` starting on a new data directory): switching to WAL takes
-        a lock that SQLite does not wait for, so a "database is locked" is tried again, for up
-        to `timeout` seconds. (Not retried, one worker in three failed to start when two began
-        together, and uvicorn then stops every worker.)"""
-        deadline = time.monotonic() + timeout
+    def __init__(self, data_dir: Path | None = None, timeout: float = 10.0):
+        self.dir = Path(data_dir) if data_dir is not None else default_data_dir()
+        self.path = self.dir / DB_NAME
+        self.timeout = timeout  # s: how long a write waits for another writer
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._opened = False
+        self._tried = 0.0
+        self.error: str | None = None  # why the store could not be opened, with the path
+        self._open()
+
+    # -- opening ------------------------------------------------------------------------
+
+    def _open(self) -> bool:
+        with self._lock:
+            if self._opened:
+                return True
+            self._tried = time.monotonic()
+            try:
+                self._create_private()
+                self._create()
+            except (OSError, sqlite3.Error) as e:
+                self.error = f"{self.path}: {getattr(e, 'strerror', None) or e}"
+                log.warning("feedback store unavailable: %s", self.error)
+                self.close()
+                return False
+            self._opened, self.error = True, None
+            return True
+
+    def _create_private(self) -> None:
+        """The directory 0700 and the database file 0600, when this creates them."""
+        self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # the mode: this one, not parents
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+
+    def _create(self) -> None:
+        """WAL mode and the schema (created or migrated), with other processes doing the same
+        at the same moment (the workers of `serve --workers N` starting on a new data directory):
+        switching to WAL takes a lock that SQLite does not wait for, so a "database is locked"
+        is tried again, for up to `timeout` seconds. (Not retried, one worker in three failed
+        to start when two began together, and uvicorn then stops every worker.)"""
+        deadline = time.monotonic() + self.timeout
         while True:
             try:
                 db = self._connect()
                 if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
                     db.execute("PRAGMA journal_mode=WAL")
-                db.execute(SCHEMA)
-                db.commit()
+                with self._transaction(db):
+                    columns = {row[1] for row in db.execute("PRAGMA table_info(feedback)")}
+                    if not columns:
+                        db.execute(SCHEMA)
+                    elif "status" not in columns:
+                        n = db.execute("SELECT COUNT(*) FROM feedback").fetchone()[0]
+                        for statement in MIGRATION:
+                            db.execute(statement)
+                        log.info("feedback store migrated to v1: %d earlier rows pending", n)
+                    db.execute(INDEX)
+                    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                 return
             except sqlite3.OperationalError as e:
-                if "locked" not in str(e) or time.monotonic() > deadline:
+                if _code(e) not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+                    raise
+                if time.monotonic() > deadline:
                     raise
                 time.sleep(random.uniform(0.01, 0.05))
 
     def _connect(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
         if db is None:
-            # timeout: wait up to 10 s for another writer (thread or worker process).
-            db = sqlite3.connect(self.path, timeout=10.0, check_same_thread=False)
+            # isolation_level=None: transactions are this class's own (BEGIN IMMEDIATE ... COMMIT).
+            db = sqlite3.connect(
+                self.path, timeout=self.timeout, check_same_thread=False, isolation_level=None
+            )
             db.execute("PRAGMA synchronous=FULL")
             self._local.db = db
         return db
 
-    def add(self, image: Image.Image, label: int, predicted: int | None, model: str) -> int:
-        """Store one correction; returns its id once committed."""
-        png = to_png(image)
-        created = datetime.now(UTC).isoformat(timespec="milliseconds")
-        db = self._connect()
-        with db:  # one transaction: committed on exit, rolled back on error
-            cur = db.execute(
-                "INSERT INTO feedback (image, label, predicted, model, created)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (png, label, predicted, model, created),
-            )
+    @staticmethod
+    def _transaction(db: sqlite3.Connection) -> _Transaction:
+        return _Transaction(db)
+
+    def _db(self) -> sqlite3.Connection:
+        """This thread's connection to an opened store, or StoreUnavailable."""
+        if not self._opened and not self._retry():
+            raise StoreUnavailable("the feedback store is unavailable (cannot be opened)")
+        return self._connect()
+
+    def _retry(self) -> bool:
+        """Open a store that failed to open, at most every RETRY_OPEN seconds."""
+        return time.monotonic() - self._tried >= self.RETRY_OPEN and self._open()
+
+    def writable(self) -> bool:
+        """For readiness: the store is open and its file and directory can be written."""
+        if not self._opened and not self._retry():
+            return False
+        return os.access(self.path, os.W_OK) and os.access(self.dir, os.W_OK)
+
+    # -- writing ------------------------------------------------------------------------
+
+    def add(
+        self,
+        image: Image.Image,
+        label: int,
+        predicted: int | None,
+        model: str,
+        seen: np.ndarray | None = None,
+        max_bytes: int | None = None,
+    ) -> int:
+        """Store one correction as pending; returns its id once committed.
+
+        `seen`: the (28, 28) the model saw (made from `image` when not given); an image
+        without ink is refused (ImageError, 422). `max_bytes`: the store's cap (StoreFull).
+        """
+        if seen is None:
+            from digitrec.preprocess import preprocess
+
+            seen = preprocess(image)
+        if seen is None:
+            raise ImageError("no digit in the image (no ink): nothing to learn from", status=422)
+        kept, small = image_png(image), seen_png(seen)
+        db = self._db()
+        try:
+            with self._transaction(db):
+                if max_bytes is not None:
+                    size = db.execute("PRAGMA page_size").fetchone()[0]
+                    pages = db.execute("PRAGMA page_count").fetchone()[0]
+                    free = db.execute("PRAGMA freelist_count").fetchone()[0]
+                    if (pages - free) * size + len(kept) + len(small) > max_bytes:
+                        raise StoreFull(
+                            f"the feedback store is full (its cap is {max_bytes / 1e6:,.0f} MB)"
+                        )
+                cur = db.execute(
+                    "INSERT INTO feedback (image, label, predicted, model, created, seen)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (kept, label, predicted, model, now(), small),
+                )
+        except sqlite3.OperationalError as e:
+            self._reset()  # after a failed commit the connection may be unusable: a new one
+            raise _fault(e) from e
         assert cur.lastrowid is not None
         return cur.lastrowid
 
-    def count(self) -> int:
-        return int(self._connect().execute("SELECT COUNT(*) FROM feedback").fetchone()[0])
+    def decide(self, accept: Iterable[int] = (), reject: Iterable[int] = ()) -> None:
+        """Mark rows accepted or rejected, all or none: an unknown id is a DigitrecError."""
+        accept, reject = sorted(set(accept)), sorted(set(reject))
+        both = set(accept) & set(reject)
+        if both:
+            raise DigitrecError(f"ids both accepted and rejected: {_ids(both)}")
+        db = self._db()
+        with self._transaction(db):
+            wanted = accept + reject
+            known = {r[0] for r in db.execute(
+                f"SELECT id FROM feedback WHERE id IN ({','.join('?' * len(wanted))})", wanted
+            )} if wanted else set()  # fmt: skip
+            if missing := set(wanted) - known:
+                raise DigitrecError(f"no feedback rows with ids {_ids(missing)}")
+            stamp = now()
+            for status, ids in (("accepted", accept), ("rejected", reject)):
+                db.executemany(
+                    "UPDATE feedback SET status = ?, reviewed = ? WHERE id = ?",
+                    [(status, stamp, i) for i in ids],
+                )
+
+    # -- reading ------------------------------------------------------------------------
+
+    def count(self, status: str | None = None) -> int:
+        where, args = ("WHERE status = ?", (status,)) if status else ("", ())
+        return int(self._db().execute(f"SELECT COUNT(*) FROM feedback {where}", args).fetchone()[0])
+
+    def counts(self) -> dict[str, int]:
+        found = dict(self._db().execute("SELECT status, COUNT(*) FROM feedback GROUP BY status"))
+        return {s: int(found.get(s, 0)) for s in STATUSES}
+
+    def rows(self, status: str | None = None, limit: int | None = None) -> Iterator[Feedback]:
+        """Rows in id order, one at a time from a cursor (bounded memory for any store)."""
+        self._db()  # opened (and migrated) first
+        sql = "SELECT id, image, label, predicted, model, created, seen, status FROM feedback"
+        args: list[object] = []
+        if status is not None:
+            sql, args = sql + " WHERE status = ?", [status]
+        sql += " ORDER BY id"
+        if limit is not None:
+            sql, args = sql + " LIMIT ?", [*args, limit]
+        # Its own connection: a cursor left half-read holds no transaction of this thread's.
+        db = sqlite3.connect(self.path, timeout=self.timeout)
+        try:
+            for row in db.execute(sql, args):
+                yield Feedback(*row)
+        finally:
+            db.close()
 
     def __iter__(self) -> Iterator[Feedback]:
-        rows = self._connect().execute(
-            "SELECT id, image, label, predicted, model, created FROM feedback ORDER BY id"
-        )
-        for row in rows:
-            yield Feedback(*row)
+        return self.rows()
+
+    def _reset(self) -> None:
+        db = getattr(self._local, "db", None)
+        self._local.db = None
+        if db is not None:
+            with contextlib.suppress(sqlite3.Error):
+                db.close()
 
     def close(self) -> None:
-        db = getattr(self._local, "db", None)
-        if db is not None:
-            db.close()
-            self._local.db = None
+        self._reset()
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE (the write lock up front: no deadlock upgrading a read) ... COMMIT, or
+    ROLLBACK on any error."""
+
+    def __init__(self, db: sqlite3.Connection):
+        self.db = db
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.db.execute("BEGIN IMMEDIATE")
+        return self.db
+
+    def __exit__(self, kind: object, error: object, tb: object) -> None:
+        if kind is None:
+            self.db.execute("COMMIT")
+        elif self.db.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                self.db.execute("ROLLBACK")
+
+
+def _ids(ids: Iterable[int]) -> str:
+    return ", ".join(str(i) for i in sorted(ids))
+
+
+def parse_ids(text: str) -> list[int]:
+    """'1,2,5' or '3-7,9' -> ids (a DigitrecError for anything else)."""
+    ids: list[int] = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        low, sep, high = part.partition("-")
+        try:
+            ids += range(int(low), int(high) + 1) if sep else [int(part)]
+        except ValueError:
+            raise DigitrecError(f"not an id or a range of ids: {part!r}") from None
+    return ids
+
+
+# ---------------------------------------------------------------- export, training data
+
+
+def open_existing(data_dir: Path | None) -> FeedbackStore | None:
+    directory = Path(data_dir) if data_dir is not None else default_data_dir()
+    if not (directory / DB_NAME).exists():
+        return None
+    store = FeedbackStore(directory)
+    store._db()  # a store that cannot be opened is one line naming it
+    return store
 
 
 def export_csv(data_dir: Path | None, out: Path) -> int:
-    """Write the store as a Kaggle-format CSV (label,pixel0..pixel783); returns the row count.
-
-    Pixels are the preprocessed 28x28 image the model would see, scaled to 0..255.
-    A blank image (nothing to preprocess) is written as all zeros.
-    """
-    from digitrec.preprocess import preprocess  # the serving-side import chain stays lazy
-
-    directory = Path(data_dir) if data_dir is not None else default_data_dir()
-    if not (directory / DB_NAME).exists():
-        rows: list[Feedback] = []
-    else:
-        store = FeedbackStore(directory)
-        rows = list(store)
-        store.close()
-
+    """Write the accepted rows as a Kaggle-format CSV (label,pixel0..pixel783); returns how
+    many. Pixels are the 28x28 the model saw, 0..255. Streams: one row in memory at a time."""
+    store = open_existing(data_dir)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    digits = [str(v) for v in range(256)]
+    n = 0
     # Atomic: write a temporary file beside `out`, then rename over it.
     fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", newline="") as f:
             writer = csv.writer(f)
             writer.writerow(["label", *(f"pixel{i}" for i in range(784))])
-            for item in rows:
-                image28 = preprocess(item.image)  # (28, 28) float32 in [0, 1], or None
-                if image28 is None:
-                    pixels = np.zeros(784, dtype=np.uint8)
-                else:
-                    pixels = np.clip(np.rint(image28 * 255), 0, 255).astype(np.uint8).ravel()
-                writer.writerow([item.label, *pixels.tolist()])
+            for item in store.rows("accepted") if store else ():
+                pixels = seen_pixels(item)
+                if pixels is None:  # a v0 row without ink: nothing to learn from
+                    continue
+                f.write(f"{item.label},{','.join([digits[p] for p in pixels.tolist()])}\r\n")
+                n += 1
         os.replace(tmp, out)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    log.info("exported %d feedback rows to %s", len(rows), out)
-    return len(rows)
+    finally:
+        if store:
+            store.close()
+    log.info("exported %d accepted feedback rows to %s", n, out)
+    return n
+
+
+def accepted_dataset(path: Path) -> Dataset:
+    """The accepted rows of a store (its feedback.sqlite3, or its directory) as a Dataset."""
+    from digitrec.data import DataError, Dataset
+
+    path = Path(path)
+    directory = path if path.is_dir() else path.parent
+    if not (directory / DB_NAME).exists():
+        raise DataError(path, "no feedback store here")
+    store = open_existing(directory)
+    assert store is not None
+    images, labels = [], []
+    try:
+        for item in store.rows("accepted"):
+            pixels = seen_pixels(item)
+            if pixels is not None:
+                images.append(pixels.reshape(28, 28))
+                labels.append(item.label)
+    finally:
+        store.close()
+    if not images:
+        raise DataError(path, "no accepted feedback rows (see `digitrec feedback review`)")
+    return Dataset(np.stack(images), np.array(labels, dtype=np.int64), str(path))
+
+
+# ---------------------------------------------------------------- review
+
+
+def contact_sheet(rows: Iterable[Feedback], out: Path, columns: int = 8) -> int:
+    """A PNG of rows to review: each cell the upload (on white), the 28x28 the model saw (x3)
+    and a line `#id  label L  (model P)`. Written atomically; returns the number of cells."""
+    from PIL import ImageDraw, ImageFont
+
+    cell_w, cell_h, side = 220, 136, 112
+    items = list(rows)
+    if not items:
+        return 0
+    grid_rows = -(-len(items) // columns)
+    sheet = Image.new("RGB", (cell_w * min(columns, len(items)), cell_h * grid_rows), "white")
+    draw = ImageDraw.Draw(sheet)
+    font = ImageFont.load_default(size=14)
+    for k, item in enumerate(items):
+        x, y = (k % columns) * cell_w, (k // columns) * cell_h
+        upload = Image.open(io.BytesIO(item.image))
+        upload.thumbnail((side, side))
+        paper = Image.new("RGBA", upload.size, "white")
+        paper.alpha_composite(upload.convert("RGBA"))
+        sheet.paste(paper.convert("RGB"), (x + 4 + (side - upload.width) // 2, y + 4))
+        pixels = seen_pixels(item)
+        if pixels is not None:
+            seen = Image.fromarray(pixels.reshape(28, 28)).resize(
+                (84, 84), Image.Resampling.NEAREST
+            )
+            sheet.paste(seen.convert("RGB"), (x + side + 12, y + 4))
+        guess = "-" if item.predicted is None else str(item.predicted)
+        draw.text((x + 4, y + side + 8), f"#{item.id}  label {item.label}  (model {guess})",
+                  fill="black", font=font)  # fmt: skip
+        draw.rectangle((x, y, x + cell_w - 1, y + cell_h - 1), outline=(200, 200, 200))
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            sheet.save(f, format="PNG")
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return len(items)

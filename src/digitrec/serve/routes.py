@@ -7,23 +7,17 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, JSONResponse
-from starlette.concurrency import run_in_threadpool
 
-from digitrec.feedback import FeedbackStore
-from digitrec.preprocess import load_image
 from digitrec.serve.deps import (
     ImageBytes,
     PredictorDep,
     RunnerDep,
-    StoreDep,
     current_predictor,
-    decode_image_text,
     image_bytes,
 )
+from digitrec.serve.feedback_routes import feedback
 from digitrec.serve.schemas import (
     ERRORS,
-    FeedbackIn,
-    FeedbackOut,
     Health,
     ModelCard,
     PredictionOut,
@@ -99,23 +93,7 @@ async def read(image: ImageBytes, model: PredictorDep, run: RunnerDep) -> JSONRe
     return JSONResponse(reading.to_dict())
 
 
-# --- feedback: "it was a 7" ------------------------------------------------------
-
-feedback = APIRouter(prefix="/api/v1", tags=["feedback"])
-
-
-def _store(store: FeedbackStore, body: FeedbackIn, model_name: str) -> int:
-    image = load_image(decode_image_text(body.image))  # ImageError -> 413 / 415
-    return store.add(image, body.label, body.predicted, model_name)
-
-
-@feedback.post("/feedback", status_code=201, response_model=FeedbackOut, responses=ERRORS)
-async def post_feedback(body: FeedbackIn, model: PredictorDep, store: StoreDep) -> FeedbackOut:
-    """Store a correction durably: the 201 comes after the row is committed."""
-    # Always the threadpool: a durable SQLite commit waits on the disk.
-    row_id = await run_in_threadpool(_store, store, body, model.name)
-    return FeedbackOut(id=row_id, label=body.label, predicted=body.predicted, model=model.name)
-
+# --- feedback: "it was a 7" (serve/feedback_routes.py) ----------------------------
 
 # --- the model -------------------------------------------------------------------
 

@@ -75,3 +75,11 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     415: {"model": ErrorOut, "description": "Not an image"},
     422: {"model": ErrorOut, "description": "Malformed request"},
 }
+
+# /feedback's own: a client past its rate, a store that cannot take the row.
+FEEDBACK_ERRORS: dict[int | str, dict[str, Any]] = {
+    422: {"model": ErrorOut, "description": "Malformed request, or an image without ink"},
+    429: {"model": ErrorOut, "description": "Too many corrections from this address (Retry-After)"},
+    503: {"model": ErrorOut, "description": "Feedback store unavailable (read-only, locked)"},
+    507: {"model": ErrorOut, "description": "Feedback store full (its cap, or the disk)"},
+}

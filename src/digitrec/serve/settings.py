@@ -32,3 +32,12 @@ class Settings(BaseSettings):
     # Set by `digitrec serve --workers N` (N > 1) for its workers: where each publishes how many
     # connections it serves, so that they even out (serve/balance.py). None: one worker.
     workers_dir: Path | None = None
+    # Feedback (serve/feedback_routes.py): corrections one client address may post at once,
+    # refilled at feedback_per_minute (0: no limit); past it a 429 with Retry-After. A person
+    # at the page corrects a digit every few seconds at most; the burst lets a class behind one
+    # address (NAT) through. Counted per worker process.
+    feedback_per_minute: float = Field(default=20.0, ge=0)
+    feedback_burst: int = Field(default=100, ge=1)
+    # The feedback store's cap, bytes (1 GiB: ~200,000 drawn canvases at ~5 KB a row, at least
+    # ~7,500 rows of the largest, feedback.ROW_MAX_BYTES); full: 507.
+    feedback_max_bytes: int = Field(default=1024**3, gt=0)

@@ -1,0 +1,102 @@
+"""POST /api/v1/feedback: "it was a 7", kept for retraining (digitrec.feedback).
+
+Worth keeping, and cheap to refuse: each client (connection address) may post `feedback_burst`
+corrections at once, refilled at `feedback_per_minute` (429 with Retry-After past it); an image
+without ink is a 422; the store is capped (`feedback_max_bytes`, 507 when full) and a store that
+cannot write answers 503 while predictions go on. The image is decoded in the same bounded pool
+as /predict and /read (the app's Runner), never in Starlette's 40-thread one.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import OrderedDict
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from digitrec.feedback import FeedbackStore, StoreError
+from digitrec.preprocess import MIN_SIDE, load_image, preprocess
+from digitrec.serve.deps import PredictorDep, RunnerDep, StoreDep, decode_image_text
+from digitrec.serve.schemas import ERRORS, FEEDBACK_ERRORS, FeedbackIn, FeedbackOut
+
+
+class RateLimit:
+    """A token bucket per client: `burst` posts at once, refilled at `per_minute`.
+
+    In memory, per worker process (with `--workers N` a client spread over N workers gets up
+    to N times the rate; the store's cap bounds the total whatever the rate). At most `clients`
+    buckets are kept, the least recently seen forgotten first. `per_minute` 0: no limit.
+    """
+
+    def __init__(self, per_minute: float, burst: int, clients: int = 10_000):
+        self.rate, self.burst, self.clients = per_minute / 60, burst, clients
+        self.buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # tokens, when
+        self.lock = threading.Lock()
+
+    def take(self, client: str, at: float | None = None) -> float:
+        """0 when a post is allowed (a token taken), else the seconds until one will be."""
+        if self.rate <= 0:
+            return 0.0
+        at = time.monotonic() if at is None else at
+        with self.lock:
+            tokens, then = self.buckets.pop(client, (float(self.burst), at))
+            tokens = min(float(self.burst), tokens + (at - then) * self.rate)
+            wait = 0.0 if tokens >= 1 else (1 - tokens) / self.rate
+            self.buckets[client] = (tokens - 1 if wait == 0 else tokens, at)
+            if len(self.buckets) > self.clients:
+                self.buckets.popitem(last=False)
+        return wait
+
+
+def rate_limit(app: Any) -> RateLimit:
+    """The app's limiter, made from its settings on first use."""
+    limiter = getattr(app.state, "feedback_limit", None)
+    if limiter is None:
+        settings = app.state.settings
+        limiter = app.state.feedback_limit = RateLimit(
+            settings.feedback_per_minute, settings.feedback_burst
+        )
+    return limiter
+
+
+def error(status: int, what: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": what}, status_code=status, headers=headers)
+
+
+def store_row(store: FeedbackStore, body: FeedbackIn, model: str, max_bytes: int | None) -> int:
+    """Decode, preprocess (ImageError: 413 / 415, 422 without ink) and store; in the pool."""
+    image = load_image(decode_image_text(body.image), MIN_SIDE)  # a big photo decoded small
+    return store.add(image, body.label, body.predicted, model, preprocess(image), max_bytes)
+
+
+feedback = APIRouter(prefix="/api/v1", tags=["feedback"])
+
+
+@feedback.post(
+    "/feedback", status_code=201, response_model=FeedbackOut, responses=ERRORS | FEEDBACK_ERRORS
+)
+async def post_feedback(
+    request: Request, body: FeedbackIn, model: PredictorDep, store: StoreDep, run: RunnerDep
+) -> Any:
+    """Store a correction durably, as pending review: the 201 comes after the commit."""
+    client = request.client.host if request.client else "unknown"
+    wait = rate_limit(request.app).take(client)
+    if wait:
+        return error(
+            429,
+            "too many corrections from this address; try again later",
+            {"Retry-After": str(max(1, math.ceil(wait)))},
+        )
+    if not store.writable():  # refused before the image is decoded
+        return error(503, "the feedback store is unavailable; predictions still work")
+    try:
+        row_id = await run(
+            store_row, store, body, model.name, request.app.state.settings.feedback_max_bytes
+        )
+    except StoreError as e:
+        return error(e.status, f"{e}; predictions still work")
+    return FeedbackOut(id=row_id, label=body.label, predicted=body.predicted, model=model.name)
