@@ -3,23 +3,28 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image, ImageDraw
 
 from digitrec import data
 
 
-def digitrec(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def digitrec(
+    *args: str, cwd: Path | None = None, columns: int = 80
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "digitrec", *args],
         capture_output=True,
         text=True,
         cwd=cwd,
         timeout=600,
+        env={**os.environ, "COLUMNS": str(columns)},  # the width rich lays tables out in
     )
 
 
@@ -143,3 +148,82 @@ def test_user_errors_are_one_line(tmp_path: Path, args: list[str], fragments: li
     good = ",".join(["0"] * 784)
     (tmp_path / "bad.csv").write_text(f"{header}\n{good}\n0,oops{good[3:]}\n")
     assert_one_line_error(digitrec(*args, cwd=tmp_path), *fragments)
+
+
+def test_submit_with_a_field_over_the_csv_limit_is_one_line(tmp_path: Path) -> None:
+    header = ",".join(f"pixel{i}" for i in range(784))
+    (tmp_path / "huge.csv").write_text(f'{header}\n"{"9" * 200_000}"\n')
+    result = digitrec("submit", str(tmp_path / "huge.csv"), cwd=tmp_path)
+    assert_one_line_error(result, "huge.csv, row 2: not a valid CSV file", "field larger")
+
+
+def test_predict_on_a_fifo_or_a_device_is_one_line(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe.png"
+    os.mkfifo(fifo)
+    for path, kind in [(fifo, "a named pipe (FIFO)"), (Path("/dev/zero"), "a device")]:
+        result = digitrec("predict", str(path), "-m", "fast")
+        assert_one_line_error(result, f"{path}: not a regular file ({kind})")
+
+
+def test_submit_on_a_fifo_is_one_line(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "test.csv")
+    result = digitrec("submit", str(tmp_path / "test.csv"), cwd=tmp_path)
+    assert_one_line_error(result, "test.csv: not a regular file")
+
+
+def test_names_with_terminal_escapes_are_printed_escaped(tmp_path: Path) -> None:
+    image = Image.new("L", (280, 280), 255)
+    ImageDraw.Draw(image).line([(70, 60), (210, 60), (120, 230)], fill=0, width=22)
+    name = "\x1b]0;owned\x07\x1b[31mred[bold].png"
+    image.save(tmp_path / name)
+    table = digitrec("predict", name, "-m", "fast", cwd=tmp_path, columns=200)
+    missing = digitrec("predict", "gone\x1b[2J.png", "-m", "fast", cwd=tmp_path)
+    assert table.returncode == 0, table.stderr
+    assert "\x1b" not in table.stdout and "\x07" not in table.stdout
+    assert "\\x1b]0;owned\\x07\\x1b[31mred[bold].png" in table.stdout  # all of it, [bold] too
+    assert_one_line_error(missing, "gone\\x1b[2J.png")
+    assert "\x1b" not in missing.stderr
+
+
+def feedback_store(directory: Path) -> None:
+    from digitrec.feedback import FeedbackStore
+
+    store = FeedbackStore(directory)
+    for label, points in [(1, [(140, 40), (140, 240)]), (7, [(70, 60), (210, 60), (120, 230)])]:
+        for _ in range(2):
+            image = Image.new("RGBA", (280, 280))
+            ImageDraw.Draw(image).line(points, fill=(0, 0, 0, 255), width=22)
+            store.add(image, label=label, predicted=None, model="fake")
+    store.close()
+
+
+def test_feedback_review_then_export(tmp_path: Path) -> None:
+    feedback_store(tmp_path / "data")
+    review = ["feedback", "review", "--data-dir", str(tmp_path / "data")]
+    first = digitrec(*review, "--sheet", str(tmp_path / "sheet.png"))
+    assert first.returncode == 0, first.stderr
+    assert "4 of 4 pending (ids 1..4)" in first.stdout
+    assert "4 pending, 0 accepted, 0 rejected" in first.stdout
+    assert Image.open(tmp_path / "sheet.png").size == (4 * 220, 136)
+
+    decided = digitrec(*review, "--accept", "1,3-4", "--reject", "2", "--sheet", "left.png")
+    assert decided.returncode == 0, decided.stderr
+    assert "accepted 3, rejected 1" in decided.stdout
+    assert "0 pending, 3 accepted, 1 rejected" in decided.stdout
+    assert not (tmp_path / "left.png").exists()  # nothing pending: no sheet
+
+    out = tmp_path / "corrections.csv"
+    export = digitrec("feedback", "export", "--data-dir", str(tmp_path / "data"), "-o", str(out))
+    assert export.returncode == 0, export.stderr
+    assert "3 accepted corrections" in export.stdout
+    corrections = data.load_csv(out)
+    assert corrections.labels is not None and corrections.labels.tolist() == [1, 7, 7]
+
+
+def test_feedback_review_errors_are_one_line(tmp_path: Path) -> None:
+    feedback_store(tmp_path / "data")
+    review = ["feedback", "review", "--data-dir", str(tmp_path / "data")]
+    assert_one_line_error(digitrec(*review, "--accept", "1,99"), "no feedback rows with ids 99")
+    assert_one_line_error(digitrec(*review, "--reject", "two"), "not an id or a range of ids")
+    nowhere = digitrec("feedback", "review", "--data-dir", str(tmp_path / "none"))
+    assert_one_line_error(nowhere, "none: no feedback store here")

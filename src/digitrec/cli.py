@@ -11,6 +11,7 @@ import json
 import logging
 import math
 import shlex
+import stat
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -34,7 +35,23 @@ console = Console()
 
 def error_line(message: str) -> None:
     """One line on stderr, never wrapped: scripts and our tests read it as one line."""
-    print(message.replace("\n", " "), file=sys.stderr)
+    print(shown(message.replace("\n", " ")), file=sys.stderr)
+
+
+def shown(name: object) -> str:
+    """A name (a file name: any bytes but / and NUL) safe to print: control characters, and
+    any other the terminal would act on or hide (escape codes, bidi overrides), escaped."""
+    text = str(name)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+
+
+def cell(name: object) -> str:
+    """shown() for a rich table, where [brackets] would be markup."""
+    from rich.markup import escape
+
+    return escape(shown(name))
 
 
 ModelOpt = Annotated[
@@ -97,7 +114,7 @@ def explore(
                 f"pixel mean {s['pixel_mean']:.1f}"
             )
     for f in summary["files"]:
-        print(f"wrote {f}")
+        print(f"wrote {shown(f)}")
 
 
 # ---------------------------------------------------------------- train
@@ -336,7 +353,7 @@ def evaluate(
         f"ECE {report.ece:.4f}" + ("  (test-time augmentation)" if tta else "")
     )
     for f in report.files:
-        print(f"wrote {f}")
+        print(f"wrote {shown(f)}")
 
 
 @app.command()
@@ -391,6 +408,8 @@ def _expand(inputs: list[str]) -> list[Path]:
         p = Path(item)
         if p.is_dir():
             files += sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES)
+        elif p.exists():  # a name with [ or * in it is a file first, a pattern only if not
+            files.append(p)
         elif any(c in item for c in "*?["):
             matches = sorted(Path(m) for m in glob.glob(item, recursive=True))
             if not matches:
@@ -399,6 +418,25 @@ def _expand(inputs: list[str]) -> list[Path]:
         else:
             files.append(p)  # a missing file is reported by the image loader, naming it
     return files
+
+
+def _not_a_file(path: Path) -> str | None:
+    """Why `path` is no image file, for what exists but is not a regular file (a FIFO would
+    block the read, /dev/zero never end it); None otherwise (the image loader reports the rest)."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return None
+    if stat.S_ISREG(mode):
+        return None
+    kind = (
+        "a directory" if stat.S_ISDIR(mode)
+        else "a named pipe (FIFO)" if stat.S_ISFIFO(mode)
+        else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+        else "a socket" if stat.S_ISSOCK(mode)
+        else "not a file"
+    )  # fmt: skip
+    return f"not a regular file ({kind}): give an image file"
 
 
 @app.command()
@@ -420,6 +458,9 @@ def predict(
         chunk = files[start : start + 256]
         sources, errors = [], {}
         for f in chunk:
+            if problem := _not_a_file(f):
+                errors[f] = problem
+                continue
             try:
                 sources.append(load_image(f))
             except ImageError as e:
@@ -428,7 +469,7 @@ def predict(
         for f in chunk:
             if f in errors:
                 failed += 1
-                error_line(f"{f}: {errors[f]}")
+                error_line(f"{f}: {errors[f]}")  # escaped there
                 continue
             p = next(results)
             row = {"file": str(f), **p.to_dict(with_image=False)}
@@ -440,11 +481,11 @@ def predict(
             if format == "json":
                 print(json.dumps(row))
             else:
-                shown = "-" if p.digit is None else str(p.digit)
+                digit = "-" if p.digit is None else str(p.digit)
                 note = f" ({p.reason})" if p.reason else ""
                 table.add_row(
-                    str(f),
-                    shown + note,
+                    cell(f),
+                    digit + note,
                     f"{p.confidence:.4f}",
                     "  ".join(f"{d}:{q:.3f}" for d, q in p.candidates),
                 )
@@ -478,7 +519,7 @@ def read(
             print(json.dumps({"file": str(f), **reading.to_dict()}))
         else:
             table.add_row(
-                str(f),
+                cell(f),
                 reading.text or "(no digits)",
                 "  ".join(f"{d.digit}({d.confidence:.2f})" for d in reading.digits),
             )
@@ -505,7 +546,7 @@ def submit(
     dataset = load_csv(test_csv)
     predictor = Predictor.load(model, threads=0)
     labels = write_submission(predictor, dataset, output, tta=tta)
-    print(f"wrote {output}: {len(labels):,} predictions (model {predictor.name})")
+    print(f"wrote {shown(output)}: {len(labels):,} predictions (model {predictor.name})")
 
 
 # ---------------------------------------------------------------- serve / feedback
@@ -528,18 +569,65 @@ def serve(
     run_server(host=host, port=port, workers=workers, model=model, data_dir=data_dir)
 
 
+DataDirOpt = Annotated[
+    Path | None,
+    typer.Option(help="The server's --data-dir. Default: the user's data directory."),
+]
+
+
+@feedback_app.command("review")
+def feedback_review(
+    accept: Annotated[
+        str | None, typer.Option(help="Ids to accept: 1,2,5 or ranges, 3-7. Default: none.")
+    ] = None,
+    reject: Annotated[str | None, typer.Option(help="Ids to reject, as --accept.")] = None,
+    sheet: Annotated[
+        Path, typer.Option(help="Contact sheet of the rows still pending (PNG).")
+    ] = Path("pending.png"),
+    limit: Annotated[int, typer.Option(help="Most rows on the sheet, lowest ids first.")] = 200,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Review corrections: accept or reject them by id, then a contact sheet of those pending.
+
+    Each cell of the sheet shows the upload, the 28x28 the model saw and `#id label L (model P)`.
+    Only accepted rows reach `feedback export` (and so `train --extra-data`).
+    """
+    from digitrec.feedback import contact_sheet, default_data_dir, open_existing, parse_ids
+
+    store = open_existing(data_dir)
+    if store is None:
+        raise DigitrecError(f"{data_dir or default_data_dir()}: no feedback store here")
+    try:
+        if accept or reject:
+            accepted, rejected = parse_ids(accept or ""), parse_ids(reject or "")
+            store.decide(accepted, rejected)
+            print(f"accepted {len(set(accepted))}, rejected {len(set(rejected))}")
+        pending = list(store.rows("pending", limit))
+        counts = store.counts()
+        if pending:
+            contact_sheet(pending, sheet)
+            print(
+                f"wrote {shown(sheet)}: {len(pending)} of {counts['pending']} pending "
+                f"(ids {pending[0].id}..{pending[-1].id})"
+            )
+        print(", ".join(f"{n} {status}" for status, n in counts.items()))
+    finally:
+        store.close()
+
+
 @feedback_app.command("export")
 def feedback_export(
     output: Annotated[Path, typer.Option("--output", "-o", help="Kaggle-format CSV.")] = Path(
         "corrections.csv"
     ),
-    data_dir: Annotated[Path | None, typer.Option(help="The server's --data-dir.")] = None,
+    data_dir: DataDirOpt = None,
 ) -> None:
-    """Export corrections as Kaggle-format CSV (label, pixel0..783) for `train --extra-data`."""
+    """Export accepted corrections as Kaggle-format CSV (label, pixel0..783) for
+    `train --extra-data` (streamed: any number of rows in bounded memory)."""
     from digitrec.feedback import export_csv
 
     n = export_csv(data_dir, output)
-    print(f"wrote {output}: {n} corrections")
+    print(f"wrote {shown(output)}: {n} accepted corrections")
 
 
 def main() -> None:

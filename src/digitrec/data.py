@@ -12,7 +12,9 @@ import gzip
 import hashlib
 import io
 import os
+import stat
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -155,6 +157,13 @@ def load_csv(path: Path) -> Dataset:
     """Kaggle "Digit Recognizer" CSV: `label,pixel0..pixel783` (train) or `pixel0..` (test)."""
     text = _read(path).decode("utf-8-sig", errors="replace")
     rows = csv.reader(io.StringIO(text))
+    try:
+        return _parse_csv(path, rows)
+    except csv.Error as e:  # a field over csv.field_size_limit (128 KB), a NUL byte, ...
+        raise DataError(path, f"not a valid CSV file ({e})", row=rows.line_num) from None
+
+
+def _parse_csv(path: Path, rows: Iterator[list[str]]) -> Dataset:
     header = next(rows, None)
     if header is None or not any(h.strip() for h in header):
         raise DataError(path, "empty file (expected a header line: label,pixel0,...,pixel783)")
@@ -297,6 +306,10 @@ def load(path: str | Path | None, split: str = "train") -> Dataset:
             return load_mnist(split, p)
         return load_folder(p)
     name = p.name.lower()
+    if name.endswith(".sqlite3"):  # a feedback store: its accepted rows
+        from digitrec.feedback import accepted_dataset
+
+        return accepted_dataset(p)
     if name.endswith(".csv"):
         return load_csv(p)
     if name.endswith(".npz"):
@@ -309,6 +322,10 @@ def load(path: str | Path | None, split: str = "train") -> Dataset:
 
 def _read(path: Path) -> bytes:
     try:
+        # A FIFO would block the read, /dev/zero never end it.
+        mode = os.stat(path).st_mode
+        if not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
+            raise DataError(path, "not a regular file (a pipe or a device)")
         return Path(path).read_bytes()
     except FileNotFoundError:
         raise DataError(path, "file not found") from None
