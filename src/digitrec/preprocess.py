@@ -53,6 +53,11 @@ ANALYSIS = 64  # px: is_blank finds blobs and their thickness on a max-pooled co
 #   strong ink, its shorter side at least this (exact below twice this)
 
 
+MAX_ASPECT = 40  # a longer side over 40 times the shorter (and over 2 * MIN_SIDE px) is refused:
+#   a 30-digit number on one line fits, a 1-px strip does not
+ODD_MODES = {"LAB": "L", "HSV": "V"}  # mode -> the band that is the image's lightness
+
+
 def load_image(source: bytes | str | os.PathLike, min_side: int | None = None) -> Image.Image:
     """Decode PNG, JPEG, WebP, BMP, GIF (first frame), TIFF or PPM, any mode; EXIF-rotated.
 
@@ -96,6 +101,15 @@ def load_image(source: bytes | str | os.PathLike, min_side: int | None = None) -
         )
     if width == 0 or height == 0:
         raise ImageError(f"image has no pixels ({width}x{height})")
+    long, short = max(width, height), min(width, height)
+    if long > MAX_ASPECT * short and long > 2 * MIN_SIDE:
+        # Refused from the header, before decoding: a 1 x 25,000,000 strip (48 KB as a PNG)
+        # took seconds to decode and to look for ink in, and no shrinking helps a 1-px side.
+        raise ImageError(
+            f"image is a {width}x{height} strip, over {MAX_ASPECT} times longer than it is "
+            "wide: not a digit or a written number",
+            status=422,
+        )
     if min_side and image.format == "JPEG" and min(width, height) >= 2 * min_side:
         image.draft(image.mode, (min_side, min_side))  # the shorter side stays >= min_side
     try:
@@ -105,6 +119,8 @@ def load_image(source: bytes | str | os.PathLike, min_side: int | None = None) -
     except Exception as e:
         kind = image.format or "image"
         raise ImageError(f"{kind} data is truncated or corrupt ({e})") from None
+    if image.mode in ODD_MODES:  # Pillow converts these to nothing else: their lightness
+        image = image.getchannel(ODD_MODES[image.mode])
     decoded = image.size
     try:
         if image.getexif().get(ExifTags.Base.Orientation, 1) != 1:

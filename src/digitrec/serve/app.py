@@ -10,6 +10,8 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import shutil
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -26,11 +28,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 import digitrec
 from digitrec.errors import DigitrecError, ImageError
 from digitrec.feedback import FeedbackStore
+from digitrec.serve import metrics
 from digitrec.serve.balance import Balancer
 from digitrec.serve.batch import Batcher
-from digitrec.serve.deps import Runner, get_predictor
+from digitrec.serve.deps import Runner, get_predictor, model_of
+from digitrec.serve.edge import Edge
 from digitrec.serve.lane import PredictLane
-from digitrec.serve.routes import STATIC, routers
+from digitrec.serve.protocol import LimitedHttpTools
+from digitrec.serve.routes import DOCS_ASSETS, STATIC, routers
 from digitrec.serve.settings import Settings
 from digitrec.serve.workers import SUPPORTED as REUSE_PORT
 from digitrec.serve.workers import serve_workers
@@ -140,6 +145,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if get_predictor not in app.dependency_overrides:
             app.state.predictor = await run_in_threadpool(load_predictor, settings.model)
             log.info("serving model %s", app.state.predictor.name)
+        model = await model_of(app)
+        sha = model_sha(model.card, model.name)
+        app.state.model_header = f"{model.name}; sha256={sha[:12]}".encode()
+        metrics.model_serving(model.name, sha)
         app.state.runner = Runner(settings.inference_threads, settings.inline_inference)
         app.state.batcher = Batcher(app.state.runner)
         app.state.store = FeedbackStore(settings.data_dir)
@@ -171,16 +180,41 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=digitrec.__version__,
         description="Handwritten digit recognition: draw, photograph, read, correct.",
         lifespan=lifespan,
+        docs_url=None,  # routes.py serves /docs from this server's files, not a CDN's
+        redoc_url=None,
     )
+    app.state.model_header = None
     app.state.settings = settings
     install_error_handlers(app)
     for router in routers:
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.mount("/docs/assets", StaticFiles(directory=DOCS_ASSETS), name="docs-assets")
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
-    # Added last, so it wraps the body limit: the busiest requests skip the layers below it.
+    # Added after the body limit, so it wraps it: the busiest requests skip the layers below.
     app.add_middleware(PredictLane, fastapi=app, limit=settings.max_body_bytes)
+    # Outermost: every answer, the lane's too, gets the headers and is counted.
+    app.add_middleware(
+        Edge,
+        fastapi=app,
+        allowed_hosts=settings.allowed_hosts,
+        access_log=settings.access_log,
+    )
+    if settings.access_log and not logging.getLogger("digitrec.access").handlers:
+        handler = logging.StreamHandler()  # the JSON line alone, on stderr as uvicorn's logs
+        logging.getLogger("digitrec.access").addHandler(handler)
+        logging.getLogger("digitrec.access").setLevel(logging.INFO)
     return app
+
+
+def model_sha(card: dict[str, Any], name: str) -> str:
+    """The sha256 of the model's ONNX graph, from its card; "unknown" when it has none."""
+    sums = card.get("sha256") if isinstance(card, dict) else None
+    if isinstance(sums, dict):
+        for file, digest in sums.items():
+            if str(file).endswith(".onnx"):
+                return str(digest)
+    return "unknown"
 
 
 def run_server(
@@ -197,7 +231,6 @@ def run_server(
         os.environ["DIGITREC_MODEL"] = str(model)
     if data_dir is not None:
         os.environ["DIGITREC_DATA_DIR"] = str(Path(data_dir).resolve())
-    Settings()  # fail here, once, on a bad setting
     # A missing or corrupt model is one ModelError here, not a crash in every worker. Only the
     # card and checksums are checked: the supervisor process need not hold an ONNX session.
     from digitrec.registry import resolve
@@ -206,18 +239,35 @@ def run_server(
     shown = f"[{host}]" if ":" in host else host
     print(f"digitrec: serving on http://{shown}:{port}/  (Ctrl+C to stop)", flush=True)  # noqa: T201
     # uvloop and httptools when installed (uvicorn[standard]): uvicorn's "auto" picks them.
+    settings = Settings()
     options: dict[str, Any] = dict(
         factory=True,
         host=host,
         port=port,
         workers=workers,
-        access_log=False,  # a log line per request costs more than the inference
+        access_log=False,  # uvicorn's; ours is Settings.access_log (JSON, with request ids)
         # The connection's own address in scope["client"], never one from X-Forwarded-For: the
         # workers count connections by it (serve/balance.py), and nothing else reads it.
         proxy_headers=False,
         log_level="info",
+        # Limits on headers, slow clients and refused bodies (serve/protocol.py), on top of
+        # uvicorn's httptools protocol.
+        http=LimitedHttpTools,
+        timeout_keep_alive=settings.keep_alive,
+        limit_concurrency=settings.max_connections,
+        server_header=False,  # no software version to the world
     )
-    if workers > 1 and REUSE_PORT:
-        serve_workers(uvicorn.Config("digitrec.serve.app:create_app", **options))
-    else:
-        uvicorn.run("digitrec.serve.app:create_app", **options)
+    # Metrics summed over the workers: each writes its own files here (serve/metrics.py).
+    metrics_dir = None
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        metrics_dir = tempfile.mkdtemp(prefix="digitrec-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    try:
+        if workers > 1 and REUSE_PORT:
+            serve_workers(uvicorn.Config("digitrec.serve.app:create_app", **options))
+        else:
+            uvicorn.run("digitrec.serve.app:create_app", **options)
+    finally:
+        if metrics_dir is not None:
+            os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+            shutil.rmtree(metrics_dir, ignore_errors=True)

@@ -12,7 +12,14 @@ would only contend for the GIL.
 from __future__ import annotations
 
 import asyncio
+import io
+import warnings
 from typing import TYPE_CHECKING, Any
+
+from PIL import Image
+
+from digitrec import png
+from digitrec.serve import metrics
 
 if TYPE_CHECKING:
     from digitrec.predictor import Prediction
@@ -20,24 +27,43 @@ if TYPE_CHECKING:
 
 # A batch is preprocessed image by image in one thread call; this bounds how long the requests
 # at its end wait (32 drawn canvases: a few tens of ms).
-MAX_BATCH = 32
-# A bigger body (a photo, not a drawing: a canvas PNG is a few KB) can take 100s of ms to
-# preprocess: it runs on its own thread, so the batches of drawings do not wait behind it.
-# Only a guide: a large but plain PNG can be small, and then it delays its batch (never the
-# event loop, and never past preprocess.MAX_PIXELS).
+MAX_BATCHED = 32
+# What joins a batch: a drawing. Anything bigger (a photo, a huge canvas, a strip) takes up to
+# a second to decode and preprocess: it runs in the pool beside the batches (deps.Runner), so
+# the drawings never wait behind it. Judged from the header, before any decoding, as the size
+# of a body says little (a 48 KB PNG can hold 25 megapixels).
 MAX_BATCHED_BYTES = 256 * 1024
+MAX_BATCHED_PIXELS = 1_200_000  # a PNG canvas: a 360-px canvas at a phone's 3x is 1,080^2
+MAX_BATCHED_PHOTO = 300_000  # any other format (goes the long way, not png.alpha's): 550^2
+
+
+def batched(image: bytes) -> bool:
+    """True for a drawing, which joins a batch; False for anything that may take longer."""
+    if len(image) > MAX_BATCHED_BYTES:
+        return False
+    shape = png.size(image)
+    if shape is not None:
+        return shape[0] * shape[1] <= MAX_BATCHED_PIXELS
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a decompression bomb's: refused where decoded
+            with Image.open(io.BytesIO(image)) as header:  # reads the header alone
+                width, height = header.size
+    except Exception:  # not an image: fails as fast in the batch as anywhere
+        return True
+    return width * height <= MAX_BATCHED_PHOTO
 
 
 class Batcher:
     """`await batcher.predict(model, image)`: one request's Prediction, or its own error raised."""
 
-    def __init__(self, runner: Runner, max_batch: int = MAX_BATCH):
+    def __init__(self, runner: Runner, max_batch: int = MAX_BATCHED):
         self.runner, self.max_batch = runner, max_batch
         self.queue: list[tuple[Model, bytes, asyncio.Future[Any]]] = []
         self.worker: asyncio.Task[None] | None = None  # drains the queue; None when it is empty
 
     async def predict(self, model: Model, image: bytes) -> Prediction:
-        if len(image) > MAX_BATCHED_BYTES:
+        if not batched(image):
             return await self.runner(model.predict, image)
         future = asyncio.get_running_loop().create_future()
         self.queue.append((model, image, future))
@@ -56,8 +82,9 @@ class Batcher:
                 while n < min(len(self.queue), self.max_batch) and self.queue[n][0] is model:
                     n += 1
                 batch, self.queue = self.queue[:n], self.queue[n:]
+                metrics.BATCH_SIZE.observe(n)
                 try:
-                    answers = await self.runner(model.predict_each, [q[1] for q in batch])
+                    answers = await self.runner.batch(model.predict_each, [q[1] for q in batch])
                     if len(answers) != len(batch):
                         raise RuntimeError(f"{len(answers)} answers to {len(batch)} images")
                 except Exception as e:  # a bug in the batch call itself: each request a 500

@@ -21,6 +21,8 @@ from starlette.exceptions import HTTPException
 from digitrec.feedback import FeedbackStore
 
 if TYPE_CHECKING:
+    from PIL import Image
+
     from digitrec.predictor import Prediction  # imports ONNX Runtime: not at import time
 
 T = TypeVar("T")
@@ -68,20 +70,39 @@ async def get_store(request: Request) -> FeedbackStore:
 
 
 class Runner:
-    """Runs inference off the event loop, at most `threads` calls (a batch, a photo) at once.
+    """Runs inference and decoding off the event loop, in one bounded pool.
 
-    Preprocessing a drawn canvas takes milliseconds, a 12-megapixel photo seconds: inline,
-    one photo would stall every other request (and /healthz). The limit bounds memory.
+    Preprocessing a drawn canvas takes milliseconds, a 12-megapixel photo up to a second:
+    inline, one photo would stall every other request (and /healthz). Two lanes, so that a
+    photo never holds up the drawings:
+    - `await runner.batch(fn, ...)`: the batches of drawings (serve/batch.py), one at a time;
+    - `await runner(fn, ...)`: everything else that decodes an image (a photo on /predict,
+      /read, /feedback: see `decode`), at most `threads` at once. That bounds memory: a
+      25-megapixel image is ~100 MB while it is decoded.
     """
 
     def __init__(self, threads: int, inline: bool = False):
         self.limiter = anyio.CapacityLimiter(threads)
+        self.batch_limiter = anyio.CapacityLimiter(1)
         self.inline = inline
 
     async def __call__(self, fn: Callable[..., T], *args: Any) -> T:
         if self.inline:
             return fn(*args)
         return await anyio.to_thread.run_sync(fn, *args, limiter=self.limiter)
+
+    async def batch(self, fn: Callable[..., T], *args: Any) -> T:
+        if self.inline:
+            return fn(*args)
+        return await anyio.to_thread.run_sync(fn, *args, limiter=self.batch_limiter)
+
+
+async def decode(request: Request, data: bytes, min_side: int | None = None) -> Image.Image:
+    """preprocess.load_image(data, min_side) in the app's bounded pool (Runner): every route
+    that decodes an image does it there. ImageError (413 / 415 / 422) as load_image raises it."""
+    from digitrec.preprocess import load_image
+
+    return await request.app.state.runner(load_image, data, min_side)
 
 
 async def get_runner(request: Request) -> Runner:
@@ -115,6 +136,15 @@ def decode_image_text(text: object) -> bytes:
         raise malformed("image: not valid base64") from None
 
 
+def parse_json(body: bytes) -> Any:
+    """The request's JSON, or a 422: not JSON (ValueError: also a number of over 4,300 digits,
+    which Python will not turn into an int) or nested too deep (RecursionError)."""
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):
+        raise malformed("body is not valid JSON") from None
+
+
 async def image_bytes(request: Request) -> bytes:
     """The image in a request: multipart field `file`, JSON {"image": ...}, or a raw image body."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -131,10 +161,7 @@ async def image_bytes(request: Request) -> bytes:
         else:
             raise malformed("multipart field 'file' is missing")
     elif content_type == "application/json" or content_type.endswith("+json"):
-        try:
-            body = json.loads(await request.body())
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise malformed("body is not valid JSON") from None
+        body = parse_json(await request.body())
         if not isinstance(body, dict) or "image" not in body:
             raise malformed('JSON body must be an object with an "image" field')
         data = decode_image_text(body["image"])

@@ -5,9 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import fastapi_offline
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
 
+from digitrec.serve import metrics
 from digitrec.serve.deps import (
     ImageBytes,
     PredictorDep,
@@ -22,6 +25,7 @@ from digitrec.serve.schemas import (
     ModelCard,
     PredictionOut,
     ReadingOut,
+    Ready,
 )
 
 STATIC = Path(__file__).parent / "static"
@@ -66,6 +70,74 @@ async def index() -> FileResponse:
 async def healthz(model: PredictorDep) -> Health:
     """Liveness: 200 while the server answers, with the model it serves."""
     return Health(status="ok", model=model.name)
+
+
+@pages.get(
+    "/readyz",
+    response_model=Ready,
+    tags=["service"],
+    responses={503: {"model": Ready, "description": "Not ready: the model or the store"}},
+)
+async def readyz(request: Request) -> JSONResponse:
+    """Readiness: 200 when the model is loaded and the feedback store can be written, else
+    503; the body says which. Predictions are served either way."""
+    try:
+        model: str | None = (await current_predictor(request)).name
+    except AttributeError:  # lifespan has not loaded it
+        model = None
+    store = getattr(request.app.state, "store", None)
+    writable = store is not None and bool(await run_in_threadpool(store.writable))
+    ready = model is not None and writable
+    body = Ready(status="ready" if ready else "not ready", model=model, store_writable=writable)
+    return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
+
+
+@pages.get("/metrics", tags=["service"], response_class=Response)
+async def get_metrics() -> Response:
+    """Prometheus metrics: requests and latency by route and status, batch sizes, refusals by
+    reason, the model serving (summed over the workers)."""
+    body, content_type = metrics.exposition()
+    return Response(body, media_type=content_type)
+
+
+# /docs: Swagger UI from this server (fastapi-offline ships its files), started by a script
+# file rather than the inline one FastAPI writes, so that the Content-Security-Policy can
+# forbid inline script (serve/edge.py).
+DOCS_ASSETS = Path(fastapi_offline.__file__).parent / "static"
+DOCS_PAGE = """<!doctype html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <title>digitrec API</title>
+  <link rel="icon" href="data:,">
+  <link rel="stylesheet" href="/docs/assets/swagger-ui.css">
+</head>
+<body>
+  <div id="swagger-ui"></div>
+  <script src="/docs/assets/swagger-ui-bundle.js"></script>
+  <script src="/docs/init.js"></script>
+</body>
+</html>
+"""
+DOCS_INIT = """window.ui = SwaggerUIBundle({
+  url: "/openapi.json",
+  dom_id: "#swagger-ui",
+  deepLinking: true,
+  validatorUrl: null,
+  presets: [SwaggerUIBundle.presets.apis],
+  layout: "BaseLayout",
+});
+"""
+
+
+@pages.get("/docs", include_in_schema=False)
+async def docs() -> HTMLResponse:
+    return HTMLResponse(DOCS_PAGE)
+
+
+@pages.get("/docs/init.js", include_in_schema=False)
+async def docs_init() -> Response:
+    return Response(DOCS_INIT, media_type="text/javascript")
 
 
 # --- digits: predict one, read a number ------------------------------------------

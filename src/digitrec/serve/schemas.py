@@ -63,6 +63,12 @@ class Health(BaseModel):
     model: str
 
 
+class Ready(BaseModel):
+    status: str = Field(description='"ready", or "not ready"')
+    model: str | None = Field(description="The model serving; null until it is loaded.")
+    store_writable: bool = Field(description="The feedback store can take corrections.")
+
+
 class ErrorOut(BaseModel):
     error: str = Field(description="What is wrong with the request.")
 

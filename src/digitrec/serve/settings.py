@@ -8,9 +8,13 @@ options that way, so each uvicorn worker process builds the same app.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from digitrec.serve.protocol import Limits
 
 
 class Settings(BaseSettings):
@@ -41,3 +45,38 @@ class Settings(BaseSettings):
     # The feedback store's cap, bytes (1 GiB: ~200,000 drawn canvases at ~5 KB a row, at least
     # ~7,500 rows of the largest, feedback.ROW_MAX_BYTES); full: 507.
     feedback_max_bytes: int = Field(default=1024**3, gt=0)
+
+    # Host names this server answers to (the Host header, without its port), "*.example.org"
+    # for any subdomain; any other is a 400. Empty (the default): every name, as on localhost.
+    # From the environment as JSON: DIGITREC_ALLOWED_HOSTS='["digits.example.org"]'.
+    allowed_hosts: list[str] = []
+    # One JSON line per request on the "digitrec.access" logger: request id, method, path,
+    # status, milliseconds, client address. Off: a line per request costs more than a drawing.
+    access_log: bool = False
+    # HTTP limits (serve/protocol.py): the request line and headers at most this many bytes,
+    # and at most this many header fields (else 431) ...
+    max_head_bytes: int = Field(default=32 * 1024, ge=1024)
+    max_headers: int = Field(default=100, ge=8)
+    # ... sent within this many seconds of their first byte, and the body within this many
+    # seconds of the headers (else 408) ...
+    head_timeout: float = Field(default=10.0, gt=0)
+    body_timeout: float = Field(default=60.0, gt=0)
+    # ... and a body refused (413) is read and dropped up to this many bytes, so the client
+    # can read the answer; past that its connection is closed.
+    discard_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
+    # Seconds an idle keep-alive connection stays open (uvicorn's timeout_keep_alive).
+    keep_alive: int = Field(default=5, ge=1)
+    # Connections and requests in progress, per worker, past which uvicorn answers 503
+    # (uvicorn's limit_concurrency): bounds the memory a flood of connections can take.
+    max_connections: int = Field(default=1000, ge=1)
+
+    def limits(self) -> Limits:
+        from digitrec.serve.protocol import Limits
+
+        return Limits(
+            head_bytes=self.max_head_bytes,
+            headers=self.max_headers,
+            head_seconds=self.head_timeout,
+            body_seconds=self.body_timeout,
+            discard_bytes=self.discard_bytes,
+        )

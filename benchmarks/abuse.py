@@ -1,0 +1,586 @@
+"""What a public server meets: garbage, odd images, huge and slow requests, next to real users.
+
+    python benchmarks/abuse.py --workers 2 --clients 32 --seconds 10
+
+Starts `digitrec serve` on 127.0.0.1 (a free port, a temporary data dir) and runs, for
+--seconds, 32 keep-alive clients posting a drawn canvas (benchmarks/http.py's load) while
+one thread per probe class sends its requests, one at a time. Then it prints a table per probe
+class: sent, 2xx, 4xx, 5xx, hangs (no answer in --timeout s) and crashes (the connection cut
+without an answer where one was due), and the canvas load's p50/p99 with no probes, and with
+them. Loopback only; bounded by --seconds (and, at worst, --timeout per probe).
+
+Probe classes:
+  garbage   the seeded corpus of bad requests (`bad_requests`, also tests/test_serve_hardening)
+  odd       images in odd modes and depths (LAB TIFF, 16/32-bit PPM and TIFF, CMYK, 1-bit)
+  strip     the 48 KB PNG of 1 x 25,000,000 pixels, on /predict and /read
+  big-body  6 MB without Expect: 100-continue (over the 5 MB limit): the 413 must be readable
+  headers   64 KB of headers, and 200 header fields
+  slow      headers sent a byte at a time, and a body that never ends (each ~the server's timeout)
+  protocol  bytes that are not HTTP
+"""
+
+# ruff: noqa: E402
+from __future__ import annotations
+
+import sys
+
+sys.path[:] = [p for p in sys.path if p != __file__.rpartition("/")[0]]  # `http`: the stdlib's
+
+import argparse
+import asyncio
+import base64
+import functools
+import importlib.util
+import io
+import json
+import os
+import random
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from digitrec import png
+
+ROOT = Path(__file__).resolve().parents[1]
+PATHS = ["/api/v1/predict", "/api/v1/read", "/api/v1/feedback"]
+
+
+# ---------------------------------------------------------------- requests
+
+
+def http_request(
+    path: str,
+    body: bytes = b"",
+    content_type: str | None = None,
+    method: str = "POST",
+    **headers: str,
+) -> bytes:
+    head = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1"]
+    if content_type is not None:
+        head.append(f"Content-Type: {content_type}")
+    if method == "POST" or body:
+        head.append(f"Content-Length: {len(body)}")
+    head += [f"{k.replace('_', '-')}: {v}" for k, v in headers.items()]
+    return ("\r\n".join(head) + "\r\n\r\n").encode() + body
+
+
+def png_bytes(image: Image.Image, fmt: str = "PNG") -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, fmt)
+    return buf.getvalue()
+
+
+def drawn_seven() -> bytes:
+    image = Image.new("RGBA", (280, 280), (0, 0, 0, 0))
+    ImageDraw.Draw(image).line([(70, 60), (210, 60), (120, 230)], fill=(17, 17, 17, 255), width=20)
+    return png_bytes(image)
+
+
+@functools.cache
+def strip_png() -> bytes:
+    """A 48 KB PNG of 1 x 25,000,000 white pixels (within the 25-megapixel limit)."""
+    return png.write(np.full((25_000_000, 1), 255, np.uint8), level=9)
+
+
+def odd_images() -> dict[str, bytes]:
+    """A drawn 7 in modes and depths the decoders treat each their own way."""
+    base = Image.new("L", (120, 120), 255)
+    ImageDraw.Draw(base).line([(30, 20), (90, 20), (50, 100)], fill=0, width=9)
+    deep = np.asarray(base).astype(np.uint16) * 257
+    grey = Image.new("L", base.size, 128)  # a and b of LAB: no colour
+    out = {
+        "LAB TIFF": png_bytes(Image.merge("LAB", [base, grey, grey]), "TIFF"),
+        "CMYK TIFF": png_bytes(base.convert("CMYK"), "TIFF"),
+        "1-bit PNG": png_bytes(base.convert("1")),
+        "16-bit PNG": png_bytes(Image.fromarray(deep)),
+        "16-bit PGM": b"P5\n120 120\n65535\n" + deep.astype(">u2").tobytes(),
+        "16-bit PPM": b"P6\n120 120\n65535\n"
+        + np.repeat(deep[..., None], 3, 2).astype(">u2").tobytes(),
+        "32-bit int TIFF": png_bytes(Image.fromarray(deep.astype(np.int32)), "TIFF"),
+        "32-bit float TIFF": png_bytes(Image.fromarray(deep.astype(np.float32) / 65535), "TIFF"),
+        "PPM maxval 2^32-1": b"P5\n120 120\n4294967295\n" + deep.astype(">u4").tobytes(),
+    }
+    return out
+
+
+def bad_requests(seed: int = 0, n: int = 1000) -> list[tuple[str, bytes]]:
+    """`n` requests (name, the raw HTTP/1.1 bytes), well-formed HTTP with bad content: each must
+    be answered with a 4xx JSON error on a connection that stays open. Seeded: the same list
+    for the same seed."""
+    rng = random.Random(seed)
+    seven = drawn_seven()
+
+    def image_json(text: object, **extra: object) -> bytes:
+        return json.dumps({"image": text, **extra}).encode()
+
+    def junk(limit: int = 3000) -> bytes:
+        return rng.randbytes(rng.randrange(1, limit))
+
+    kinds = [
+        ("random image/png", lambda p: http_request(p, junk(), "image/png")),
+        ("random octet-stream", lambda p: http_request(p, junk(), "application/octet-stream")),
+        (
+            "random base64",
+            lambda p: http_request(
+                p, image_json(base64.b64encode(junk()).decode(), label=3), "application/json"
+            ),
+        ),
+        (
+            "truncated PNG",
+            lambda p: http_request(
+                p,
+                image_json(
+                    "data:image/png;base64,"
+                    + base64.b64encode(seven[: rng.randrange(1, 300)]).decode(),
+                    label=1,
+                ),
+                "application/json",
+            ),
+        ),
+        ("random JSON bytes", lambda p: http_request(p, junk(), "application/json")),
+        (
+            "deep JSON",
+            lambda p: http_request(p, b"[" * rng.randrange(1000, 100_000), "application/json"),
+        ),
+        (
+            "deep JSON object",
+            lambda p: http_request(
+                p,
+                b'{"image": ' + b'{"a": ' * rng.randrange(1000, 20_000) + b"1",
+                "application/json",
+            ),
+        ),
+        (
+            "huge number",
+            lambda p: http_request(
+                p,
+                b'{"image": ' + b"9" * rng.randrange(4301, 20_000) + b', "label": 1}',
+                "application/json",
+            ),
+        ),
+        (
+            "huge label",
+            lambda p: http_request(
+                p, b'{"image": "", "label": ' + b"7" * 5000 + b"}", "application/json"
+            ),
+        ),
+        (
+            "wrong types",
+            lambda p: http_request(
+                p,
+                json.dumps(
+                    {
+                        "image": rng.choice(
+                            [None, 1, [], {}, True, 1.5, "data:,", "data:image/png;base64,"]
+                        ),
+                        "label": rng.choice([None, "x", 1.5, True, -1, 10, [], 1e308]),
+                    }
+                ).encode(),
+                "application/json",
+            ),
+        ),
+        (
+            "bad base64",
+            lambda p: http_request(
+                p,
+                image_json("data:image/png;base64," + "@#!" * rng.randrange(1, 50)),
+                "application/json",
+            ),
+        ),
+        (
+            "invalid UTF-8 JSON",
+            lambda p: http_request(p, b'{"image": "\xff\xfe\xfd"}', "application/json"),
+        ),
+        ("multipart junk", lambda p: http_request(p, junk(), "multipart/form-data; boundary=abc")),
+        ("multipart no boundary", lambda p: http_request(p, junk(), "multipart/form-data")),
+        (
+            "multipart no file",
+            lambda p: http_request(
+                p,
+                b'--b\r\nContent-Disposition: form-data; name="x"\r\n\r\n1\r\n--b--\r\n',
+                "multipart/form-data; boundary=b",
+            ),
+        ),
+        (
+            "wrong content type",
+            lambda p: http_request(
+                p, junk(), rng.choice(["text/plain", "application/xml", "text/html", "x/y"])
+            ),
+        ),
+        ("no content type", lambda p: http_request(p, b"", None)),
+        ("bomb header", lambda p: http_request(p, BOMB, "image/png")),
+        ("strip", lambda p: http_request(p, strip_png(), "image/png")),
+        (
+            "method",
+            lambda p: http_request(
+                p, b"", None, method=rng.choice(["GET", "PUT", "DELETE", "PATCH"])
+            ),
+        ),
+        (
+            "unknown path",
+            lambda p: http_request(p + "/" + rng.randbytes(4).hex(), b"{}", "application/json"),
+        ),
+        (
+            "feedback bad label",
+            lambda p: http_request(
+                "/api/v1/feedback",
+                image_json(
+                    "data:image/png;base64," + base64.b64encode(seven).decode(),
+                    label=rng.choice([-1, 10, "7", None, 3.5]),
+                ),
+                "application/json",
+            ),
+        ),
+    ]
+    out = []
+    for i in range(n):
+        name, make = kinds[i % len(kinds)]
+        out.append((name, make(rng.choice(PATHS))))
+    return out
+
+
+def _bomb() -> bytes:
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    ihdr = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 400_004))
+        + chunk(b"IEND", b"")
+    )
+
+
+BOMB = _bomb()
+
+
+# ---------------------------------------------------------------- a blocking HTTP/1.1 client
+
+
+class Cut(Exception):
+    """The connection ended before a whole answer came."""
+
+
+def read_answer(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
+    """One HTTP/1.1 answer (Content-Length framed, as every answer of the server's) from `sock`."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise Cut("closed before an answer")
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    length = int(headers.get("content-length", "0"))
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise Cut("closed within an answer")
+        body += chunk
+    return int(lines[0].split()[1]), headers, body[:length]
+
+
+def connect(port: int, timeout: float) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
+# ---------------------------------------------------------------- probes
+
+
+@dataclass
+class Tally:
+    sent: int = 0
+    statuses: Counter = field(default_factory=Counter)
+    hangs: int = 0
+    crashes: int = 0
+    slowest: float = 0.0
+    notes: Counter = field(default_factory=Counter)
+
+    def row(self, name: str) -> str:
+        by = lambda lo: sum(n for s, n in self.statuses.items() if lo <= s < lo + 100)  # noqa: E731
+        return (
+            f"{name:<10} {self.sent:>6} {by(200):>6} {by(400):>6} {by(500):>6} {self.hangs:>6} "
+            f"{self.crashes:>7}   {self.slowest * 1000:>8.0f}"
+        )
+
+
+def send_one(
+    port: int,
+    request: bytes,
+    tally: Tally,
+    timeout: float,
+    sock: socket.socket | None,
+    closes: bool = False,
+) -> socket.socket | None:
+    """Send one request (on `sock`, or a new connection) and read its answer into `tally`.
+    Returns the connection when the server keeps it open."""
+    tally.sent += 1
+    start = time.perf_counter()
+    try:
+        sock = sock or connect(port, timeout)
+        sock.sendall(request)
+        status, headers, body = read_answer(sock)
+    except TimeoutError:
+        tally.hangs += 1
+        sock and sock.close()
+        return None
+    except (OSError, Cut) as e:
+        tally.crashes += 1
+        tally.notes[type(e).__name__] += 1
+        sock and sock.close()
+        return None
+    tally.slowest = max(tally.slowest, time.perf_counter() - start)
+    tally.statuses[status] += 1
+    if status >= 400 and not body.startswith(b'{"error"'):
+        tally.notes["not a JSON error"] += 1
+    if headers.get("connection") == "close" or closes:
+        sock.close()
+        return None
+    return sock
+
+
+def probe(name: str, port: int, until: float, timeout: float) -> Tally:
+    tally = Tally()
+    rng = random.Random(name)
+    odd = odd_images()
+    corpus = bad_requests(seed=1, n=2000)
+    sock = None
+    i = 0
+    while time.perf_counter() < until:
+        if name == "garbage":
+            sock = send_one(port, corpus[i % len(corpus)][1], tally, timeout, sock)
+        elif name == "odd":
+            data = list(odd.values())[i % len(odd)]
+            sock = send_one(
+                port,
+                http_request(PATHS[i % 2], data, "application/octet-stream"),
+                tally,
+                timeout,
+                sock,
+            )
+        elif name == "strip":
+            sock = send_one(
+                port, http_request(PATHS[i % 2], strip_png(), "image/png"), tally, timeout, sock
+            )
+        elif name == "big-body":
+            sock = send_one(
+                port,
+                http_request("/api/v1/predict", b"\0" * (6 * 1024 * 1024), "image/png"),
+                tally,
+                timeout,
+                sock,
+            )
+        elif name == "headers":
+            if i % 2:
+                request = http_request("/healthz", method="GET", X_Big="a" * 65536)
+            else:
+                request = (
+                    "GET /healthz HTTP/1.1\r\nHost: x\r\n"
+                    + "".join(f"X-{k}: 1\r\n" for k in range(200))
+                    + "\r\n"
+                ).encode()
+            send_one(port, request, tally, timeout, None, closes=True)
+        elif name == "slow":
+            slow(port, tally, timeout, body=bool(i % 2))
+        elif name == "protocol":
+            send_one(
+                port,
+                rng.randbytes(rng.randrange(20, 2000)) + b"\r\n\r\n",
+                tally,
+                timeout,
+                None,
+                closes=True,
+            )
+        i += 1
+        if name in ("strip", "big-body", "odd"):
+            time.sleep(0.05)  # a few a second, next to the drawings
+    if sock:
+        sock.close()
+    return tally
+
+
+def slow(port: int, tally: Tally, timeout: float, body: bool) -> None:
+    """A client that sends its headers a byte every 0.5 s, or its body never: the server should
+    answer 408 and close within its timeouts."""
+    tally.sent += 1
+    start = time.perf_counter()
+    try:
+        with connect(port, timeout) as sock:
+            if body:
+                sock.sendall(
+                    http_request("/api/v1/predict", b"", "image/png").replace(
+                        b"Content-Length: 0", b"Content-Length: 5000"
+                    )
+                    + b"abc"
+                )
+            else:
+                for byte in b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: " + b"a" * 200:
+                    sock.sendall(bytes([byte]))
+                    time.sleep(0.5)
+                    if time.perf_counter() - start > timeout:
+                        raise TimeoutError
+            status, _, _ = read_answer(sock)
+            tally.statuses[status] += 1
+    except TimeoutError:
+        tally.hangs += 1
+    except (OSError, Cut) as e:
+        tally.crashes += 1
+        tally.notes[type(e).__name__] += 1
+    tally.slowest = max(tally.slowest, time.perf_counter() - start)
+
+
+# ---------------------------------------------------------------- the run
+
+
+def load_http_benchmark():
+    spec = importlib.util.spec_from_file_location("bench_http", ROOT / "benchmarks" / "http.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def canvas_load(
+    bench, port: int, clients: int, seconds: float
+) -> tuple[float, float, int, list[str]]:
+    request = bench.build_request("json", port, "predict")
+    latencies, errors, _ = asyncio.run(bench.load(port, request, clients, 0.5, seconds))
+    latencies.sort()
+    n = len(latencies)
+    pct = lambda q: latencies[min(n - 1, int(q * n))] * 1000 if n else float("nan")  # noqa: E731
+    return pct(0.5), pct(0.99), n, errors
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--workers", type=int, default=2, help="server worker processes (default 2)")
+    ap.add_argument("--clients", type=int, default=32, help="canvas clients (default 32)")
+    ap.add_argument("--seconds", type=float, default=10, help="each phase, s (default 10)")
+    ap.add_argument(
+        "--timeout",
+        type=float,
+        default=15,
+        help="a probe with no answer by then hangs (default 15 s)",
+    )
+    ap.add_argument(
+        "--probes",
+        default="garbage,odd,strip,big-body,headers,slow,protocol",
+        help="probe classes, comma-separated (default all)",
+    )
+    args = ap.parse_args()
+    bench = load_http_benchmark()
+    port = bench.free_port()
+    names = args.probes.split(",")
+    env = dict(
+        os.environ,
+        DIGITREC_HEAD_TIMEOUT="5",
+        DIGITREC_BODY_TIMEOUT="5",
+        DIGITREC_FEEDBACK_PER_MINUTE="0",
+    )
+    with tempfile.TemporaryDirectory() as data_dir:
+        cmd = [
+            sys.executable,
+            "-m",
+            "digitrec",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(args.workers),
+            "--data-dir",
+            data_dir,
+        ]
+        proc = subprocess.Popen(
+            cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        try:
+            bench.wait_healthy(f"http://127.0.0.1:{port}", proc)
+            time.sleep(0.5 * args.workers)
+            # The strip alone first: its answer time on an idle server.
+            strip_ms = []
+            for path in ("/api/v1/predict", "/api/v1/read") * 3:
+                with connect(port, 10) as sock:
+                    start = time.perf_counter()
+                    sock.sendall(http_request(path, strip_png(), "image/png"))
+                    status, _, body = read_answer(sock)
+                    strip_ms.append(((time.perf_counter() - start) * 1000, path, status))
+            calm = canvas_load(bench, port, args.clients, args.seconds)
+            until = time.perf_counter() + 0.5 + args.seconds
+            tallies: dict[str, Tally] = {}
+            threads = [
+                threading.Thread(
+                    target=lambda n=n: tallies.__setitem__(n, probe(n, port, until, args.timeout))
+                )
+                for n in names
+            ]
+            for t in threads:
+                t.start()
+            stormy = canvas_load(bench, port, args.clients, args.seconds)
+            for t in threads:
+                t.join()
+            alive = proc.poll() is None
+            memory = bench.rss_mb(proc.pid)
+        finally:
+            proc.terminate()
+            _, stderr = proc.communicate(timeout=30)
+    tracebacks = stderr.decode(errors="replace").count("Traceback")
+    cpu = next(
+        (
+            ln.split(":", 1)[1].strip()
+            for ln in Path("/proc/cpuinfo").read_text().splitlines()
+            if ln.startswith("model name")
+        ),
+        "?",
+    )
+    print(
+        f"machine: {cpu}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at the end"
+    )
+    print(
+        f"server: --workers {args.workers}; "
+        f"canvas load: {args.clients} clients, {args.seconds:g} s a phase"
+    )
+    for ms, path, status in strip_ms:
+        print(f"1 x 25,000,000 PNG (48 KB) on {path}: {status} in {ms:.1f} ms")
+    print(
+        f"\n{'probe':<10} {'sent':>6} {'2xx':>6} {'4xx':>6} {'5xx':>6} {'hangs':>6} "
+        f"{'crashes':>7}   slowest ms"
+    )
+    for name in names:
+        print(
+            tallies[name].row(name)
+            + ("   " + dict(tallies[name].notes).__repr__() if tallies[name].notes else "")
+        )
+    for label, (p50, p99, n, errors) in (("canvas alone", calm), ("canvas + probes", stormy)):
+        print(
+            f"{label:<16} {n / args.seconds:>7,.0f} req/s  p50 {p50:.1f} ms  p99 {p99:.1f} ms  "
+            f"errors {len(errors)}{' ' + str(Counter(errors)) if errors else ''}"
+        )
+    print(
+        f"server alive after: {alive}; tracebacks logged: {tracebacks}; RSS: "
+        + ", ".join(f"{mb:.0f} MB" for mb in sorted(memory.values()))
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,100 @@
+"""Prometheus metrics, shown by GET /metrics: requests and latency by route and status, batch
+sizes, refusals by reason, the model serving.
+
+With several worker processes (`digitrec serve --workers N`), each worker writes its figures to
+files in the directory PROMETHEUS_MULTIPROC_DIR names (run_server makes one before the workers
+start) and /metrics, whichever worker answers it, adds up those of all of them
+(prometheus_client's multiprocess mode): the counts are the server's, not one worker's.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+    multiprocess,
+)
+
+disable_created_metrics()  # no *_created series: each would double the lines /metrics shows
+
+# Decided when prometheus_client is first imported: the workers inherit the variable.
+MULTIPROCESS = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+
+REQUESTS = Counter(
+    "digitrec_requests", "HTTP requests answered, by route and status", ["route", "status"]
+)
+LATENCY = Histogram(
+    "digitrec_request_seconds",
+    "Time from a request's head to the end of its answer, by route",
+    ["route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+BATCH_SIZE = Histogram(
+    "digitrec_batch_size",
+    "Drawings preprocessed and answered together in one model call",
+    buckets=(1, 2, 4, 8, 16, 32),
+)
+REJECTS = Counter(
+    "digitrec_rejects",
+    "Requests refused (4xx, or cut off by the server's HTTP limits), by reason",
+    ["reason"],
+)
+MODEL = Gauge(
+    "digitrec_model_info",
+    "The model serving: its name and the sha256 of its ONNX graph (value 1)",
+    ["name", "sha256"],
+    multiprocess_mode="max",
+)
+
+# Why a request was refused, from its status (the {"error"} body says it in words).
+REASONS = {
+    400: "bad_request",  # HTTP the parser cannot read, or a Host not served
+    404: "not_found",
+    405: "method_not_allowed",
+    408: "too_slow",  # headers or body not sent in time
+    413: "too_large",  # body, image or pixel count
+    415: "not_an_image",
+    422: "malformed",  # JSON, base64, fields, an image that is no digit's shape
+    429: "rate_limited",
+    431: "headers_too_large",
+}
+
+_requests: dict[tuple[str, int], tuple[object, object]] = {}  # (route, status) -> children
+
+
+def observe(route: str, status: int, seconds: float) -> None:
+    """One answered request. The labelled children are kept: .labels() costs a microsecond."""
+    children = _requests.get((route, status))
+    if children is None:
+        children = (REQUESTS.labels(route, str(status)), LATENCY.labels(route))
+        _requests[(route, status)] = children
+    children[0].inc()  # type: ignore[attr-defined]
+    children[1].observe(seconds)  # type: ignore[attr-defined]
+    if 400 <= status < 500:
+        REJECTS.labels(REASONS.get(status, str(status))).inc()
+
+
+def reject(reason: str) -> None:
+    """A request refused below the app (serve/protocol.py): never reaches observe()."""
+    REJECTS.labels(reason).inc()
+
+
+def model_serving(name: str, sha256: str) -> None:
+    MODEL.labels(name, sha256).set(1)
+
+
+def exposition() -> tuple[bytes, str]:
+    """(body, content type) of GET /metrics."""
+    if MULTIPROCESS:
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
