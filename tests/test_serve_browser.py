@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import importlib.util
 import io
+import json
 import os
 import re
 import socket
@@ -251,7 +252,9 @@ def touch_stroke(page, stroke, lift: bool = True) -> None:  # type: ignore[no-un
     for (x0, y0), (x1, y1) in zip(points, points[1:], strict=False):
         for k in range(1, 7):
             x, y = x0 + (x1 - x0) * k / 6, y0 + (y1 - y0) * k / 6
-            cdp.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [{"x": x, "y": y}]})
+            cdp.send(
+                "Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [{"x": x, "y": y}]}
+            )
     if lift:
         cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
 
@@ -260,9 +263,12 @@ def touch_stroke(page, stroke, lift: bool = True) -> None:  # type: ignore[no-un
 # wholly inside the viewport, visible and not covered by anything else.
 VISIBLE_ANSWER = """() => {
     const seen = (el) => {
-        if (!el || !el.checkVisibility({ visibilityProperty: true, opacityProperty: true })) return false;
+        if (!el || !el.checkVisibility({ visibilityProperty: true, opacityProperty: true })) {
+            return false;
+        }
         const r = el.getBoundingClientRect();
-        if (!r.width || r.top < 0 || r.left < 0 || r.bottom > innerHeight || r.right > innerWidth) return false;
+        if (!r.width || r.top < 0 || r.left < 0) return false;
+        if (r.bottom > innerHeight || r.right > innerWidth) return false;
         const top = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
         return el.contains(top);
     };
@@ -341,3 +347,235 @@ def test_number_mode_reads_and_boxes(page) -> None:  # type: ignore[no-untyped-d
     )
     assert boxed > 500  # the two boxes are drawn over the number
     shot(page, "number-17.png")
+
+
+# --- what the page loads: nothing from elsewhere, no inline script ------------------------
+
+STATIC = ROOT / "src" / "digitrec" / "serve" / "static"
+# As strict as a public deployment's: scripts, styles and requests from the page's own origin.
+STRICT_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+)
+needs_segment = pytest.mark.skipif(
+    importlib.util.find_spec("digitrec.segment") is None,
+    reason="digitrec.segment (reading numbers) not written yet",
+)
+
+
+def test_the_page_loads_nothing_from_third_parties(browser, server) -> None:  # type: ignore[no-untyped-def]
+    url = server[0]
+    context = browser.new_context(viewport={"width": 1000, "height": 760})
+    page = context.new_page()
+    seen: list[str] = []
+    page.on("request", lambda r: seen.append(r.url))
+    page.goto(url + "/")
+    draw_with_mouse(page, ONE)
+    expect_answer(page, "1")
+    page.locator("#mode-number").click()
+    draw_with_mouse(page, NUMBER_17, logical_width=560)
+    page.wait_for_timeout(200)
+    sync_api.expect(page.locator("#result")).to_have_attribute("aria-busy", "false", timeout=10_000)
+    page.wait_for_load_state("networkidle")
+    context.close()
+    paths = {r.removeprefix(url) for r in seen}
+    assert {"/", "/static/app.js", "/static/style.css", "/api/v1/predict"} <= paths, seen
+    elsewhere = [r for r in seen if not r.startswith((url + "/", "data:", "blob:"))]
+    assert not elsewhere, elsewhere
+
+
+def test_the_page_has_no_inline_script() -> None:
+    html = (STATIC / "index.html").read_text()
+    scripts = re.findall(r"<script\b[^>]*>", html, flags=re.I)
+    assert scripts and all(re.search(r"\bsrc=", tag) for tag in scripts), scripts
+    assert not re.findall(r"<[^>]*\son[a-z]+\s*=", html, flags=re.I)  # onclick=... handlers
+    assert "javascript:" not in html.lower()
+
+
+def test_the_page_works_under_a_strict_content_security_policy(browser, server) -> None:  # type: ignore[no-untyped-def]
+    context = browser.new_context(viewport={"width": 1000, "height": 760})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.add_init_script(
+        "window.violations = [];"
+        "document.addEventListener('securitypolicyviolation',"
+        " (e) => window.violations.push(`${e.violatedDirective} ${e.blockedURI}`));"
+    )
+
+    def with_csp(route) -> None:  # type: ignore[no-untyped-def]
+        response = route.fetch()
+        route.fulfill(
+            response=response,
+            headers={**response.headers, "content-security-policy": STRICT_CSP},
+        )
+
+    own = server[0] + "/"
+    page.route(lambda u: u.startswith(own) and not u.startswith(own + "api/"), with_csp)
+    page.goto(server[0] + "/")
+    draw_with_mouse(page, SEVEN)
+    expect_answer(page, "7")  # the script ran, drew, asked the server and showed the answer
+    sync_api.expect(page.locator("#preprocessed")).to_have_attribute(
+        "src", re.compile("^data:image/png")
+    )
+    assert page.evaluate("window.violations") == []
+    context.close()
+    assert not errors, errors
+
+
+# --- number mode: fixing a digit -----------------------------------------------------------
+
+
+def read_crop(url: str, image: str) -> int | None:
+    """What the server's model reads in a crop the page sent (a data URL)."""
+    req = urllib.request.Request(
+        f"{url}/api/v1/predict",
+        data=json.dumps({"image": image}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.load(r)["digit"]  # type: ignore[no-any-return]
+
+
+def crop_size(image: str) -> tuple[int, int]:
+    assert image.startswith("data:image/png;base64,")
+    return Image.open(io.BytesIO(base64.b64decode(image.split(",", 1)[1]))).size  # type: ignore[no-any-return]
+
+
+@needs_segment
+def test_number_mode_fix_a_misread_digit(page, server) -> None:  # type: ignore[no-untyped-def]
+    url, _ = server
+    page.locator("#mode-number").click()
+    draw_with_mouse(page, NUMBER_17, logical_width=560)
+    expect_answer(page, "17")
+    chips = page.locator("#read-digits .read-digit")
+    sync_api.expect(chips).to_have_count(2)
+    sync_api.expect(page.locator("#fix-picker")).to_be_hidden()
+    chips.nth(1).click()  # "that 7 is wrong"
+    sync_api.expect(chips.nth(1)).to_have_attribute("aria-expanded", "true")
+    sync_api.expect(page.locator("#picker-label")).to_have_text("Digit 2 was a…")
+    with page.expect_response("**/api/v1/feedback") as sent:
+        page.locator("#fix-2").click()
+    assert sent.value.status == 201
+    body = sent.value.request.post_data_json
+    assert (body["label"], body["predicted"]) == (2, 7)
+    # The 7 alone, cut out of the drawing: under half the 560 px wide canvas, and read as a 7.
+    width, _ = crop_size(body["image"])
+    assert width < 280
+    assert read_crop(url, body["image"]) == 7
+
+    sync_api.expect(page.locator("#answer")).to_have_text("12")
+    sync_api.expect(page.locator("#verdict")).to_have_text("You fixed it: 12")
+    sync_api.expect(page.locator("#number-status")).to_contain_text("Saved 12")
+    sync_api.expect(chips.nth(1)).to_contain_text("2")
+    sync_api.expect(chips.nth(1)).to_contain_text("not 7")
+    sync_api.expect(page.locator("#fix-picker")).to_be_hidden()
+    page.wait_for_timeout(500)  # a late answer for the same drawing must not undo the fix
+    sync_api.expect(page.locator("#answer")).to_have_text("12")
+    page.evaluate(
+        "window.scrollTo(0, 0)"
+    )  # a full-page shot of a scrolled page moves the sticky bar
+    shot(page, "number-fixed-12.png")
+
+    page.locator("#clear").click()  # a new drawing: nothing left to fix
+    sync_api.expect(page.locator("#number-fix")).to_be_hidden()
+
+
+def make_uncertain(route) -> None:  # type: ignore[no-untyped-def]
+    """The server's reading with its second digit made uncertain, as the API gives one."""
+    response = route.fetch()
+    reading = response.json()
+    if len(reading["digits"]) < 2:  # asked halfway through the drawing
+        route.fulfill(response=response)
+        return
+    reading.update(text=None, reason="uncertain", confidence=0.41)
+    reading["digits"][1].update(
+        confidence=0.45,
+        candidates=[
+            {"digit": 7, "probability": 0.45},
+            {"digit": 1, "probability": 0.38},
+            {"digit": 2, "probability": 0.09},
+        ],
+    )
+    route.fulfill(response=response, json=reading)
+
+
+@needs_segment
+def test_number_mode_uncertain_digit_shows_candidates_and_asks(page) -> None:  # type: ignore[no-untyped-def]
+    page.route("**/api/v1/read", make_uncertain)
+    page.locator("#mode-number").click()
+    draw_with_mouse(page, NUMBER_17, logical_width=560)
+    expect_answer(page, "1?")
+    sync_api.expect(page.locator("#verdict")).to_have_text("Not sure: is it 17?")
+    chip = page.locator("#read-digits .read-digit").nth(1)
+    sync_api.expect(chip).to_contain_text("7 or 1 or 2?")
+    sync_api.expect(page.locator("#confirm-number")).to_have_text("Yes, it's 17")
+    shot(page, "number-uncertain.png")
+
+    chip.click()
+    for likely in (7, 1, 2):
+        sync_api.expect(page.locator(f"#fix-{likely}")).to_have_class(re.compile("likely"))
+    sync_api.expect(page.locator("#fix-5")).not_to_have_class(re.compile("likely"))
+    with page.expect_response("**/api/v1/feedback") as sent:
+        page.locator("#fix-1").click()  # "it was a 1": the number is 11
+    body = sent.value.request.post_data_json
+    assert (body["label"], body["predicted"]) == (1, None)  # the model gave no answer for it
+    sync_api.expect(page.locator("#answer")).to_have_text("11")
+    sync_api.expect(page.locator("#number-status")).to_contain_text("Saved 11")
+    sync_api.expect(page.locator("#confirm-number")).to_be_hidden()
+
+
+@needs_segment
+def test_number_mode_confirm_an_uncertain_reading(page) -> None:  # type: ignore[no-untyped-def]
+    page.route("**/api/v1/read", make_uncertain)
+    page.locator("#mode-number").click()
+    draw_with_mouse(page, NUMBER_17, logical_width=560)
+    expect_answer(page, "1?")
+    with page.expect_response("**/api/v1/feedback") as sent:
+        page.locator("#confirm-number").click()
+    assert sent.value.status == 201
+    body = sent.value.request.post_data_json
+    assert (body["label"], body["predicted"]) == (7, None)  # only the uncertain digit
+    sync_api.expect(page.locator("#answer")).to_have_text("17")
+    sync_api.expect(page.locator("#verdict")).to_have_text("You confirmed it: 17")
+    sync_api.expect(page.locator("#confirm-number")).to_be_hidden()
+    sync_api.expect(page.locator("#number-status")).to_contain_text("Saved 17")
+
+
+# --- corrections the server does not keep --------------------------------------------------
+
+
+def test_a_rate_limited_correction_is_explained(page) -> None:  # type: ignore[no-untyped-def]
+    page.route(
+        "**/api/v1/feedback",
+        lambda route: route.fulfill(
+            status=429,
+            headers={"Retry-After": "30"},
+            json={"error": "too many corrections from this address"},
+        ),
+    )
+    draw_with_mouse(page, SEVEN)
+    expect_answer(page, "7")
+    page.locator("#correct-2").click()
+    status = page.locator("#feedback-status")
+    sync_api.expect(status).to_contain_text("too many corrections from this address")
+    sync_api.expect(status).to_contain_text("try again in 30 s")
+    sync_api.expect(status).to_have_class(re.compile("problem"))
+    sync_api.expect(page.locator("#correct-2")).not_to_have_class(re.compile("chosen"))
+
+
+@needs_segment
+def test_a_full_store_is_explained_in_number_mode(page) -> None:  # type: ignore[no-untyped-def]
+    page.route(
+        "**/api/v1/feedback",
+        lambda route: route.fulfill(status=507, json={"error": "the feedback store is full"}),
+    )
+    page.locator("#mode-number").click()
+    draw_with_mouse(page, NUMBER_17, logical_width=560)
+    expect_answer(page, "17")
+    page.locator("#read-digits .read-digit").nth(1).click()
+    page.locator("#fix-2").click()
+    status = page.locator("#number-status")
+    sync_api.expect(status).to_contain_text("Not saved: the feedback store is full")
+    sync_api.expect(status).to_contain_text("Reading still works")
+    sync_api.expect(status).to_have_class(re.compile("problem"))

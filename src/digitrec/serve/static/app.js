@@ -307,6 +307,7 @@ function setAnswer(text, kind, note = "") {
   answer.textContent = text;
   answer.className = `answer ${kind}`;
   $("peek-answer").textContent = text;
+  $("peek-answer").className = text.length > 6 ? "longer" : text.length > 3 ? "long" : "";
   $("peek-confidence").textContent = note;
   updatePeek();
 }
@@ -423,6 +424,7 @@ function renderReading() {
   const guess = digits.map((d) => d.digit).join("");
   const asking = digits.filter(unanswered).length;
   const nfixed = digits.filter(isFixed).length;
+  const confirmed = digits.some((d) => d.chosen !== null);
   if (asking) {
     setAnswer(text, "number unsure", "unsure");
     $("verdict").textContent = `Not sure: is it ${guess}?`;
@@ -431,6 +433,10 @@ function renderReading() {
     setAnswer(text, "number fixed", "fixed");
     $("verdict").textContent = `You fixed it: ${text}`;
     $("confidence").textContent = `It read ${guess}; ${nfixed === 1 ? "one digit" : `${nfixed} digits`} corrected.`;
+  } else if (confirmed) {
+    setAnswer(text, "number", "confirmed");
+    $("verdict").textContent = `You confirmed it: ${text}`;
+    $("confidence").textContent = "Thank you for checking.";
   } else {
     setAnswer(text, "number", pct(reading.confidence));
     $("verdict").textContent = `It reads ${text}`;
