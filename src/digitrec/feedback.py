@@ -54,6 +54,7 @@ IMAGE_SIDE = 256  # px: the kept upload's longer side, at most; a digit needs ~8
 # line, deflate's and PNG's framing) plus the 28x28 (under 1 KB) and the other columns.
 ROW_MAX_BYTES = 256 * (1 + 2 * 256) + 2_048 + 1_024 + 256
 STATUSES = ("pending", "accepted", "rejected")
+WAL_LIMIT = 8 * 1024 * 1024  # bytes: the write-ahead log's size on disk after a checkpoint
 
 SCHEMA = """
 CREATE TABLE feedback (
@@ -258,6 +259,9 @@ class FeedbackStore:
                 self.path, timeout=self.timeout, check_same_thread=False, isolation_level=None
             )
             db.execute("PRAGMA synchronous=FULL")
+            # The WAL is cut back to this after a checkpoint (it grows past ~4 MB only while a
+            # long read, an export, holds checkpoints off): the disk holds the cap plus this.
+            db.execute(f"PRAGMA journal_size_limit={WAL_LIMIT}")
             self._local.db = db
         return db
 
