@@ -481,6 +481,32 @@ def test_number_mode_fix_a_misread_digit(page, server) -> None:  # type: ignore[
     sync_api.expect(page.locator("#number-fix")).to_be_hidden()
 
 
+@needs_segment
+def test_number_mode_fix_a_digit_of_a_photo(page, server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    url, _ = server
+    # A grey-paper photo of "17" in dark ink, as a JPEG.
+    photo = Image.new("RGB", (640, 320), (205, 200, 190))
+    draw = ImageDraw.Draw(photo)
+    draw.line([(170, 60), (165, 260)], fill=(40, 40, 60), width=22)
+    draw.line([(340, 70), (480, 65), (390, 265)], fill=(40, 40, 60), width=22)
+    path = tmp_path / "seventeen.jpg"
+    photo.filter(ImageFilter.GaussianBlur(1.5)).save(path, quality=88)
+    page.locator("#mode-number").click()
+    page.locator("#file").set_input_files(str(path))
+    expect_answer(page, "17")
+    page.locator("#read-digits .read-digit").nth(0).click()
+    with page.expect_response("**/api/v1/feedback") as sent:
+        page.locator("#fix-4").click()
+    assert sent.value.status == 201
+    body = sent.value.request.post_data_json
+    assert (body["label"], body["predicted"]) == (4, 1)
+    # The 1 cut out of the photo with some paper round it, short of the 7.
+    width, height = crop_size(body["image"])
+    assert width < 170 and height < 320
+    assert read_crop(url, body["image"]) == 1
+    sync_api.expect(page.locator("#answer")).to_have_text("47")
+
+
 def make_uncertain(route) -> None:  # type: ignore[no-untyped-def]
     """The server's reading with its second digit made uncertain, as the API gives one."""
     response = route.fetch()

@@ -397,9 +397,14 @@ function showReading(r, image) {
   // The same image answered again (a late reply, a mode switched back) keeps the fixes made.
   if (!state.reading || state.reading.image !== image) {
     const unsure = r.text === null && r.reason === "uncertain";
+    // Which digits the model doubts: those it says so of, else those under its threshold.
+    const doubted = (d) => d.digit === null || (unsure
+      && (d.uncertain ?? (d.reason ? d.reason === "uncertain" : d.confidence < state.uncertainBelow)));
     const digits = r.digits.map((d) => ({
-      digit: d.digit, confidence: d.confidence, box: d.box, candidates: candidatesOf(d),
-      uncertain: unsure && (d.uncertain ?? (d.reason ? d.reason === "uncertain" : d.confidence < state.uncertainBelow)),
+      // An uncertain digit keeps its best guess; should it come as null, its first candidate.
+      digit: d.digit ?? candidatesOf(d).map((c) => c.digit)[0] ?? null,
+      confidence: d.confidence, box: d.box, candidates: candidatesOf(d),
+      uncertain: doubted(d),
       chosen: null,   // what the person says it is
       saved: null,    // the label the server has stored for it
     }));
@@ -407,7 +412,8 @@ function showReading(r, image) {
     if (unsure && !digits.some((d) => d.uncertain)) {
       digits.reduce((a, b) => (b.confidence < a.confidence ? b : a)).uncertain = true;
     }
-    state.reading = { image, drawing: !state.photo, digits, selected: null, confidence: r.confidence ?? digits.reduce((p, d) => p * d.confidence, 1) };
+    const confidence = r.confidence ?? digits.reduce((p, d) => p * d.confidence, 1);  // of the whole number
+    state.reading = { image, drawing: !state.photo, digits, selected: null, confidence };
     setStatus("number-status", "");
   }
   renderReading();
@@ -421,7 +427,8 @@ function renderReading() {
   const reading = state.reading;
   const { digits } = reading;
   const text = digits.map(shownAs).join("");
-  const guess = digits.map((d) => d.digit).join("");
+  const guess = digits.map((d) => d.digit ?? "?").join("");
+  const confirmable = digits.every((d) => d.digit !== null);
   const asking = digits.filter(unanswered).length;
   const nfixed = digits.filter(isFixed).length;
   const confirmed = digits.some((d) => d.chosen !== null);
@@ -458,12 +465,13 @@ function renderReading() {
     big.textContent = String(shownAs(d));
     const note = document.createElement("span");
     note.className = "rd-note";
-    const cands = d.candidates.length ? d.candidates : [{ digit: d.digit, probability: d.confidence }];
-    if (unanswered(d)) note.textContent = cands.map((c) => c.digit).join(" or ") + "?";
+    const cands = d.candidates.length || d.digit === null ? d.candidates : [{ digit: d.digit, probability: d.confidence }];
+    if (unanswered(d)) note.textContent = cands.length ? `${cands.map((c) => c.digit).join(" or ")}?` : "unsure";
     else if (isFixed(d)) note.textContent = `not ${d.digit}`;
     else note.textContent = d.chosen !== null ? "✓" : pct(d.confidence);
     b.append(big, note);
-    const about = unanswered(d) ? `not sure, maybe ${cands.map((c) => `${c.digit} (${pct(c.probability)})`).join(", ")}`
+    const maybe = cands.map((c) => `${c.digit} (${pct(c.probability)})`).join(", ");
+    const about = unanswered(d) ? `not sure${maybe ? `, maybe ${maybe}` : ""}`
       : isFixed(d) ? `${d.chosen}, corrected from ${d.digit}` : `${shownAs(d)}, ${pct(d.confidence)} sure`;
     b.setAttribute("aria-label", `Digit ${i + 1} of ${digits.length}: ${about}. Change it`);
     b.addEventListener("click", () => selectDigit(reading.selected === i ? null : i));
@@ -483,7 +491,7 @@ function renderReading() {
       b.setAttribute("aria-label", likely.has(k) ? `${k}, likely` : String(k));
     }
   }
-  $("confirm-number").hidden = !asking;
+  $("confirm-number").hidden = !asking || !confirmable;
   $("confirm-number").textContent = `Yes, it's ${guess}`;
   drawBoxes(digits, reading.selected);
 }
