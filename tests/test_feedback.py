@@ -436,3 +436,46 @@ def test_a_full_disk_is_507_and_predictions_go_on(serve: Any, tiny_disk: Path) -
     with sqlite3.connect(tiny_disk / "data" / DB_NAME) as db:
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
         assert db.execute("SELECT COUNT(*) FROM feedback").fetchone()[0] == statuses.count(201)
+
+
+@pytest.mark.parametrize(
+    ("mode", "kind"), [("I;16", "PPM"), ("I", "TIFF"), ("F", "TIFF"), ("CMYK", "JPEG")]
+)
+def test_deep_and_odd_modes_are_kept_as_8_bit_grey(
+    serve: Any, tmp_path: Path, mode: str, kind: str
+) -> None:
+    """16- and 32-bit PPM/TIFF were a 500 on /feedback (and fine on /predict)."""
+    paper = Image.new("L", (280, 280), 255)
+    ImageDraw.Draw(paper).line(SEVEN, fill=0, width=22)
+    grey = np.asarray(paper)
+    image = {
+        "I;16": lambda: Image.fromarray(grey.astype(np.uint16) * 257),
+        "I": lambda: Image.fromarray(grey.astype(np.int32) * 1000),
+        "F": lambda: Image.fromarray(grey.astype(np.float32) / 255),
+        "CMYK": lambda: paper.convert("CMYK"),
+    }[mode]()
+    assert image.mode == mode
+    buf = io.BytesIO()
+    image.save(buf, kind)
+    client = serve()
+    r = client.post(
+        "/api/v1/feedback",
+        json={"image": base64.b64encode(buf.getvalue()).decode(), "label": 7},
+    )
+    assert r.status_code == 201, r.text
+    (row,) = FeedbackStore(tmp_path).rows()
+    kept = np.asarray(Image.open(io.BytesIO(row.image)))
+    assert kept.dtype == np.uint8 and kept.min() < 40 and kept.max() > 215  # ink and paper
+
+
+def test_feedback_decodes_in_the_apps_bounded_pool(serve: Any) -> None:
+    client = serve()
+    runner, calls = client.app.state.runner, []
+
+    async def recording(fn: Any, *args: Any) -> Any:
+        calls.append(fn.__name__)
+        return await runner(fn, *args)
+
+    client.app.state.runner = recording
+    assert post(client, drawn(SEVEN)).status_code == 201
+    assert calls == ["store_row"]
