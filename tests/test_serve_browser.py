@@ -2,8 +2,10 @@
 `digitrec serve` subprocess with the real shipped model.
 
 Draws digits with the mouse and with touch, uploads a photo, sends a correction and finds it
-in the SQLite store. Screenshots go to artifacts/ (git-ignored); DOCS_SHOT regenerates
-docs/screenshot.png when DIGITREC_SCREENSHOT=1.
+in the SQLite store; fixes a digit of a number read (the crop the page cuts out reads as that
+digit); keeps the answer on a phone's screen while drawing; loads nothing from elsewhere and
+runs under a strict Content-Security-Policy. Screenshots go to artifacts/ (git-ignored);
+DOCS_SHOT regenerates docs/screenshot.png when DIGITREC_SCREENSHOT=1.
 """
 
 from __future__ import annotations
@@ -603,5 +605,5 @@ def test_a_full_store_is_explained_in_number_mode(page) -> None:  # type: ignore
     page.locator("#fix-2").click()
     status = page.locator("#number-status")
     sync_api.expect(status).to_contain_text("Not saved: the feedback store is full")
-    sync_api.expect(status).to_contain_text("Reading still works")
+    sync_api.expect(status).to_contain_text("please try saving again later")
     sync_api.expect(status).to_have_class(re.compile("problem"))

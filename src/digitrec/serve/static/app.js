@@ -244,7 +244,7 @@ function notSaved({ status, data, retryAfter }) {
     return `Not saved yet: ${why}. Thank you for the help! Please try again ${retryAfter > 0 ? `in ${retryAfter} s` : "in a moment"}.`;
   }
   if (status === 503 || status === 507) {
-    return `Not saved: ${why}. Reading still works; please try saving again later.`;
+    return `Not saved: ${why}. Recognising digits still works; please try saving again later.`;
   }
   return `Not saved: ${why}.`;
 }
