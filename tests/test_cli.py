@@ -161,8 +161,9 @@ def test_predict_on_a_fifo_or_a_device_is_one_line(tmp_path: Path) -> None:
     fifo = tmp_path / "pipe.png"
     os.mkfifo(fifo)
     for path, kind in [(fifo, "a named pipe (FIFO)"), (Path("/dev/zero"), "a device")]:
-        result = digitrec("predict", str(path), "-m", "fast")
-        assert_one_line_error(result, f"{path}: not a regular file ({kind})")
+        for command in ("predict", "read"):
+            result = digitrec(command, str(path), "-m", "fast")
+            assert_one_line_error(result, f"{path}: not a regular file ({kind})")
 
 
 def test_submit_on_a_fifo_is_one_line(tmp_path: Path) -> None:

@@ -510,6 +510,8 @@ def read(
     failed = 0
     for f in _expand(images):
         try:
+            if problem := _not_a_file(f):
+                raise ImageError(problem)
             reading = predictor.read(f)
         except ImageError as e:
             failed += 1
