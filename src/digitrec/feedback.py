@@ -232,7 +232,7 @@ class FeedbackStore:
                 db = self._connect()
                 if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
                     db.execute("PRAGMA journal_mode=WAL")
-                with self._transaction(db):
+                with _Transaction(db):
                     columns = {row[1] for row in db.execute("PRAGMA table_info(feedback)")}
                     if not columns:
                         db.execute(SCHEMA)
@@ -264,10 +264,6 @@ class FeedbackStore:
             db.execute(f"PRAGMA journal_size_limit={WAL_LIMIT}")
             self._local.db = db
         return db
-
-    @staticmethod
-    def _transaction(db: sqlite3.Connection) -> _Transaction:
-        return _Transaction(db)
 
     def _db(self) -> sqlite3.Connection:
         """This thread's connection to an opened store, or StoreUnavailable."""
@@ -310,7 +306,7 @@ class FeedbackStore:
         kept, small = image_png(image), seen_png(seen)
         db = self._db()
         try:
-            with self._transaction(db):
+            with _Transaction(db):
                 if max_bytes is not None:
                     size = db.execute("PRAGMA page_size").fetchone()[0]
                     pages = db.execute("PRAGMA page_count").fetchone()[0]
@@ -337,7 +333,7 @@ class FeedbackStore:
         if both:
             raise DigitrecError(f"ids both accepted and rejected: {_ids(both)}")
         db = self._db()
-        with self._transaction(db):
+        with _Transaction(db):
             wanted = accept + reject
             known = {r[0] for r in db.execute(
                 f"SELECT id FROM feedback WHERE id IN ({','.join('?' * len(wanted))})", wanted
