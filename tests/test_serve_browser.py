@@ -607,3 +607,11 @@ def test_a_full_store_is_explained_in_number_mode(page) -> None:  # type: ignore
     sync_api.expect(status).to_contain_text("Not saved: the feedback store is full")
     sync_api.expect(status).to_contain_text("please try saving again later")
     sync_api.expect(status).to_have_class(re.compile("problem"))
+
+    page.unroute("**/api/v1/feedback")  # the store has room again: choosing the digit retries
+    page.locator("#read-digits .read-digit").nth(1).click()
+    with page.expect_response("**/api/v1/feedback") as sent:
+        page.locator("#fix-2").click()
+    assert sent.value.status == 201
+    sync_api.expect(status).to_contain_text("Saved 12")
+    sync_api.expect(status).not_to_have_class(re.compile("problem"))

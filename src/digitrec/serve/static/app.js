@@ -532,18 +532,21 @@ async function saveFixes(reading) {
   const report = (text, problem) => { if (state.reading === reading) setStatus("number-status", text, problem); };
   report("Saving…");
   for (const d of todo) {
-    const label = d.chosen;
+    const label = d.chosen, before = d.saved;
+    d.saved = label;  // now, so that a second fix made meanwhile does not send this one again
     let answer;
     try {
       const image = await cropDigit(reading, d);
       // An uncertain digit had no answer from the model, as in digit mode.
       answer = await post("/api/v1/feedback", { image, label, predicted: d.uncertain ? null : d.digit });
     } catch (e) {
-      report(e instanceof CropError ? e.message : "Not saved: cannot reach the server. Please try again.", true);
+      answer = { ok: false, problem: e instanceof CropError ? e.message : "Not saved: cannot reach the server. Please try again." };
+    }
+    if (!answer.ok) {
+      d.saved = before;  // choosing the digit again retries
+      report(answer.problem || notSaved(answer), true);
       return;
     }
-    if (!answer.ok) { report(notSaved(answer), true); return; }
-    d.saved = label;
   }
   const text = reading.digits.map(shownAs).join("");
   report(`Thanks! Saved ${text} (${todo.length === 1 ? "one digit" : `${todo.length} digits`}).`);
