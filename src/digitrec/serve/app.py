@@ -21,6 +21,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from PIL import Image
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -145,6 +146,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if get_predictor not in app.dependency_overrides:
             app.state.predictor = await run_in_threadpool(load_predictor, settings.model)
             log.info("serving model %s", app.state.predictor.name)
+        Image.init()  # Pillow's format plugins, imported now, not by the first photo (~0.3 s)
         model = await model_of(app)
         sha = model_sha(model.card, model.name)
         app.state.model_header = f"{model.name}; sha256={sha[:12]}".encode()
