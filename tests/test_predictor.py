@@ -12,9 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from conftest import benchmark
-from digitrec import data, registry
-from digitrec.errors import ImageError, ModelError
+from digitrec import data, realworld, registry
+from digitrec.errors import DataError, ImageError, ModelError
 from digitrec.evaluate import evaluate
 from digitrec.predictor import Predictor, zoom
 
@@ -175,11 +174,31 @@ def test_broken_files_are_clear_errors(payload: bytes, status: int) -> None:
 
 def test_realworld_val_split_accuracy() -> None:
     """Our own real-world set (val split here; the test split is for reporting)."""
-    results = benchmark("realworld").score(Predictor.load(), "val")
-    assert results["blank"]["accuracy"] == 1.0  # blank images: never a digit
+    results = realworld.score_generated(Predictor.load(), "val")
+    assert results["blank"].accuracy == 1.0  # blank images: never a digit
     for kind in ("canvas", "font", "photo", "inverted"):
-        assert results[kind]["accuracy"] >= 0.95, (kind, results[kind]["errors"])
-    assert results["numbers"]["accuracy"] >= 0.9, results["numbers"]["errors"]
+        assert results[kind].accuracy >= 0.95, (kind, results[kind].confusions)
+    assert results["numbers"].accuracy >= 0.9, results["numbers"].confusions
+
+
+def test_real_dev_sets_read_other_writers() -> None:
+    """Writers outside MNIST (data/real: Semeion, the Dutch map numerals), dev halves: the
+    default model reads them, and answers null for few of them."""
+    predictor = Predictor.load()
+    for name, floor in (("semeion", 0.90), ("mfeat", 0.90)):
+        score = realworld.score_digits(predictor, name, realworld.load_real(name))
+        assert score.total >= 796
+        assert score.accuracy >= floor, (name, score.accuracy, score.confusions.most_common(5))
+        assert score.null_share <= 0.02, (name, score.null_share)
+
+
+def test_a_missing_real_set_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "labels.csv").write_text("file,label\na.png,12\n")
+    with pytest.raises(DataError, match="no such real set 'nope' \\(found: mine\\)"):
+        realworld.load_real("nope", tmp_path)
+    with pytest.raises(DataError, match="row 2"):
+        realworld.load_real("mine", tmp_path)
 
 
 def test_zoom_scales_about_the_centre() -> None:

@@ -706,3 +706,73 @@ def test_realworld_digits_come_out_like_mnist(kind):
 def test_realworld_blanks_are_all_blank():
     for name in realworld("blank"):
         assert preprocess(REALWORLD / name) is None, name
+
+
+# ---------------------------------------------------------------- framing real people's digits
+
+
+def stretched_to_box(digit: np.ndarray, side: int, pen: int) -> np.ndarray:
+    """An MNIST digit as Semeion and the Dutch map numerals were made: its box stretched to fill
+    a side x side image (no margin: the strokes touch the border), drawn with a pen `pen` px
+    wide (a grey dilation)."""
+    crop = digit[ops.box(digit > 60)]
+    big = np.asarray(Image.fromarray(crop).resize((side, side), Image.Resampling.BILINEAR))
+    ink = np.asarray(big, np.float32) / 255
+    return ndi.grey_dilation(ink, footprint=ops.disk(pen)) if pen else ink
+
+
+@FAST
+@given(i=DIGITS, pen=st.integers(0, 8))  # ink up to ~80% of the image (the map numerals: 70%)
+@example(i=2, pen=8)  # a '1' that fills its box: a wide slanted bar, not a dot
+@example(i=3, pen=8)  # a '0' whose ring covers most of the frame: dark ink all the same
+def test_ink_that_touches_the_border_is_read(i, pen):
+    """A tight crop or a form box: the digit fills the image and its ink covers the border.
+    It is still ink (not paper, not a blank), and it reads as the same digit with a margin."""
+    ink = stretched_to_box(mnist()[i], 96, pen)
+    tight = preprocess(paper(ink))
+    margin = preprocess(paper(ops.pad(ink, (40, 40, 40, 40))))
+    assert tight is not None and margin is not None
+    assert near(tight, margin) < 0.06
+
+
+@FAST
+@given(
+    i=DIGITS,
+    stroke=st.sampled_from([(255, 255, 255), (230, 230, 210), (180, 200, 255)]),
+    opacity=st.floats(0.35, 1.0),
+    background=st.sampled_from([(0, 0, 0), (255, 255, 255), (30, 30, 40)]),
+)
+def test_light_strokes_on_a_transparent_canvas_are_a_digit(i, stroke, opacity, background):
+    """A dark-themed drawing app: white or light strokes (any opacity) on a clear canvas."""
+    ink = ink_canvas(mnist()[i], 8, 30, 30)
+    rgba = np.zeros((280, 280, 4), np.uint8)
+    rgba[..., :3] = np.where(ink[..., None] > 0, stroke, background)
+    rgba[..., 3] = np.round(ink * 255 * opacity)
+    out = preprocess(encode(Image.fromarray(rgba, "RGBA"), "PNG"))
+    assert out is not None
+    assert near(out, preprocess(paper(ink))) < 0.06
+
+
+@FAST
+@given(i=DIGITS, radius=st.integers(12, 24))
+@example(i=18, radius=24)  # a '3' from a brush a sixth of the canvas wide: a blob, not a dot
+def test_a_very_thick_brush_is_not_a_blank(i, radius):
+    """Strokes 25-50 px wide on a 280 px canvas (a finger with the largest brush)."""
+    ink = ndi.grey_dilation(ink_canvas(mnist()[i], 7, 40, 40), footprint=ops.disk(radius))
+    rgba = np.zeros((280, 280, 4), np.uint8)
+    rgba[..., 3] = np.round(ink * 255)
+    assert preprocess(encode(Image.fromarray(rgba, "RGBA"), "PNG")) is not None
+    assert preprocess(paper(ink)) is not None
+
+
+def test_a_faint_stain_joined_to_a_stroke_is_not_ink():
+    """Paper texture or a stain touching a stroke (photos have them) is cut away at the
+    stroke's rim: it would otherwise read as more digits."""
+    rng = np.random.default_rng(0)
+    ink = ink_canvas(mnist()[0], 3, 100, 100, size=300)
+    stain = ndi.gaussian_filter(rng.normal(0, 1, ink.shape), 3)
+    stain = 0.35 * (stain > 0.05) * (np.hypot(*np.mgrid[-150:150, -150:150]) < 70)
+    grey = np.clip(0.9 - 0.8 * np.maximum(ink, stain), 0, 1)
+    found = ink_map(Image.fromarray((grey * 255).astype(np.uint8), "L"))
+    strokes = ink_map(paper(ink))
+    assert np.count_nonzero(found) < 1.3 * np.count_nonzero(strokes)

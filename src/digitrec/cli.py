@@ -506,7 +506,9 @@ def read(
     from digitrec.predictor import Predictor
 
     predictor = Predictor.load(model, threads=0)
-    table = Table("file", "text", "digits (confidence)", title=f"model {predictor.name}")
+    table = Table(
+        "file", "text", "confidence", "digits (confidence)", title=f"model {predictor.name}"
+    )
     failed = 0
     for f in _expand(images):
         try:
@@ -520,9 +522,16 @@ def read(
         if format == "json":
             print(json.dumps({"file": str(f), **reading.to_dict()}))
         else:
+            if reading.text is not None:
+                text = reading.text
+            elif reading.reason == "empty":
+                text = "(no digits)"
+            else:  # a digit too uncertain to vouch for the number: the guess, marked
+                text = f"uncertain: {reading.guess}?"
             table.add_row(
                 cell(f),
-                reading.text or "(no digits)",
+                text,
+                f"{reading.confidence:.2f}",
                 "  ".join(f"{d.digit}({d.confidence:.2f})" for d in reading.digits),
             )
     if format != "json":

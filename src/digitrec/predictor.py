@@ -127,21 +127,40 @@ class ReadDigit:
     digit: int
     confidence: float
     box: tuple[int, int, int, int]  # (x, y, w, h) in the input image's pixels
+    candidates: list[tuple[int, float]] = field(default_factory=list)  # top 3
 
 
 @dataclass
 class Reading:
-    text: str
-    digits: list[ReadDigit]
+    text: str | None  # None when there is no number ("empty") or a digit is "uncertain"
+    digits: list[ReadDigit]  # left to right; listed (with candidates) even when uncertain
+    confidence: float = 0.0  # that every digit is right: the product of their confidences
+    reason: str | None = None  # "empty" | "uncertain" | None
+
+    @property
+    def guess(self) -> str:
+        """The most likely digits, uncertain ones included ("" when there are none)."""
+        return "".join(str(d.digit) for d in self.digits)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "text": self.text,
+            "confidence": round(self.confidence, 6),
             "digits": [
-                {"digit": d.digit, "confidence": round(d.confidence, 6), "box": list(d.box)}
+                {
+                    "digit": d.digit,
+                    "confidence": round(d.confidence, 6),
+                    "box": list(d.box),
+                    "candidates": [
+                        {"digit": c, "probability": round(q, 6)} for c, q in d.candidates
+                    ],
+                }
                 for d in self.digits
             ],
         }
+        if self.reason is not None:
+            out["reason"] = self.reason
+        return out
 
 
 class Predictor:
@@ -243,18 +262,23 @@ class Predictor:
             full = image.info.get("full_size", image.size)
             ink = preprocess.ink_map(image)
         if preprocess.is_blank(ink):
-            return Reading("", [])
+            return Reading(None, [], 0.0, "empty")
         from digitrec.segment import segment
 
         parts = segment(ink, score=lambda images: self.predict_array(images).max(axis=1))
         if not parts:
-            return Reading("", [])
+            return Reading(None, [], 0.0, "empty")
         probs = self.predict_array(np.stack([preprocess.to_mnist(p.ink) for p in parts]))
-        digits = [
-            ReadDigit(int(p.argmax()), float(p.max()), _full_box(s.box, ink.shape, full))
-            for p, s in zip(probs, parts, strict=True)
-        ]
-        return Reading("".join(str(d.digit) for d in digits), digits)
+        digits = []
+        for p, part in zip(probs, parts, strict=True):
+            top = [(d, float(p[d])) for d in np.argsort(-p)[:3].tolist()]
+            box = _full_box(part.box, ink.shape, full)
+            digits.append(ReadDigit(top[0][0], top[0][1], box, top))
+        # A number is as sure as all its digits together (each calibrated; read as independent).
+        confidence = math.prod(d.confidence for d in digits)
+        if any(d.confidence < self.threshold for d in digits):
+            return Reading(None, digits, confidence, "uncertain")
+        return Reading("".join(str(d.digit) for d in digits), digits, confidence)
 
 
 def _full_box(

@@ -212,14 +212,24 @@ def _ink(image: Image.Image, alpha: np.ndarray | None) -> tuple[np.ndarray, ops.
         paper = sample[~inked]
     median = ops.median(paper) if paper.size else 0.0
     sigma = 1.4826 * ops.median(np.abs(paper - median)) if paper.size else 0.0
-    return _clean(x, paper=median, noise=sigma)
+    found = _clean(x, paper=median, noise=sigma)
+    if found is None:
+        return None
+    # A stroke's soft rim is a few pixels wide. A faint region joined to a stroke reaches
+    # farther (paper texture, a stain, a shadow's edge: photos have them, canvases do not),
+    # and segment would read it as more digits.
+    ink, box = found
+    strong = (ink >= 0.6).astype(np.float32)
+    rim = 2 + round(0.5 * ops.stroke_width(strong > 0))
+    ink[ops.morph(strong, rim, erode=False) == 0] = 0.0
+    return ink, box
 
 
 def _frame_paper(small: np.ndarray) -> np.ndarray:
     """The highest the paper can be (ink high) at each pixel of `small`, judged from the frame
-    alone: a plane fit to the frame's paper pixels (under its Otsu level: ink that touches the
-    border is left out), plus three times their spread around it and a margin for shading the
-    frame does not see (0.1 of full scale)."""
+    alone: a plane fit to the frame's paper pixels (under its Otsu level, and then the lower
+    half: ink that touches the border is left out), plus three times their spread around it
+    and a margin for shading the frame does not see (0.1 of full scale)."""
     h, w = small.shape
     k = max(1, min(h, w) // 32)
     frame = np.zeros((h, w), bool)
@@ -227,9 +237,14 @@ def _frame_paper(small: np.ndarray) -> np.ndarray:
     values = small[frame]
     paper = values <= ops.otsu(values) if np.ptp(values) > 0 else np.ones(values.size, bool)
     rows, cols = np.nonzero(frame)
-    design = np.column_stack([np.ones(rows.size), rows / h, cols / w])[paper]
-    coef, *_ = np.linalg.lstsq(design, values[paper], rcond=None)
-    spread = float(np.std(values[paper] - design @ coef))
+    design = np.column_stack([np.ones(rows.size), rows / h, cols / w])
+    # Fit, then fit again to the lower half of the pixels (twice): the blurred rims of ink
+    # that touches the border lie under the Otsu level too, always above the paper.
+    for _ in range(3):
+        coef, *_ = np.linalg.lstsq(design[paper], values[paper], rcond=None)
+        residual = values - design @ coef
+        paper &= residual <= ops.median(residual[paper])
+    spread = 1.4826 * ops.median(np.abs(residual[paper]))
     plane = coef[0] + coef[1] * (np.arange(h)[:, None] / h) + coef[2] * (np.arange(w) / w)
     return (plane + 3 * spread + 0.1).astype(np.float32)
 

@@ -34,14 +34,24 @@ class PredictionOut(BaseModel):
 
 
 class ReadDigitOut(BaseModel):
-    digit: int
+    digit: int = Field(description="The most likely digit (also when it is uncertain).")
     confidence: float
     box: list[int] = Field(description="[x, y, w, h] in the input image's pixels.")
+    candidates: list[Candidate] = Field(default=[], description="The top 3 digits.")
 
 
 class ReadingOut(BaseModel):
-    text: str = Field(description="The number read, left to right.")
-    digits: list[ReadDigitOut]
+    text: str | None = Field(
+        description="The number read, left to right; null when there is none or a digit is "
+        "uncertain (see reason)."
+    )
+    confidence: float = Field(
+        default=0.0, description="That every digit is right: the product of their confidences."
+    )
+    digits: list[ReadDigitOut] = Field(description="Left to right, uncertain ones included.")
+    reason: str | None = Field(
+        default=None, description='Only when text is null: "empty" or "uncertain".'
+    )
 
 
 class FeedbackIn(ImageIn):

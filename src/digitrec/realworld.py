@@ -1,0 +1,176 @@
+"""Real handwriting for evaluation and model selection, and the selection score.
+
+Two kinds of set, never trained on:
+
+- data/real/<set>/: digits by writers outside MNIST (Semeion, the Dutch map numerals; their
+  README gives sources and licenses). `labels.csv` holds `file,label`.
+- tests/realworld/: our own generated set (canvas drawings, handwriting fonts, paper photos,
+  inverted, blank, written numbers; tools/make_realworld.py), with a `val` and a `test` split.
+
+The selection score (`selection_score`) is what recipes, models, augmentation and thresholds
+are chosen on: the mean of four accuracies, each on data kept from training and from the final
+report: MNIST validation, each real dev set, and our generated set's `val` split. A null answer
+("empty" or "uncertain") counts as wrong everywhere except on blank images, where it is right.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from digitrec.errors import DataError
+
+ROOT = Path(__file__).resolve().parents[2]
+REAL_DIR = Path(os.environ.get("DIGITREC_REAL", ROOT / "data" / "real"))
+GENERATED_DIR = ROOT / "tests" / "realworld"
+REAL_SETS = ("semeion", "mfeat")
+
+
+@dataclass(frozen=True)
+class Sample:
+    path: Path
+    label: str  # a digit, a written number, or "" for a blank image
+
+
+def load_real(name: str, directory: Path = REAL_DIR) -> list[Sample]:
+    """The labelled images of one real set (data/real/<name>/labels.csv: file,label)."""
+    labels = directory / name / "labels.csv"
+    if not labels.is_file():
+        known = ", ".join(p.parent.name for p in sorted(directory.glob("*/labels.csv"))) or "none"
+        raise DataError(labels, f"no such real set {name!r} (found: {known})")
+    samples = []
+    with open(labels, newline="") as f:
+        for row_no, row in enumerate(csv.DictReader(f), start=2):
+            label = (row.get("label") or "").strip()
+            if not row.get("file") or len(label) != 1 or not label.isdigit():
+                raise DataError(
+                    labels, f"expected file,label with a digit label, got {row}", row_no
+                )
+            samples.append(Sample(directory / name / row["file"], label))
+    return samples
+
+
+def load_generated(split: str = "val", directory: Path = GENERATED_DIR) -> dict[str, list[Sample]]:
+    """Our generated set by kind: {kind: samples} for one split (val | test)."""
+    out: dict[str, list[Sample]] = {}
+    with open(directory / "labels.csv", newline="") as f:
+        for row in csv.DictReader(f):
+            if row["split"] == split:
+                out.setdefault(row["kind"], []).append(
+                    Sample(directory / row["file"], row["label"])
+                )
+    return out
+
+
+@dataclass
+class Mistake:
+    sample: Sample
+    answer: str  # what was read: a digit, "uncertain:7", "empty", or a number
+    confidence: float
+    preprocessed: np.ndarray | None  # (28, 28), what the model saw (single digits only)
+
+
+@dataclass
+class SetScore:
+    name: str
+    total: int = 0
+    correct: int = 0
+    nulls: int = 0  # answers without a digit, on images that hold one
+    confusions: Counter[tuple[str, str]] = field(default_factory=Counter)  # (label, answer)
+    mistakes: list[Mistake] = field(default_factory=list)
+
+    @property
+    def accuracy(self) -> float:
+        return self.correct / max(self.total, 1)
+
+    @property
+    def null_share(self) -> float:
+        return self.nulls / max(self.total, 1)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "set": self.name,
+            "images": self.total,
+            "accuracy": round(self.accuracy, 4),
+            "null_share": round(self.null_share, 4),
+            "top_confusions": [
+                {"label": a, "answer": b, "count": n}
+                for (a, b), n in self.confusions.most_common(5)
+            ],
+        }
+
+
+def score_digits(predictor: Any, name: str, samples: list[Sample]) -> SetScore:
+    """Single digits (or blanks, label ""): one `predict` each."""
+    score = SetScore(name)
+    answers = predictor.predict_many([s.path for s in samples])
+    for sample, p in zip(samples, answers, strict=True):
+        score.total += 1
+        if p.digit is None:
+            answer = "empty" if p.reason == "empty" else f"uncertain:{p.candidates[0][0]}"
+        else:
+            answer = str(p.digit)
+        right = (p.digit is None) if sample.label == "" else (answer == sample.label)
+        if right:
+            score.correct += 1
+            continue
+        if p.digit is None:
+            score.nulls += 1
+        score.confusions[(sample.label or "blank", answer)] += 1
+        score.mistakes.append(Mistake(sample, answer, p.confidence, p.preprocessed))
+    return score
+
+
+def score_numbers(predictor: Any, name: str, samples: list[Sample]) -> SetScore:
+    """Written numbers: `read` each, right when the text is exactly the label."""
+    score = SetScore(name)
+    for sample in samples:
+        reading = predictor.read(sample.path)
+        score.total += 1
+        if reading.text == sample.label:
+            score.correct += 1
+            continue
+        if reading.text is None:
+            score.nulls += 1
+        answer = reading.text if reading.text is not None else f"{reading.reason}:{reading.guess}"
+        score.confusions[(sample.label, answer)] += 1
+        score.mistakes.append(Mistake(sample, answer, reading.confidence, None))
+    return score
+
+
+def score_generated(predictor: Any, split: str = "val") -> dict[str, SetScore]:
+    """Our generated set, kind by kind."""
+    out = {}
+    for kind, samples in load_generated(split).items():
+        scorer = score_numbers if kind == "numbers" else score_digits
+        out[kind] = scorer(predictor, f"generated {split}: {kind}", samples)
+    return out
+
+
+def score_all(predictor: Any, split: str = "val") -> list[SetScore]:
+    """Every real dev set, then our generated set's `split` kind by kind."""
+    scores = [score_digits(predictor, name, load_real(name)) for name in REAL_SETS]
+    return scores + list(score_generated(predictor, split).values())
+
+
+def selection_score(scores: list[SetScore], mnist_val: float | None) -> dict[str, Any]:
+    """The declared selection score, from `score_all(predictor, "val")`: the mean of MNIST
+    validation accuracy, each real dev set's accuracy and our generated set's `val` accuracy
+    (its kinds pooled). `mnist_val` is the model's (its card's or its run's); None leaves it
+    out of the mean (`complete` then says so)."""
+    real = [s for s in scores if s.name in REAL_SETS]
+    generated = [s for s in scores if s.name not in REAL_SETS]
+    parts: dict[str, float] = {} if mnist_val is None else {"mnist_val": float(mnist_val)}
+    parts.update({s.name: s.accuracy for s in real})
+    parts["generated_val"] = sum(s.correct for s in generated) / sum(s.total for s in generated)
+    return {
+        "score": round(sum(parts.values()) / len(parts), 4),
+        "parts": {k: round(v, 4) for k, v in parts.items()},
+        "complete": mnist_val is not None,
+    }
