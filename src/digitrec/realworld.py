@@ -169,8 +169,21 @@ def selection_score(scores: list[SetScore], mnist_val: float | None) -> dict[str
     parts: dict[str, float] = {} if mnist_val is None else {"mnist_val": float(mnist_val)}
     parts.update({s.name: s.accuracy for s in real})
     parts["generated_val"] = sum(s.correct for s in generated) / sum(s.total for s in generated)
+    images = {s.name: s.total for s in real}
+    images["generated_val"] = sum(s.total for s in generated)
     return {
         "score": round(sum(parts.values()) / len(parts), 4),
         "parts": {k: round(v, 4) for k, v in parts.items()},
+        "images": images,  # how many each part was measured on (MNIST's: the card's split)
+        "null_share": {s.name: round(s.null_share, 4) for s in real},
         "complete": mnist_val is not None,
     }
+
+
+def card_selection(name: str, onnx: Path, card: dict[str, Any]) -> dict[str, Any]:
+    """The selection score of a shipped graph, for its card (ship writes it there)."""
+    from digitrec.predictor import Predictor
+    from digitrec.registry import ModelRef
+
+    predictor = Predictor(ModelRef(name, onnx, card), threads=0)
+    return selection_score(score_all(predictor, "val"), card.get("val_accuracy"))

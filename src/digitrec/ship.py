@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from digitrec import data, registry
+from digitrec import data, realworld, registry
 from digitrec.checkpoint import atomic_write_bytes, load_weights, save_weights, sha256, write_json
 from digitrec.errors import ModelError
 from digitrec.export import export_run, member_dirs, probabilities
@@ -196,6 +196,8 @@ def ship(
 
         card["float32"] = float_figures  # the trained weights' own graph, before quantization
         card["quantization"] = DESCRIPTION
+    # the declared selection score (realworld.py): what the default is chosen on
+    card["selection"] = realworld.card_selection(name, directory / f"{name}.onnx", card)
     if default:
         for other in directory.glob("*.json"):
             other_card = json.loads(other.read_text())
@@ -203,4 +205,14 @@ def ship(
                 other_card["default"] = False
                 write_json(other, other_card)
     write_json(directory / f"{name}.json", card)
+    return card
+
+
+def rescore(name: str, directory: Path = registry.MODELS_DIR) -> dict[str, Any]:
+    """Measure a shipped model's selection score again (after a preprocessing change, or for
+    a card shipped before the score existed) and write it into its card."""
+    ref = registry.resolve(name, directory)
+    card = dict(ref.card)
+    card["selection"] = realworld.card_selection(ref.name, ref.onnx, card)
+    write_json(directory / f"{ref.name}.json", card)
     return card

@@ -66,5 +66,8 @@ def render_one(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 def render(images: np.ndarray, seed: int) -> np.ndarray:
     """(N, 28, 28) uint8 -> (N, 28, 28) uint8, image i rendered in a random style (seeded)."""
+    from digitrec.predictor import one_thread  # BLAS and OpenCV on one thread: 4x faster here
+
     rng = np.random.default_rng(seed)
-    return np.stack([render_one(image, rng) for image in images])
+    with one_thread():
+        return np.stack([render_one(image, rng) for image in images])
