@@ -340,8 +340,14 @@ def test_metrics_count_requests_by_route_and_status_the_lane_included(tmp_path: 
 def test_the_access_log_is_json_with_the_request_id(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    access = logging.getLogger("digitrec.access")
     with client(tmp_path, access_log=True) as c, caplog.at_level(logging.INFO, "digitrec.access"):
-        r = c.get("/healthz", headers={"x-request-id": "req-42"})
+        access.addHandler(caplog.handler)  # it does not propagate: one line per request
+        try:
+            r = c.get("/healthz", headers={"x-request-id": "req-42"})
+        finally:
+            access.removeHandler(caplog.handler)
+    assert not access.propagate
     lines = [
         json.loads(rec.getMessage()) for rec in caplog.records if rec.name == "digitrec.access"
     ]

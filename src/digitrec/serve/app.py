@@ -202,10 +202,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         allowed_hosts=settings.allowed_hosts,
         access_log=settings.access_log,
     )
-    if settings.access_log and not logging.getLogger("digitrec.access").handlers:
-        handler = logging.StreamHandler()  # the JSON line alone, on stderr as uvicorn's logs
-        logging.getLogger("digitrec.access").addHandler(handler)
-        logging.getLogger("digitrec.access").setLevel(logging.INFO)
+    access = logging.getLogger("digitrec.access")
+    if settings.access_log and not access.handlers:
+        access.addHandler(logging.StreamHandler())  # the JSON line alone, on stderr
+        access.setLevel(logging.INFO)
+        access.propagate = False  # once: not again through the CLI's root handler
     return app
 
 
