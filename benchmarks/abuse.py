@@ -511,20 +511,7 @@ def main() -> None:
         DIGITREC_FEEDBACK_PER_MINUTE="0",
     )
     with tempfile.TemporaryDirectory() as data_dir:
-        cmd = [
-            sys.executable,
-            "-m",
-            "digitrec",
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            str(args.workers),
-            "--data-dir",
-            data_dir,
-        ]
+        cmd = bench.serve_command(port, args.workers, data_dir)
         log = open(Path(data_dir) / "server.log", "w+b")  # noqa: SIM115 (a pipe would fill)
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log)
         try:

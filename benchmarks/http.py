@@ -171,6 +171,13 @@ def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 60) -> None:
     sys.exit("server did not become healthy")
 
 
+def serve_command(port: int, workers: int, data_dir: str, model: str | None = None) -> list[str]:
+    """`digitrec serve` on 127.0.0.1:port with its own data directory (benchmarks and tests)."""
+    cmd = [sys.executable, "-m", "digitrec", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    cmd += ["--workers", str(workers), "--data-dir", str(data_dir)]
+    return cmd + (["--model", model] if model else [])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--workers", type=int, default=1, help="server worker processes (default 1)")
@@ -201,22 +208,7 @@ def main() -> None:
     port = free_port()
     env = dict(os.environ, DIGITREC_INLINE_INFERENCE=str(args.inline).lower())
     with tempfile.TemporaryDirectory() as data_dir:
-        cmd = [
-            sys.executable,
-            "-m",
-            "digitrec",
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            str(args.workers),
-            "--data-dir",
-            data_dir,
-        ]
-        if args.model:
-            cmd += ["--model", args.model]
+        cmd = serve_command(port, args.workers, data_dir, args.model)
         proc = subprocess.Popen(
             cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )

@@ -19,7 +19,6 @@ import re
 import socket
 import sqlite3
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -27,6 +26,8 @@ from pathlib import Path
 
 import pytest
 from PIL import Image, ImageDraw, ImageFilter
+
+from conftest import benchmark
 
 pytestmark = pytest.mark.browser
 
@@ -62,18 +63,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
     port = free_port()
     log = (tmp_path_factory.mktemp("log") / "server.log").open("w")
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "digitrec",
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--data-dir",
-            str(data_dir),
-        ],
+        benchmark("http").serve_command(port, 1, str(data_dir)),
         stdout=log,
         stderr=subprocess.STDOUT,
         cwd=ROOT,
@@ -456,10 +446,7 @@ def test_number_mode_fix_a_misread_digit(page, server) -> None:  # type: ignore[
     chips.nth(1).click()  # "that 7 is wrong"
     sync_api.expect(chips.nth(1)).to_have_attribute("aria-expanded", "true")
     sync_api.expect(page.locator("#picker-label")).to_have_text("Digit 2 was a…")
-    with page.expect_response("**/api/v1/feedback") as sent:
-        page.locator("#fix-2").click()
-    assert sent.value.status == 201
-    body = sent.value.request.post_data_json
+    body = choose_fix(page, 2)
     assert (body["label"], body["predicted"]) == (2, 7)
     # The 7 alone, cut out of the drawing: under half the 560 px wide canvas, and read as a 7.
     width, _ = crop_size(body["image"])
@@ -483,6 +470,14 @@ def test_number_mode_fix_a_misread_digit(page, server) -> None:  # type: ignore[
     sync_api.expect(page.locator("#number-fix")).to_be_hidden()
 
 
+def choose_fix(page, digit: int) -> dict:  # type: ignore[no-untyped-def]
+    """Pick `digit` in the open picker: the correction it stores (201), as the page sent it."""
+    with page.expect_response("**/api/v1/feedback") as sent:
+        page.locator(f"#fix-{digit}").click()
+    assert sent.value.status == 201
+    return sent.value.request.post_data_json
+
+
 @needs_segment
 def test_number_mode_fix_a_digit_of_a_photo(page, server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     url, _ = server
@@ -497,10 +492,7 @@ def test_number_mode_fix_a_digit_of_a_photo(page, server, tmp_path: Path) -> Non
     page.locator("#file").set_input_files(str(path))
     expect_answer(page, "17")
     page.locator("#read-digits .read-digit").nth(0).click()
-    with page.expect_response("**/api/v1/feedback") as sent:
-        page.locator("#fix-4").click()
-    assert sent.value.status == 201
-    body = sent.value.request.post_data_json
+    body = choose_fix(page, 4)
     assert (body["label"], body["predicted"]) == (4, 1)
     # The 1 cut out of the photo with some paper round it, short of the 7.
     width, height = crop_size(body["image"])
@@ -528,12 +520,17 @@ def make_uncertain(route) -> None:  # type: ignore[no-untyped-def]
     route.fulfill(response=response, json=reading)
 
 
-@needs_segment
-def test_number_mode_uncertain_digit_shows_candidates_and_asks(page) -> None:  # type: ignore[no-untyped-def]
+def draw_an_uncertain_17(page) -> None:  # type: ignore[no-untyped-def]
+    """Number mode, a 17 drawn, and the server's answer made uncertain about its 7."""
     page.route("**/api/v1/read", make_uncertain)
     page.locator("#mode-number").click()
     draw_with_mouse(page, NUMBER_17, logical_width=560)
     expect_answer(page, "1?")
+
+
+@needs_segment
+def test_number_mode_uncertain_digit_shows_candidates_and_asks(page) -> None:  # type: ignore[no-untyped-def]
+    draw_an_uncertain_17(page)
     sync_api.expect(page.locator("#verdict")).to_have_text("Not sure: is it 17?")
     chip = page.locator("#read-digits .read-digit").nth(1)
     sync_api.expect(chip).to_contain_text("7 or 1 or 2?")
@@ -555,10 +552,7 @@ def test_number_mode_uncertain_digit_shows_candidates_and_asks(page) -> None:  #
 
 @needs_segment
 def test_number_mode_confirm_an_uncertain_reading(page) -> None:  # type: ignore[no-untyped-def]
-    page.route("**/api/v1/read", make_uncertain)
-    page.locator("#mode-number").click()
-    draw_with_mouse(page, NUMBER_17, logical_width=560)
-    expect_answer(page, "1?")
+    draw_an_uncertain_17(page)
     with page.expect_response("**/api/v1/feedback") as sent:
         page.locator("#confirm-number").click()
     assert sent.value.status == 201
