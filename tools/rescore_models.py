@@ -2,23 +2,33 @@
 
 For cards shipped before the score existed, or after a change to preprocessing (which every
 real image goes through). `ship` writes the score itself; the card's other figures are kept.
+Each model's NAME.md (modelcard.py) is written anew from its JSON card; with `--cards`, only
+that, nothing measured.
 
-    python tools/rescore_models.py [NAME ...]     # default: every shipped model
+    python tools/rescore_models.py [NAME ...]           # default: every shipped model
+    python tools/rescore_models.py --cards [NAME ...]   # only regenerate NAME.md
 """
 
 from __future__ import annotations
 
 import sys
 
-from digitrec import registry
+from digitrec import modelcard, registry
 from digitrec.ship import rescore
 
 
-def main(names: list[str]) -> None:
+def main(args: list[str]) -> None:
+    cards_only = "--cards" in args
+    names = [a for a in args if a != "--cards"]
     for name in names or [c["name"] for c in registry.shipped_cards()]:
+        if cards_only:
+            ref = registry.resolve(name)
+            print(modelcard.write(ref.onnx.parent, ref.card))
+            continue
         selection = rescore(name)["selection"]
         print(f"{name}: selection score {selection['score']:.4f} {selection['parts']}")
-    print(f"default by the score: {registry.default_choice(registry.shipped_cards())}")
+    if not cards_only:
+        print(f"default by the score: {registry.default_choice(registry.shipped_cards())}")
 
 
 if __name__ == "__main__":

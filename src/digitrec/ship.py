@@ -1,4 +1,5 @@
-"""Ship a run into models/: NAME.onnx, NAME.safetensors and NAME.json (the model card)."""
+"""Ship a run into models/: NAME.onnx, NAME.safetensors, NAME.json (the model card) and NAME.md
+(the card in the common format, generated from the JSON card: modelcard.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from digitrec import data, realworld, registry
+from digitrec import data, modelcard, realworld, registry
 from digitrec.checkpoint import atomic_write_bytes, load_weights, save_weights, sha256, write_json
 from digitrec.errors import ModelError
 from digitrec.export import export_run, member_dirs, probabilities
@@ -205,14 +206,16 @@ def ship(
                 other_card["default"] = False
                 write_json(other, other_card)
     write_json(directory / f"{name}.json", card)
+    modelcard.write(directory, card)
     return card
 
 
 def rescore(name: str, directory: Path = registry.MODELS_DIR) -> dict[str, Any]:
     """Measure a shipped model's selection score again (after a preprocessing change, or for
-    a card shipped before the score existed) and write it into its card."""
+    a card shipped before the score existed) and write it into its card, and NAME.md anew."""
     ref = registry.resolve(name, directory)
     card = dict(ref.card)
     card["selection"] = realworld.card_selection(ref.name, ref.onnx, card)
     write_json(directory / f"{ref.name}.json", card)
+    modelcard.write(directory, card)
     return card
