@@ -22,9 +22,15 @@ import numpy as np
 
 from digitrec.errors import DataError
 
-# The repo's data/mnist, found from the source tree (editable install) or DIGITREC_DATA.
+# The repo's data/mnist, found from the source tree (editable install) or DIGITREC_MNIST. A wheel
+# does not carry it (11 MB that serving never reads): an installed digitrec outside the repo is
+# pointed to a copy with DIGITREC_MNIST, or given --data, and says so when it is not (MNIST_HINT).
 MNIST_DIR = Path(
-    os.environ.get("DIGITREC_MNIST", Path(__file__).resolve().parents[2] / "data" / "mnist")
+    os.environ.get("DIGITREC_MNIST") or Path(__file__).resolve().parents[2] / "data" / "mnist"
+)
+MNIST_HINT = (
+    "not found; set DIGITREC_MNIST=/path/to/mnist (a copy of the repo's data/mnist: "
+    "the four IDX .gz files and SHA256SUMS) or pass --data PATH"
 )
 MNIST_FILES = {
     "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
@@ -64,6 +70,9 @@ class Dataset:
 
 def read_checksums(directory: Path = MNIST_DIR) -> dict[str, str]:
     sums = directory / "SHA256SUMS"
+    if not directory.is_dir():  # the default, named as such: an installed digitrec has no MNIST
+        default = directory == MNIST_DIR and not os.environ.get("DIGITREC_MNIST")
+        raise DataError("MNIST" if default else directory, MNIST_HINT)
     if not sums.exists():
         raise DataError(sums, "checksum file missing")
     out = {}

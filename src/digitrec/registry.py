@@ -8,12 +8,25 @@ import json
 import math
 import os
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from digitrec.errors import ModelError
 
-MODELS_DIR = Path(os.environ.get("DIGITREC_MODELS", Path(__file__).resolve().parents[2] / "models"))
+
+def _models_dir() -> Path:
+    """DIGITREC_MODELS if set; else the repo's models/ in a source checkout (editable install:
+    where `ship` writes); else the copy an installed wheel carries (digitrec/shipped)."""
+    if os.environ.get("DIGITREC_MODELS"):
+        return Path(os.environ["DIGITREC_MODELS"])
+    root = Path(__file__).resolve().parents[2]
+    if (root / "pyproject.toml").is_file() and (root / "models").is_dir():
+        return root / "models"
+    return Path(str(resources.files("digitrec") / "shipped"))
+
+
+MODELS_DIR = _models_dir()
 
 
 @dataclass(frozen=True)
