@@ -228,3 +228,54 @@ def test_feedback_review_errors_are_one_line(tmp_path: Path) -> None:
     assert_one_line_error(digitrec(*review, "--reject", "two"), "not an id or a range of ids")
     nowhere = digitrec("feedback", "review", "--data-dir", str(tmp_path / "none"))
     assert_one_line_error(nowhere, "none: no feedback store here")
+
+
+@pytest.mark.parametrize(
+    ("usable", "args", "workers"),
+    [
+        ({0, 1, 2, 3, 4, 5}, [], 6),  # one worker per core by default
+        ({2, 5}, [], 2),  # the cores this process may use (taskset, a container's cpuset)
+        ({0}, [], 1),
+        ({0, 1, 2, 3}, ["--workers", "1"], 1),  # `--workers` says otherwise: one process
+        ({0, 1}, ["--workers", "3"], 3),
+    ],
+)
+def test_serve_runs_one_worker_per_core_unless_told(
+    usable: set[int], args: list[str], workers: int, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The worker count `serve` settles on, the server itself never started."""
+    import uvicorn
+    from typer.testing import CliRunner
+
+    from digitrec.cli import app
+    from digitrec.serve import app as server
+
+    started: dict[str, object] = {}
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: usable, raising=False)
+    monkeypatch.setattr(uvicorn, "run", lambda target, **options: started.update(options))
+    monkeypatch.setattr(
+        server, "serve_workers", lambda config: started.update(workers=config.workers)
+    )
+    monkeypatch.setenv("DIGITREC_DATA_DIR", str(tmp_path))  # run_server sets it: restored after
+    monkeypatch.setenv("DIGITREC_MODEL", "fast")
+    result = CliRunner().invoke(
+        app, ["serve", "--model", "fast", "--data-dir", str(tmp_path), *args]
+    )
+    assert result.exit_code == 0, result.output
+    assert started["workers"] == workers
+    assert f"({workers} worker" in result.output
+
+
+def test_cores_without_an_affinity_are_the_machine_s(monkeypatch: pytest.MonkeyPatch) -> None:
+    from digitrec.serve.workers import cores
+
+    monkeypatch.delattr(os, "sched_getaffinity", raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 3)
+    assert cores() == 3
+    monkeypatch.setattr(os, "cpu_count", lambda: None)  # unknown: one
+    assert cores() == 1
+
+
+def test_serve_refuses_zero_workers() -> None:
+    result = digitrec("serve", "--workers", "0")
+    assert result.returncode != 0 and "Traceback" not in result.stderr

@@ -567,7 +567,15 @@ def submit(
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 8000,
-    workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            show_default=False,
+            help="Worker processes. Default: one per core this process may use "
+            "(its CPU affinity, e.g. a container's cpuset).",
+        ),
+    ] = None,
     model: ModelOpt = None,
     data_dir: Annotated[
         Path | None,

@@ -39,7 +39,7 @@ from digitrec.serve.protocol import LimitedHttpTools
 from digitrec.serve.routes import DOCS_ASSETS, STATIC, routers
 from digitrec.serve.settings import Settings
 from digitrec.serve.workers import SUPPORTED as REUSE_PORT
-from digitrec.serve.workers import serve_workers
+from digitrec.serve.workers import cores, serve_workers
 
 log = logging.getLogger(__name__)
 
@@ -223,13 +223,16 @@ def model_sha(card: dict[str, Any], name: str) -> str:
 def run_server(
     host: str = "127.0.0.1",
     port: int = 8000,
-    workers: int = 1,
+    workers: int | None = None,
     model: str | None = None,
     data_dir: Path | None = None,
 ) -> None:
-    """Serve until interrupted. Settings reach every worker process through the environment."""
+    """Serve until interrupted, with `workers` processes (default: one per core this process
+    may use). Settings reach every worker process through the environment."""
     import uvicorn
 
+    if workers is None:
+        workers = cores()
     if model is not None:
         os.environ["DIGITREC_MODEL"] = str(model)
     if data_dir is not None:
@@ -240,7 +243,11 @@ def run_server(
 
     resolve(model)
     shown = f"[{host}]" if ":" in host else host
-    print(f"digitrec: serving on http://{shown}:{port}/  (Ctrl+C to stop)", flush=True)  # noqa: T201
+    print(  # noqa: T201
+        f"digitrec: serving on http://{shown}:{port}/  "
+        f"({workers} worker{'s' if workers > 1 else ''}; Ctrl+C to stop)",
+        flush=True,
+    )
     # uvloop and httptools when installed (uvicorn[standard]): uvicorn's "auto" picks them.
     settings = Settings()
     options: dict[str, Any] = dict(

@@ -24,6 +24,15 @@ from digitrec.errors import DigitrecError
 SUPPORTED = sys.platform == "linux" and hasattr(socket, "SO_REUSEPORT")
 
 
+def cores() -> int:
+    """The cores this process may run on: its CPU affinity where the OS keeps one (a
+    container's cpuset, `taskset`), else every core the machine has. `serve`'s default count
+    of workers: one per core."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
+
+
 def bind_reuse_port(
     family: int, address: tuple[Any, ...], kind: type[socket.socket] = socket.socket
 ) -> socket.socket:
