@@ -113,7 +113,7 @@ def test_without_mnist_one_line_says_how_to_point_to_it(
     )
     last = done.stderr.strip().splitlines()[-1]
     assert done.returncode != 0 and last.startswith("digitrec.errors.DataError: MNIST: not found")
-    assert "DIGITREC_MNIST=/path/to/mnist" in last and "--data" in last
+    assert "DIGITREC_MNIST=/path/to/mnist" in last and "take --data PATH" in last
 
 
 def free_port() -> int:

@@ -30,7 +30,7 @@ MNIST_DIR = Path(
 )
 MNIST_HINT = (
     "not found; set DIGITREC_MNIST=/path/to/mnist (a copy of the repo's data/mnist: "
-    "the four IDX .gz files and SHA256SUMS) or pass --data PATH"
+    "the four IDX .gz files and SHA256SUMS); explore and evaluate also take --data PATH"
 )
 MNIST_FILES = {
     "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),

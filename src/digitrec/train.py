@@ -332,6 +332,8 @@ def train(
     if resume is not None:
         saved = saved_config(resume)
         cfg = dataclasses.replace(saved, epochs=cfg.epochs if cfg.epochs else saved.epochs)
+    if test:  # the final report reads the MNIST test split: missing, say so now, not after training
+        data.read_checksums()
     out = Path(cfg.output) if cfg.output else (resume or default_output(cfg))
     out.mkdir(parents=True, exist_ok=True)
     if cfg.threads:
