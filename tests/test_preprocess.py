@@ -776,3 +776,22 @@ def test_a_faint_stain_joined_to_a_stroke_is_not_ink():
     found = ink_map(Image.fromarray((grey * 255).astype(np.uint8), "L"))
     strokes = ink_map(paper(ink))
     assert np.count_nonzero(found) < 1.3 * np.count_nonzero(strokes)
+
+
+@FAST
+@given(i=DIGITS, pen=st.integers(0, 6))
+def test_a_digit_stretched_to_fill_its_box_is_also_seen_squeezed(i, pen):
+    """Semeion's and the map numerals' way (the box stretched to a square, touching all four
+    borders; scanned in 1 bit) gets squeezed views beside the usual one; the same digit with paper round it, or
+    drawn on a canvas, gets the usual one alone, the same as preprocess gives."""
+    ink = (stretched_to_box(mnist()[i], 96, pen) > 0.2).astype(np.float32)  # a 1-bit scan
+    views = pp.preprocess_views(paper(ink))
+    assert views is not None and len(views) == 1 + len(pp.SQUEEZE)
+    assert np.array_equal(views[0], preprocess(paper(ink)))
+    widths = [(lambda b: b[1].stop - b[1].start)(ops.box(v > 0.1)) for v in views]
+    assert widths[0] > widths[1] > widths[2]  # squeezed sideways, in SQUEEZE's order
+    margin = paper(ops.pad(ink, (30, 30, 30, 30)))
+    assert [v.tobytes() for v in pp.preprocess_views(margin)] == [preprocess(margin).tobytes()]
+    rgba = np.zeros((280, 280, 4), np.uint8)
+    rgba[..., 3] = np.round(ink_canvas(mnist()[i], 8, 20, 20) * 255)  # a drawing: one view
+    assert len(pp.preprocess_views(encode(Image.fromarray(rgba, "RGBA"), "PNG"))) == 1

@@ -225,22 +225,31 @@ class Predictor:
 
     def predict_each(self, sources: Sequence[Source]) -> list[Prediction | Exception]:
         """predict_many for unrelated requests (the server's batches): a source that fails
-        gives its exception in its place, and the others are still answered."""
-        images: list[np.ndarray | None | Exception] = []
+        gives its exception in its place, and the others are still answered.
+
+        A digit stretched to fill its image gets more than one view (preprocess_views): the
+        answer is the mean of the calibrated probabilities of its views, and `preprocessed`
+        the first view."""
+        views: list[list[np.ndarray] | None | Exception] = []
         with one_thread():
             for source in sources:
                 try:
-                    images.append(preprocess.preprocess(source))
+                    views.append(preprocess.preprocess_views(source))
                 except Exception as e:  # an ImageError, or a bug: only this request's answer
-                    images.append(e)
-        inked = [i for i, x in enumerate(images) if isinstance(x, np.ndarray)]
+                    views.append(e)
+        inked = [i for i, v in enumerate(views) if isinstance(v, list)]
         by_index: dict[int, np.ndarray] = {}
         if inked:
-            probs = self.predict_array(np.stack([images[i] for i in inked]))  # type: ignore[misc]
-            by_index = dict(zip(inked, probs, strict=True))
+            stack = [x for i in inked for x in views[i]]  # type: ignore[union-attr]
+            probs = self.predict_array(np.stack(stack))
+            start = 0
+            for i in inked:
+                n = len(views[i])  # type: ignore[arg-type]
+                by_index[i] = probs[start] if n == 1 else probs[start : start + n].mean(axis=0)
+                start += n
         return [
-            x if isinstance(x, Exception) else self._answer(x, by_index.get(i))
-            for i, x in enumerate(images)
+            v if isinstance(v, Exception) else self._answer(v[0] if v else None, by_index.get(i))
+            for i, v in enumerate(views)
         ]
 
     def read(self, source: Source) -> Reading:

@@ -586,15 +586,40 @@ def preprocess(
 
     An np.ndarray source is taken as an ink map already: (H, W) floats in [0, 1], ink high.
     """
+    views = _views(source, squeezed=False)
+    return None if views is None else views[0]
+
+
+def preprocess_views(
+    source: bytes | str | os.PathLike | Image.Image | np.ndarray,
+) -> list[np.ndarray] | None:
+    """preprocess(), plus, for a digit stretched to fill its box, copies squeezed sideways.
+
+    Some collections and scanners stretch each digit's box to fill a square (Semeion, the
+    Dutch map numerals: their '1's are wide bars): such a digit fills its image, touching all
+    four borders, and is about as wide as tall. For it the list also holds the digit squeezed to
+    SQUEEZE of its width, and the model's answers on all of them are averaged (Predictor). A
+    drawing or a photo with paper round the digit has the one view; so has a canvas.
+    """
+    return _views(source, squeezed=True)
+
+
+SQUEEZE = (0.7, 0.5)  # widths of the squeezed views (chosen on the real dev sets, BENCHMARKS.md)
+FILLED_ASPECT = 0.9  # a digit at least this wide for its height, filling its image, was stretched
+
+
+def _views(
+    source: bytes | str | os.PathLike | Image.Image | np.ndarray, squeezed: bool
+) -> list[np.ndarray] | None:
     if isinstance(source, np.ndarray):
         ink = np.clip(np.asarray(source, dtype=np.float32), 0.0, 1.0)
         if ink.ndim != 2:
             raise ImageError(f"an ink map is (H, W), got shape {ink.shape}", status=422)
-        side = max(ink.shape)
+        side, stretched = max(ink.shape), False
     else:
         alpha = canvas_alpha(source)
         if alpha is not None:  # the web page's drawing: a short way, the same result
-            return preprocess_canvas(alpha)
+            return _one(preprocess_canvas(alpha))
         # A big photo is reduced first: the digit needs ~80 px, not 3000.
         if isinstance(source, Image.Image):
             image = shrink(source, MIN_SIDE)
@@ -602,11 +627,34 @@ def preprocess(
             image = load_image(source, MIN_SIDE)
         alpha = _alpha(image)
         if alpha is not None and _transparent(alpha):  # a canvas that came the long way
-            return preprocess_canvas(alpha)
+            return _one(preprocess_canvas(alpha))
         found, side = _ink(image, alpha), max(image.size)
         if found is None:
             return None
         ink = found[0]  # the inked part of the map; the rest is 0
+        stretched = squeezed and _fills_its_image(ink, found[1], (image.height, image.width))
     if _blank(ink, side):
         return None
-    return to_mnist(ink)
+    views = [to_mnist(ink)]
+    if stretched:
+        crop = ink[ops.box(ink > 0.05)]
+        h, w = crop.shape
+        views += [to_mnist(ops.resize(crop, h, max(2, round(w * f)))) for f in SQUEEZE]
+    return views
+
+
+def _one(image28: np.ndarray | None) -> list[np.ndarray] | None:
+    return None if image28 is None else [image28]
+
+
+def _fills_its_image(ink: np.ndarray, box: ops.Box, shape: tuple[int, int]) -> bool:
+    """Strong ink (`ink`, cut at `box` from a map of `shape`) reaches all four borders (to a
+    pixel), and its extent is at least FILLED_ASPECT as wide as tall."""
+    strong = ops.box(ink > 0.5)
+    if strong is None:
+        return False
+    rows, cols = strong
+    top, left = box[0].start + rows.start, box[1].start + cols.start
+    bottom, right = box[0].start + rows.stop, box[1].start + cols.stop
+    touches = top <= 1 and left <= 1 and bottom >= shape[0] - 1 and right >= shape[1] - 1
+    return touches and (right - left) >= FILLED_ASPECT * (bottom - top)
