@@ -782,8 +782,8 @@ def test_a_faint_stain_joined_to_a_stroke_is_not_ink():
 @given(i=DIGITS, pen=st.integers(0, 6))
 def test_a_digit_stretched_to_fill_its_box_is_also_seen_squeezed(i, pen):
     """Semeion's and the map numerals' way (the box stretched to a square, touching all four
-    borders; scanned in 1 bit) gets squeezed views beside the usual one; the same digit with paper round it, or
-    drawn on a canvas, gets the usual one alone, the same as preprocess gives."""
+    borders; scanned in 1 bit) gets squeezed views beside the usual one; the same digit with
+    paper round it, or drawn on a canvas, gets the usual one alone, as preprocess gives."""
     ink = (stretched_to_box(mnist()[i], 96, pen) > 0.2).astype(np.float32)  # a 1-bit scan
     views = pp.preprocess_views(paper(ink))
     assert views is not None and len(views) == 1 + len(pp.SQUEEZE)
