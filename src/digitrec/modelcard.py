@@ -272,8 +272,14 @@ def markdown(card: dict[str, Any], opset: int | None = None) -> str:
         "",
         "## Limitations",
         "",
-        "- Trained on MNIST alone: digits written by American census staff and students, "
-        "centred in a 20x20 box. Other people's handwriting reads worse: ",
+        "- Trained on MNIST alone"
+        + (
+            " (and copies of its digits rendered in other styles and captures, `--styles`)"
+            if "--styles" in card.get("command", "")
+            else ""
+        )
+        + ": digits written by American census staff and students, centred in a 20x20 box. "
+        "Other people's handwriting reads worse: ",
     ]
     real = [f"{short} {_pct(parts[key], 1)}" for key, _, _, _, _, short in SETS[:2] if key in parts]
     out[-1] += (
