@@ -1,6 +1,7 @@
 """digitrec: handwritten digit recognition, from MNIST to a finger on a phone."""
 
 import os
+from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
@@ -8,3 +9,18 @@ __version__ = "0.1.0"
 # on a shared 2-core machine that made 2-thread training 2-4x slower than 1 thread. Passive
 # waiting avoids it. Set before torch starts its thread pool (digitrec imports torch lazily).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+# The Python API (api.py), loaded on first use: `import digitrec` stays light, and a serving
+# install (no torch) can `digitrec.load()` and predict.
+__all__ = ["Model", "fit", "load"]
+
+if TYPE_CHECKING:
+    from digitrec.api import Model, fit, load
+
+
+def __getattr__(name: str) -> object:
+    if name in __all__:
+        from digitrec import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'digitrec' has no attribute {name!r}")

@@ -1,0 +1,144 @@
+"""The Python API: what a notebook or a script calls, re-exported by the package.
+
+    import digitrec
+    model = digitrec.load()                      # the best shipped model
+    model.predict("seven.png").digit             # 7
+    model.read("cheque-amount.jpg").text         # "1907"
+    run = digitrec.fit("fast", max_steps=20)     # a run directory, as `digitrec train` writes
+    digitrec.load(run).evaluate().accuracy       # on the MNIST test split
+
+A thin layer over predictor.Predictor, train.train and evaluate.evaluate: their results
+(Prediction, Reading, Run, Report) come back as they are, and their fields are the CLI's JSON
+fields. Predicting and reading need only the serving install (ONNX Runtime, no torch);
+`fit`, and loading a run directory not yet exported, need the `train` extra.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from PIL import Image
+
+from digitrec import data as datasets
+from digitrec.errors import DigitrecError, ImageError, ModelError
+from digitrec.evaluate import Report
+from digitrec.predictor import Prediction, Predictor, Reading
+
+if TYPE_CHECKING:
+    from digitrec.train import Run
+
+Image_ = bytes | str | os.PathLike[str] | Image.Image | np.ndarray
+
+
+def as_source(image: Image_) -> bytes | str | os.PathLike[str] | Image.Image | np.ndarray:
+    """An image as the predictor takes it. Arrays: a uint8 array is an image as MNIST stores
+    it, 0-255 with the ink high (a Dataset's `images[i]`), and is scaled to [0, 1]; a float
+    array is an ink map already, (H, W) in [0, 1] with the ink high. Either is brought to 28x28
+    with its centre of mass at the centre, as every image is."""
+    if isinstance(image, np.ndarray):
+        if image.ndim != 2:
+            raise ImageError(
+                f"an image array is (H, W), got shape {image.shape}"
+                " (for many images, give a list or an (N, H, W) array to predict_many)",
+                status=422,
+            )
+        if image.dtype == np.uint8:
+            return image.astype(np.float32) / 255
+        if not np.issubdtype(image.dtype, np.floating):
+            raise ImageError(
+                f"an image array is uint8 (0-255) or float ([0, 1]), got {image.dtype}", status=422
+            )
+        return image
+    if isinstance(image, bytes | str | os.PathLike | Image.Image):
+        return image
+    raise ImageError(
+        f"not an image: {type(image).__name__} (give a path, bytes, a PIL image or an array)",
+        status=422,
+    )
+
+
+class Model:
+    """A loaded model: `name`, `card` (its model card as a dict) and the ways to ask it."""
+
+    def __init__(self, predictor: Predictor):
+        self.predictor = predictor
+        self.name: str = predictor.name
+        self.card: dict[str, Any] = predictor.card
+
+    def __repr__(self) -> str:
+        return f"digitrec.Model({self.name!r})"
+
+    def predict(self, image: Image_) -> Prediction:
+        """One digit: `digit` (None when blank or uncertain, with `reason`), `confidence`,
+        `probabilities` (10), `candidates` (top 3), `preprocessed` (the 28x28 the model saw)."""
+        return self.predictor.predict(as_source(image))
+
+    def predict_many(self, images: Iterable[Image_] | np.ndarray) -> list[Prediction]:
+        """Many images in one batch, answers in their order; an (N, H, W) array is N images.
+        The first image that cannot be used raises its ImageError."""
+        return self.predictor.predict_many([as_source(i) for i in images])
+
+    def read(self, image: Image_) -> Reading:
+        """A written number: `text` (None with `reason` when empty or a digit is uncertain),
+        `confidence`, `digits` left to right, each with its `box` (x, y, w, h) in the image."""
+        return self.predictor.read(as_source(image))
+
+    def evaluate(
+        self,
+        data: str | os.PathLike[str] | datasets.Dataset | None = None,
+        output: str | os.PathLike[str] | None = None,
+        tta: bool = False,
+    ) -> Report:
+        """Score on labelled data (a Dataset or any file `--data` takes; default: the MNIST
+        test split): `accuracy`, `errors`, `total`, `ece`, `per_class`, `confusion`, `mistakes`.
+        With `output`, also writes report.json and the figures there, as `digitrec evaluate`."""
+        from digitrec.evaluate import evaluate
+
+        if data is not None and not isinstance(data, datasets.Dataset):
+            data = datasets.load(os.fspath(data), "test")
+        return evaluate(self.predictor, data, Path(output) if output is not None else None, tta=tta)
+
+
+def load(model: str | os.PathLike[str] | Run | None = None, threads: int = 0) -> Model:
+    """A shipped model by name ("best", "fast", ...), a run directory (or the Run `fit`
+    returned), or None for the best shipped model. `threads`: ONNX Runtime's threads for one
+    batch, 0 for every core."""
+    if model is not None and not isinstance(model, str | os.PathLike):
+        model = model.directory
+    try:
+        return Model(Predictor.load(model, threads=threads))
+    except FileNotFoundError as e:
+        raise ModelError(str(e)) from None
+
+
+def fit(recipe: str | None = "fast", **settings: Any) -> Run:
+    """Train with a recipe ("tutorial", "fast", "best"; None: TrainConfig's defaults), any
+    setting overridden by name (epochs=3, seed=1, max_steps=20, output="runs/mine", ...), as
+    `digitrec train --recipe R` does. Writes the run directory and returns the Run: `directory`,
+    `config`, `history` (per epoch), `metrics` (val/test accuracy, parameters, ...). Needs the
+    `train` extra (PyTorch)."""
+    try:
+        from digitrec import train as training
+    except ImportError as e:
+        raise DigitrecError(
+            f"training needs PyTorch: pip install 'digitrec[train]' ({e})"
+        ) from None
+    if recipe is not None and recipe not in training.RECIPES:
+        raise DigitrecError(f"{recipe}: no such recipe (known: {', '.join(training.RECIPES)})")
+    known = {f.name for f in dataclasses.fields(training.TrainConfig)}
+    unknown = sorted(set(settings) - known)
+    if unknown:
+        raise DigitrecError(
+            f"unknown setting(s): {', '.join(unknown)} (known: {', '.join(sorted(known))})"
+        )
+    if isinstance(settings.get("output"), os.PathLike):
+        settings["output"] = str(settings["output"])
+    args = ", ".join([repr(recipe)] + [f"{k}={v!r}" for k, v in settings.items()])
+    return training.train(
+        training.recipe_config(recipe, **settings), command=f"digitrec.fit({args})"
+    )
