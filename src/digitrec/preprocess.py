@@ -8,6 +8,9 @@
     to_mnist    ink map -> (28, 28): crop, stroke width toward MNIST's, fit into 20x20,
                 centre of mass at (14, 14)
     preprocess  all of the above; None for a blank image
+    preprocess_views
+                the same, plus copies squeezed sideways for a digit stretched to fill its
+                box (the predictor averages the model's answers on them)
     canvas_alpha / preprocess_canvas
                 the same for a canvas export (PNG bytes, transparent background) the short
                 way: its alpha channel read without Pillow (png.alpha), then straight to the
