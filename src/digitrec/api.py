@@ -25,7 +25,7 @@ import numpy as np
 from PIL import Image
 
 from digitrec import data as datasets
-from digitrec.errors import DigitrecError, ImageError, ModelError
+from digitrec.errors import DigitrecError, ImageError
 from digitrec.evaluate import Report
 from digitrec.predictor import Prediction, Predictor, Reading
 
@@ -110,10 +110,7 @@ def load(model: str | os.PathLike[str] | Run | None = None, threads: int = 0) ->
     batch, 0 for every core."""
     if model is not None and not isinstance(model, str | os.PathLike):
         model = model.directory
-    try:
-        return Model(Predictor.load(model, threads=threads))
-    except FileNotFoundError as e:
-        raise ModelError(str(e)) from None
+    return Model(Predictor.load(model, threads=threads))  # ModelError: no such model
 
 
 def fit(recipe: str | None = "fast", **settings: Any) -> Run:

@@ -204,9 +204,9 @@ class Predictor:
         if image28 is None or probs is None:
             return Prediction(None, 0.0, [0.0] * 10, np.zeros((28, 28), np.float32), "empty")
         p = probs.tolist()  # Python floats at once (one by one: a microsecond each)
-        top = [(d, p[d]) for d in np.argsort(-probs)[:3].tolist()]
-        digit, confidence = top[0]
-        reason = None
+        top = _top3(probs)
+        digit: int | None = top[0][0]
+        confidence, reason = top[0][1], None
         if confidence < self.threshold:
             digit, reason = None, "uncertain"
         return Prediction(digit, confidence, p, image28, reason, top)
@@ -280,7 +280,7 @@ class Predictor:
         probs = self.predict_array(np.stack([preprocess.to_mnist(p.ink) for p in parts]))
         digits = []
         for p, part in zip(probs, parts, strict=True):
-            top = [(d, float(p[d])) for d in np.argsort(-p)[:3].tolist()]
+            top = _top3(p)
             box = _full_box(part.box, ink.shape, full)
             digits.append(ReadDigit(top[0][0], top[0][1], box, top))
         # A number is as sure as all its digits together (each calibrated; read as independent).
@@ -288,6 +288,11 @@ class Predictor:
         if any(d.confidence < self.threshold for d in digits):
             return Reading(None, digits, confidence, "uncertain")
         return Reading("".join(str(d.digit) for d in digits), digits, confidence)
+
+
+def _top3(probs: np.ndarray) -> list[tuple[int, float]]:
+    """The three likeliest digits of (10,) probabilities, with their probabilities."""
+    return [(d, float(probs[d])) for d in np.argsort(-probs)[:3].tolist()]
 
 
 def _full_box(

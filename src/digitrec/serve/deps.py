@@ -21,8 +21,6 @@ from starlette.exceptions import HTTPException
 from digitrec.feedback import FeedbackStore
 
 if TYPE_CHECKING:
-    from PIL import Image
-
     from digitrec.predictor import Prediction  # imports ONNX Runtime: not at import time
 
 T = TypeVar("T")
@@ -77,7 +75,7 @@ class Runner:
     photo never holds up the drawings:
     - `await runner.batch(fn, ...)`: the batches of drawings (serve/batch.py), one at a time;
     - `await runner(fn, ...)`: everything else that decodes an image (a photo on /predict,
-      /read, /feedback: see `decode`), at most `threads` at once. That bounds memory: a
+      /read, /feedback), at most `threads` at once. That bounds memory: a
       25-megapixel image is ~100 MB while it is decoded.
     """
 
@@ -95,14 +93,6 @@ class Runner:
         if self.inline:
             return fn(*args)
         return await anyio.to_thread.run_sync(fn, *args, limiter=self.batch_limiter)
-
-
-async def decode(request: Request, data: bytes, min_side: int | None = None) -> Image.Image:
-    """preprocess.load_image(data, min_side) in the app's bounded pool (Runner): every route
-    that decodes an image does it there. ImageError (413 / 415 / 422) as load_image raises it."""
-    from digitrec.preprocess import load_image
-
-    return await request.app.state.runner(load_image, data, min_side)
 
 
 async def get_runner(request: Request) -> Runner:
