@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 from hypothesis import settings
@@ -37,5 +40,23 @@ def benchmark(name: str) -> ModuleType:
     spec = importlib.util.spec_from_file_location(f"benchmarks_{name}", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Any]:
+    """A private PostgreSQL server (tests/pg.py) for the session: `.database(name)` makes a
+    database and gives its URL; `.stop()` and `.start()` take it down and back. Where it cannot
+    run, its tests are skipped with the reason, and fail under CI (CI=true), which installs
+    PostgreSQL (tools/install-system.sh) and psycopg (the `postgres` extra)."""
+    import pg
+
+    why = pg.missing()
+    if why:
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL tests cannot run: {why}")
+        pytest.skip(why)
+    with pg.postgres() as server:
+        yield server

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Debian packages the browser tests need (chromium; Playwright drives it).
+# Debian packages the tests need: chromium (Playwright drives it) and postgresql (the feedback
+# store's PostgreSQL tests start a private server from its programs; tests/pg.py).
 # Installs only what is missing; needs root (CI and the dev machines run as root).
 set -euo pipefail
-packages=(chromium)
+packages=(chromium postgresql)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -562,6 +562,17 @@ def submit(
 
 # ---------------------------------------------------------------- serve / feedback
 
+DatabaseOpt = Annotated[
+    str | None,
+    typer.Option(
+        envvar="DIGITREC_DATABASE",
+        show_default=False,
+        help="Keep corrections in PostgreSQL, postgresql://USER:PASSWORD@HOST:PORT/DB, one "
+        "database several servers share (pip install 'digitrec[postgres]'), instead of the "
+        "SQLite file in --data-dir.",
+    ),
+]
+
 
 @app.command()
 def serve(
@@ -581,11 +592,14 @@ def serve(
         Path | None,
         typer.Option(help="Where corrections are stored. Default: the user's data directory."),
     ] = None,
+    database: DatabaseOpt = None,
 ) -> None:
     """Serve the web page and the REST API."""
     from digitrec.serve import run_server
 
-    run_server(host=host, port=port, workers=workers, model=model, data_dir=data_dir)
+    run_server(
+        host=host, port=port, workers=workers, model=model, data_dir=data_dir, database=database
+    )
 
 
 DataDirOpt = Annotated[
@@ -605,6 +619,7 @@ def feedback_review(
     ] = Path("pending.png"),
     limit: Annotated[int, typer.Option(help="Most rows on the sheet, lowest ids first.")] = 200,
     data_dir: DataDirOpt = None,
+    database: DatabaseOpt = None,
 ) -> None:
     """Review corrections: accept or reject them by id, then a contact sheet of those pending.
 
@@ -613,7 +628,7 @@ def feedback_review(
     """
     from digitrec.feedback import contact_sheet, default_data_dir, open_existing, parse_ids
 
-    store = open_existing(data_dir)
+    store = open_existing(data_dir, database)
     if store is None:
         raise DigitrecError(f"{data_dir or default_data_dir()}: no feedback store here")
     try:
@@ -640,12 +655,13 @@ def feedback_export(
         "corrections.csv"
     ),
     data_dir: DataDirOpt = None,
+    database: DatabaseOpt = None,
 ) -> None:
     """Export accepted corrections as Kaggle-format CSV (label, pixel0..783) for
     `train --extra-data` (streamed: any number of rows in bounded memory)."""
     from digitrec.feedback import export_csv
 
-    n = export_csv(data_dir, output)
+    n = export_csv(data_dir, output, database)
     print(f"wrote {shown(output)}: {n} accepted corrections")
 
 

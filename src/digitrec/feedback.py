@@ -16,6 +16,9 @@ acknowledged is on disk. Faults are StoreError: StoreFull (507: the store's cap,
 and StoreUnavailable (503: cannot be created or opened, read-only, locked). The store opens on
 first use and again after a failure, so a server starts without a writable one. The directory
 is created 0700 and the database 0600 (SQLite gives its -wal and -shm files the same mode).
+
+Several servers on several machines share one PostgreSQL database instead: `serve --database
+postgresql://...`, the same rows, review and export (digitrec.feedback_pg, the `Store` below).
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import platformdirs
@@ -149,6 +152,18 @@ def seen_png(image28: np.ndarray) -> bytes:
     return _png(Image.fromarray(np.clip(np.rint(image28 * 255), 0, 255).astype(np.uint8)))
 
 
+def row_images(image: Image.Image, seen: np.ndarray | None) -> tuple[bytes, bytes]:
+    """What a row keeps of a correction: (image_png, seen_png). `seen`: the (28, 28) the model
+    saw, made from `image` when not given; an image without ink is an ImageError (422)."""
+    if seen is None:
+        from digitrec.preprocess import preprocess
+
+        seen = preprocess(image)
+    if seen is None:
+        raise ImageError("no digit in the image (no ink): nothing to learn from", status=422)
+    return image_png(image), seen_png(seen)
+
+
 def seen_pixels(item: Feedback) -> np.ndarray | None:
     """(784,) uint8: the row's 28x28; for a v0 row, today's preprocessing of its image."""
     if item.seen is not None:
@@ -180,6 +195,46 @@ def _fault(e: sqlite3.Error) -> StoreError:
     return StoreUnavailable("the feedback store is unavailable")
 
 
+class Store(Protocol):
+    """What the server and the CLI need of a store: FeedbackStore (SQLite, the default) or
+    feedback_pg.PostgresStore (`serve --database postgresql://...`)."""
+
+    where: str  # the file or the database (without its password), for logs and messages
+    error: str | None
+
+    def writable(self) -> bool: ...
+
+    def add(
+        self,
+        image: Image.Image,
+        label: int,
+        predicted: int | None,
+        model: str,
+        seen: np.ndarray | None = None,
+        max_bytes: int | None = None,
+    ) -> int: ...
+
+    def decide(self, accept: Iterable[int] = (), reject: Iterable[int] = ()) -> None: ...
+
+    def count(self, status: str | None = None) -> int: ...
+
+    def counts(self) -> dict[str, int]: ...
+
+    def rows(self, status: str | None = None, limit: int | None = None) -> Iterator[Feedback]: ...
+
+    def close(self) -> None: ...
+
+
+def open_store(data_dir: Path | None = None, database: str | None = None) -> Store:
+    """The server's store: PostgreSQL when a database URL is given (psycopg imported only
+    then), else the SQLite file in `data_dir`."""
+    if database:
+        from digitrec.feedback_pg import PostgresStore
+
+        return PostgresStore(database)
+    return FeedbackStore(data_dir)
+
+
 class FeedbackStore:
     """Thread-safe: each thread gets its own connection; SQLite serialises the writes."""
 
@@ -188,6 +243,7 @@ class FeedbackStore:
     def __init__(self, data_dir: Path | None = None, timeout: float = 10.0):
         self.dir = Path(data_dir) if data_dir is not None else default_data_dir()
         self.path = self.dir / DB_NAME
+        self.where = str(self.path)
         self.timeout = timeout  # s: how long a write waits for another writer
         self._local = threading.local()
         self._lock = threading.Lock()
@@ -297,13 +353,7 @@ class FeedbackStore:
         `seen`: the (28, 28) the model saw (made from `image` when not given); an image
         without ink is refused (ImageError, 422). `max_bytes`: the store's cap (StoreFull).
         """
-        if seen is None:
-            from digitrec.preprocess import preprocess
-
-            seen = preprocess(image)
-        if seen is None:
-            raise ImageError("no digit in the image (no ink): nothing to learn from", status=422)
-        kept, small = image_png(image), seen_png(seen)
+        kept, small = row_images(image, seen)
         db = self._db()
         try:
             with _Transaction(db):
@@ -427,7 +477,13 @@ def parse_ids(text: str) -> list[int]:
 # ---------------------------------------------------------------- export, training data
 
 
-def open_existing(data_dir: Path | None) -> FeedbackStore | None:
+def open_existing(data_dir: Path | None, database: str | None = None) -> Store | None:
+    """The store the CLI reads: the database when a URL is given (connected now, or a
+    DigitrecError naming it), else the SQLite file in `data_dir` (None when there is none)."""
+    if database:
+        from digitrec.feedback_pg import open_database
+
+        return open_database(database)
     directory = Path(data_dir) if data_dir is not None else default_data_dir()
     if not (directory / DB_NAME).exists():
         return None
@@ -436,10 +492,11 @@ def open_existing(data_dir: Path | None) -> FeedbackStore | None:
     return store
 
 
-def export_csv(data_dir: Path | None, out: Path) -> int:
+def export_csv(data_dir: Path | None, out: Path, database: str | None = None) -> int:
     """Write the accepted rows as a Kaggle-format CSV (label,pixel0..pixel783); returns how
-    many. Pixels are the 28x28 the model saw, 0..255. Streams: one row in memory at a time."""
-    store = open_existing(data_dir)
+    many. Pixels are the 28x28 the model saw, 0..255. Streams: one row in memory at a time.
+    From the SQLite store in `data_dir`, or from PostgreSQL when `database` is a URL."""
+    store = open_existing(data_dir, database)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     digits = [str(v) for v in range(256)]

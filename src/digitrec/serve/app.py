@@ -28,7 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import digitrec
 from digitrec.errors import DigitrecError, ImageError
-from digitrec.feedback import FeedbackStore
+from digitrec.feedback import open_store
 from digitrec.serve import metrics
 from digitrec.serve.balance import Balancer
 from digitrec.serve.batch import Batcher
@@ -153,8 +153,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         metrics.model_serving(model.name, sha)
         app.state.runner = Runner(settings.inference_threads, settings.inline_inference)
         app.state.batcher = Batcher(app.state.runner)
-        app.state.store = FeedbackStore(settings.data_dir)
-        log.info("feedback store: %s", app.state.store.path)
+        database = settings.database.get_secret_value() if settings.database else None
+        app.state.store = await run_in_threadpool(open_store, settings.data_dir, database)
+        log.info("feedback store: %s", app.state.store.where)
         # Everything loaded so far (the libraries, the model) lives as long as the server: out
         # of the collector's sight, the full collections under load stop walking it each time
         # (A/B, 2 workers: the slowest request 120-134 -> 63-64 ms).
@@ -226,6 +227,7 @@ def run_server(
     workers: int | None = None,
     model: str | None = None,
     data_dir: Path | None = None,
+    database: str | None = None,
 ) -> None:
     """Serve until interrupted, with `workers` processes (default: one per core this process
     may use). Settings reach every worker process through the environment."""
@@ -237,11 +239,18 @@ def run_server(
         os.environ["DIGITREC_MODEL"] = str(model)
     if data_dir is not None:
         os.environ["DIGITREC_DATA_DIR"] = str(Path(data_dir).resolve())
+    if database is not None:
+        os.environ["DIGITREC_DATABASE"] = database
     # A missing or corrupt model is one ModelError here, not a crash in every worker. Only the
     # card and checksums are checked: the supervisor process need not hold an ONNX session.
     from digitrec.registry import resolve
 
     resolve(model)
+    settings = Settings()
+    if settings.database:  # a bad URL (or no driver) is one line here
+        from digitrec.feedback_pg import shown_url
+
+        shown_url(settings.database.get_secret_value())
     shown = f"[{host}]" if ":" in host else host
     print(  # noqa: T201
         f"digitrec: serving on http://{shown}:{port}/  "
@@ -249,7 +258,6 @@ def run_server(
         flush=True,
     )
     # uvloop and httptools when installed (uvicorn[standard]): uvicorn's "auto" picks them.
-    settings = Settings()
     options: dict[str, Any] = dict(
         factory=True,
         host=host,

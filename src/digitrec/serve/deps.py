@@ -18,7 +18,7 @@ from fastapi import Depends, Request
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
-from digitrec.feedback import FeedbackStore
+from digitrec.feedback import Store
 
 if TYPE_CHECKING:
     from digitrec.predictor import Prediction  # imports ONNX Runtime: not at import time
@@ -63,7 +63,7 @@ async def model_of(app: Any) -> Model:
     return await model if inspect.isawaitable(model) else model
 
 
-async def get_store(request: Request) -> FeedbackStore:
+async def get_store(request: Request) -> Store:
     return request.app.state.store
 
 
@@ -100,7 +100,7 @@ async def get_runner(request: Request) -> Runner:
 
 
 PredictorDep = Annotated[Model, Depends(get_predictor)]
-StoreDep = Annotated[FeedbackStore, Depends(get_store)]
+StoreDep = Annotated[Store, Depends(get_store)]
 RunnerDep = Annotated[Runner, Depends(get_runner)]
 
 

@@ -18,7 +18,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from digitrec.feedback import FeedbackStore, StoreError
+from digitrec.feedback import Store, StoreError
 from digitrec.preprocess import MIN_SIDE, load_image, preprocess
 from digitrec.serve.deps import PredictorDep, RunnerDep, StoreDep, decode_image_text
 from digitrec.serve.schemas import ERRORS, FEEDBACK_ERRORS, FeedbackIn, FeedbackOut
@@ -67,7 +67,7 @@ def error(status: int, what: str, headers: dict[str, str] | None = None) -> JSON
     return JSONResponse({"error": what}, status_code=status, headers=headers)
 
 
-def store_row(store: FeedbackStore, body: FeedbackIn, model: str, max_bytes: int | None) -> int:
+def store_row(store: Store, body: FeedbackIn, model: str, max_bytes: int | None) -> int:
     """Decode, preprocess (ImageError: 413 / 415, 422 without ink) and store; in the pool."""
     image = load_image(decode_image_text(body.image), MIN_SIDE)  # a big photo decoded small
     return store.add(image, body.label, body.predicted, model, preprocess(image), max_bytes)

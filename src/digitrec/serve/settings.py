@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 if TYPE_CHECKING:
@@ -24,6 +24,10 @@ class Settings(BaseSettings):
     model: str | None = None
     # Where the feedback store lives; None = platformdirs' user data dir.
     data_dir: Path | None = None
+    # Keep feedback in PostgreSQL instead (postgresql://USER:PASSWORD@HOST:PORT/DATABASE), one
+    # database that several servers share (feedback_pg.py); None: the SQLite file in data_dir.
+    # Secret: its password never shows in a repr or a log.
+    database: SecretStr | None = None
     # Largest request body accepted, in bytes (5 MB); bigger is a 413.
     max_body_bytes: int = Field(default=5 * 1024 * 1024, gt=0)
     # Threads one worker preprocesses in at once, off the event loop: each runs a batch of

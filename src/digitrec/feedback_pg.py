@@ -1,0 +1,420 @@
+"""The feedback store on PostgreSQL: `serve --database postgresql://...` (or DIGITREC_DATABASE).
+
+The same rows, review and export as the SQLite store (digitrec.feedback), in a database that
+several servers share. psycopg 3, imported only when a database URL is given (the `postgres`
+extra: `pip install 'digitrec[postgres]'`); parameterised SQL only.
+
+Schema: created or migrated when a store first connects, in one transaction under an advisory
+lock, so servers starting together do it once; `feedback_schema` holds its version. A database
+with a newer version than this code knows is refused (unavailable), never written.
+
+Connections: a few per process, one per thread writing at once, each checked with an empty
+query (a round trip, ~0.1 ms) before use, so one that a database restart broke is replaced
+instead of failing a request. When the database cannot be reached the store is *down*:
+`writable()` is False, so the server answers 503 at once without waiting on the network, and a
+background thread tries to connect again every RETRY seconds until the database is back. (Not
+psycopg_pool: after each failed attempt its reconnection waits twice as long, 1, 2, 4, ... s,
+so after a 30 s outage the next try may be half a minute away.)
+
+Durability: `add` returns after COMMIT (synchronous_commit as the server has it, on by
+default). A connection lost while committing is the one case where the row may or may not have
+been stored; the 503 says so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Iterable, Iterator
+from datetime import UTC
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from PIL import Image
+
+from digitrec.errors import DigitrecError
+from digitrec.feedback import STATUSES, Feedback, StoreError, StoreFull, StoreUnavailable, _ids
+from digitrec.feedback import row_images as _row_images
+
+if TYPE_CHECKING:
+    import psycopg
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+LOCK_ID = 0x6469_6769_7472_6563  # "digitrec": the advisory lock taken to create or migrate
+# MIGRATIONS[v] takes the schema from version v to v + 1.
+MIGRATIONS: list[list[str]] = [
+    [  # 1: the SQLite store's schema version 1
+        """
+        CREATE TABLE feedback (
+            id        BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            image     BYTEA       NOT NULL,                               -- PNG, <= 256 px
+            label     SMALLINT    NOT NULL CHECK (label BETWEEN 0 AND 9),
+            predicted SMALLINT    CHECK (predicted BETWEEN 0 AND 9),      -- NULL: none
+            model     TEXT        NOT NULL,
+            created   TIMESTAMPTZ NOT NULL DEFAULT now(),
+            seen      BYTEA,                                              -- PNG 28x28
+            status    TEXT        NOT NULL DEFAULT 'pending'
+                      CHECK (status IN ('pending', 'accepted', 'rejected')),
+            reviewed  TIMESTAMPTZ
+        )
+        """,
+        "CREATE INDEX feedback_status ON feedback (status, id)",
+    ],
+]
+assert len(MIGRATIONS) == SCHEMA_VERSION
+
+COLUMNS = "id, image, label, predicted, model, created, seen, status"
+UNAVAILABLE = "the feedback store is unavailable"
+
+
+def _psycopg() -> Any:
+    try:
+        import psycopg
+    except ImportError:
+        raise DigitrecError(
+            "a PostgreSQL database needs the psycopg driver: pip install 'digitrec[postgres]'"
+        ) from None
+    return psycopg
+
+
+def is_url(text: str) -> bool:
+    return text.startswith(("postgresql://", "postgres://"))
+
+
+def shown_url(url: str) -> str:
+    """The URL without its password (for messages and logs); a DigitrecError naming what is
+    wrong when it is not a PostgreSQL URL libpq can read."""
+    if not is_url(url):
+        scheme = url.partition("://")[0] if "://" in url else url[:20]
+        raise DigitrecError(
+            f"--database: not a PostgreSQL URL ({scheme!r}): expected postgresql://USER:PASSWORD"
+            "@HOST:PORT/DATABASE"
+        )
+    psycopg = _psycopg()
+    try:
+        parts = psycopg.conninfo.conninfo_to_dict(url)
+    except psycopg.Error as e:
+        raise DigitrecError(f"--database: not a valid PostgreSQL URL: {_reason(e)}") from None
+    port = str(parts.get("port") or "5432")
+    if not all(p.isdigit() for p in port.split(",")):
+        raise DigitrecError(f"--database: the port is not a number: {port!r}")
+    user = f"{parts['user']}@" if parts.get("user") else ""
+    return f"postgresql://{user}{parts.get('host') or 'localhost'}:{port}/{parts.get('dbname', '')}"
+
+
+def _reason(e: BaseException) -> str:
+    """psycopg's message on one line (libpq's run over several), without its prefix."""
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    text = lines[0] if lines else type(e).__name__
+    return text.removeprefix("connection failed: ")
+
+
+class PostgresStore:
+    """Thread-safe: a connection is used by one thread at a time (checked out, checked in)."""
+
+    RETRY = 1.0  # s: how often a store that is down tries to connect again
+
+    def __init__(
+        self, url: str, reconnect: bool = True, connect_timeout: int = 3, idle: int = 4
+    ) -> None:
+        self.url = url
+        self.where = shown_url(url)  # raises on a bad URL
+        self.connect_timeout = connect_timeout  # s
+        self.keep_idle = idle  # connections kept open between writes
+        self.reconnect = reconnect
+        self.error: str | None = None  # why the database cannot be reached, one line
+        self._pg = _psycopg()
+        self._idle: list[psycopg.Connection[Any]] = []
+        self._lock = threading.Lock()
+        self._up = False
+        self._closed = threading.Event()
+        self._retrying: threading.Thread | None = None
+        if not self._open() and reconnect:
+            log.warning(
+                "feedback database %s unreachable: %s; feedback answers 503 until it is back",
+                self.where,
+                self.error,
+            )
+            self._retry()
+
+    # -- connecting ---------------------------------------------------------------------
+
+    def _connect(self, autocommit: bool = True) -> psycopg.Connection[Any]:
+        return self._pg.connect(
+            self.url,
+            autocommit=autocommit,
+            connect_timeout=self.connect_timeout,
+            application_name="digitrec",
+        )
+
+    def _open(self) -> bool:
+        """Connect and create or migrate the schema; True when the store is up."""
+        try:
+            conn = self._connect()
+            try:
+                _migrate(conn)
+            except BaseException:
+                conn.close()
+                raise
+        except (self._pg.Error, StoreError) as e:
+            self.error = _reason(e)
+            return False
+        with self._lock:
+            self._idle.append(conn)
+            self._up, self.error = True, None
+        return True
+
+    def _down(self, why: str) -> None:
+        """The database is gone: drop the idle connections, answer 503, reconnect meanwhile."""
+        with self._lock:
+            was_up, self._up, self.error = self._up, False, why
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            with contextlib.suppress(Exception):
+                conn.close()
+        if was_up:
+            log.warning(
+                "feedback database %s lost: %s; feedback answers 503 until it is back",
+                self.where,
+                why,
+            )
+        self._retry()
+
+    def _retry(self) -> None:
+        if not self.reconnect or self._closed.is_set():
+            return
+        with self._lock:
+            if self._retrying is not None:
+                return
+            thread = self._retrying = threading.Thread(
+                target=self._reconnecting, name="feedback-reconnect", daemon=True
+            )
+        thread.start()
+
+    def _reconnecting(self) -> None:
+        wait = 0.0  # the first try at once: a lost connection may be just that one
+        while not self._closed.wait(wait):
+            if self._open():
+                log.warning("feedback database %s is back", self.where)
+            with self._lock:  # done only while up: a _down() meanwhile finds this still here
+                if self._up:
+                    self._retrying = None
+                    return
+            wait = self.RETRY
+        with self._lock:
+            self._retrying = None
+
+    def writable(self) -> bool:
+        """For readiness and before each correction: the database answered last time. No I/O,
+        so the server calls it on its event loop."""
+        return self._up
+
+    def _checkout(self) -> psycopg.Connection[Any]:
+        """A live connection, or StoreUnavailable (and then nothing was sent)."""
+        if not self._up:
+            raise StoreUnavailable(UNAVAILABLE)
+        while True:
+            with self._lock:
+                conn = self._idle.pop() if self._idle else None
+            if conn is None:
+                break
+            try:
+                conn.execute("")  # a connection that a restart broke fails here, harmlessly
+                return conn
+            except self._pg.Error:
+                with contextlib.suppress(Exception):
+                    conn.close()
+        try:
+            return self._connect()
+        except self._pg.Error as e:
+            self._down(_reason(e))
+            raise StoreUnavailable(UNAVAILABLE) from None
+
+    def _checkin(self, conn: psycopg.Connection[Any]) -> None:
+        idle = self._pg.pq.TransactionStatus.IDLE
+        keep = not conn.closed and not conn.broken and conn.info.transaction_status == idle
+        with self._lock:
+            if keep and self._up and len(self._idle) < self.keep_idle:
+                self._idle.append(conn)
+                return
+        with contextlib.suppress(Exception):
+            conn.close()
+
+    def _fault(self, conn: psycopg.Connection[Any], e: Exception, committing: bool) -> StoreError:
+        """A psycopg error on writing -> what the server answers."""
+        errors = self._pg.errors
+        if isinstance(e, errors.DiskFull):
+            return StoreFull("the feedback store is full (no space left on its disk)")
+        if isinstance(e, errors.ReadOnlySqlTransaction):
+            return StoreUnavailable("the feedback store is read-only")
+        if isinstance(e, errors.TooManyConnections | errors.LockNotAvailable):
+            return StoreUnavailable("the feedback store is busy; try again later")
+        if conn.broken or isinstance(e, self._pg.OperationalError):
+            self._down(_reason(e))
+            if committing:
+                return StoreUnavailable(
+                    "the connection to the feedback store was lost while committing: "
+                    "the correction may or may not have been stored"
+                )
+            return StoreUnavailable(UNAVAILABLE)
+        log.error("feedback database %s refused a row: %s", self.where, _reason(e))
+        return StoreUnavailable("the feedback store refused the row")
+
+    # -- writing ------------------------------------------------------------------------
+
+    def add(
+        self,
+        image: Image.Image,
+        label: int,
+        predicted: int | None,
+        model: str,
+        seen: np.ndarray | None = None,
+        max_bytes: int | None = None,
+    ) -> int:
+        """As FeedbackStore.add: one correction stored as pending; its id once committed."""
+        kept, small = _row_images(image, seen)
+        conn = self._checkout()
+        committing = False
+        try:
+            with conn.transaction():
+                if max_bytes is not None:
+                    used = conn.execute("SELECT pg_total_relation_size('feedback')").fetchone()
+                    if used is not None and used[0] + len(kept) + len(small) > max_bytes:
+                        raise StoreFull(
+                            f"the feedback store is full (its cap is {max_bytes / 1e6:,.0f} MB)"
+                        )
+                row = conn.execute(
+                    "INSERT INTO feedback (image, label, predicted, model, seen)"
+                    " VALUES (%s, %s, %s, %s, %s) RETURNING id",
+                    (kept, label, predicted, model, small),
+                ).fetchone()
+                committing = True  # what fails past here is the COMMIT
+        except self._pg.Error as e:
+            raise self._fault(conn, e, committing) from e
+        finally:
+            self._checkin(conn)
+        assert row is not None
+        return int(row[0])
+
+    def decide(self, accept: Iterable[int] = (), reject: Iterable[int] = ()) -> None:
+        """Mark rows accepted or rejected, all or none: an unknown id is a DigitrecError."""
+        accept, reject = sorted(set(accept)), sorted(set(reject))
+        if both := set(accept) & set(reject):
+            raise DigitrecError(f"ids both accepted and rejected: {_ids(both)}")
+        with self._session() as conn, conn.transaction():
+            wanted = accept + reject
+            known = {
+                r[0]
+                for r in conn.execute("SELECT id FROM feedback WHERE id = ANY(%s)", (wanted,))
+            }
+            if missing := set(wanted) - known:
+                raise DigitrecError(f"no feedback rows with ids {_ids(missing)}")
+            for status, ids in (("accepted", accept), ("rejected", reject)):
+                if ids:
+                    conn.execute(
+                        "UPDATE feedback SET status = %s, reviewed = now() WHERE id = ANY(%s)",
+                        (status, ids),
+                    )
+
+    # -- reading ------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _session(self) -> Iterator[psycopg.Connection[Any]]:
+        conn = self._checkout()
+        try:
+            yield conn
+        except self._pg.Error as e:
+            raise self._fault(conn, e, committing=False) from e
+        finally:
+            self._checkin(conn)
+
+    def count(self, status: str | None = None) -> int:
+        with self._session() as conn:
+            if status is None:
+                row = conn.execute("SELECT COUNT(*) FROM feedback").fetchone()
+            else:
+                row = conn.execute(
+                    "SELECT COUNT(*) FROM feedback WHERE status = %s", (status,)
+                ).fetchone()
+        assert row is not None
+        return int(row[0])
+
+    def counts(self) -> dict[str, int]:
+        with self._session() as conn:
+            found = dict(
+                conn.execute("SELECT status, COUNT(*) FROM feedback GROUP BY status").fetchall()
+            )
+        return {s: int(found.get(s, 0)) for s in STATUSES}
+
+    def rows(self, status: str | None = None, limit: int | None = None) -> Iterator[Feedback]:
+        """Rows in id order, streamed from a server-side cursor (bounded memory)."""
+        args: list[object]
+        if status is None:
+            sql, args = f"SELECT {COLUMNS} FROM feedback ORDER BY id LIMIT %s", [limit]
+        else:
+            sql = f"SELECT {COLUMNS} FROM feedback WHERE status = %s ORDER BY id LIMIT %s"
+            args = [status, limit]  # LIMIT NULL: all of them
+        try:
+            conn = self._connect(autocommit=False)  # a server-side cursor lives in a transaction
+        except self._pg.Error as e:
+            raise StoreUnavailable(f"{UNAVAILABLE}: {_reason(e)}") from None
+        try:
+            with conn, conn.cursor(name="digitrec_feedback_rows") as cur:
+                cur.itersize = 64
+                cur.execute(sql, args)
+                for row in cur:
+                    created = row[5].astimezone(UTC).isoformat(timespec="milliseconds")
+                    yield Feedback(
+                        row[0], bytes(row[1]), row[2], row[3], row[4], created,
+                        None if row[6] is None else bytes(row[6]), row[7],
+                    )  # fmt: skip
+        except self._pg.Error as e:
+            raise StoreUnavailable(f"{UNAVAILABLE}: {_reason(e)}") from None
+        finally:
+            conn.close()
+
+    def __iter__(self) -> Iterator[Feedback]:
+        return self.rows()
+
+    def close(self) -> None:
+        self._closed.set()
+        with self._lock:
+            self._up = False
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            with contextlib.suppress(Exception):
+                conn.close()
+
+
+def _migrate(conn: psycopg.Connection[Any]) -> None:
+    """Create the schema, or bring it to SCHEMA_VERSION, once whoever else is starting."""
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_ID,))
+        conn.execute("CREATE TABLE IF NOT EXISTS feedback_schema (version INTEGER NOT NULL)")
+        row = conn.execute("SELECT version FROM feedback_schema").fetchone()
+        version = 0 if row is None else int(row[0])
+        if version > SCHEMA_VERSION:
+            raise StoreUnavailable(
+                f"the feedback database has schema version {version}, newer than this "
+                f"digitrec's {SCHEMA_VERSION}: upgrade digitrec"
+            )
+        for statements in MIGRATIONS[version:]:
+            for statement in statements:
+                conn.execute(statement)
+        if row is None:
+            conn.execute("INSERT INTO feedback_schema (version) VALUES (%s)", (SCHEMA_VERSION,))
+        elif version < SCHEMA_VERSION:
+            conn.execute("UPDATE feedback_schema SET version = %s", (SCHEMA_VERSION,))
+            log.info("feedback database migrated from version %d to %d", version, SCHEMA_VERSION)
+
+
+def open_database(url: str) -> PostgresStore:
+    """A store for the CLI (`feedback review`/`export`): connected now, or a DigitrecError
+    naming the database and what is wrong."""
+    store = PostgresStore(url, reconnect=False)
+    if not store.writable():
+        raise DigitrecError(f"feedback database {store.where}: {store.error}")
+    return store
