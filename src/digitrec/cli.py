@@ -170,6 +170,14 @@ def train(
             "stretched to a square, fat pen, low resolution; digitrec.styles). Default: 0."
         ),
     ] = None,
+    strokes: Annotated[
+        float | None,
+        typer.Option(
+            help="Share of each batch replaced by digits drawn from pen strokes in forms MNIST "
+            "lacks (open and low-closed 4s, crossed 7s, curved-tail 9s; digitrec.strokes). "
+            "Default: 0."
+        ),
+    ] = None,
     data: Annotated[str | None, typer.Option(help="Training data. Default: bundled MNIST.")] = None,
     extra_data: Annotated[
         list[str] | None,
@@ -212,6 +220,7 @@ def train(
         augment=augment,
         flag_ones=flag_ones,
         styles=styles,
+        strokes=strokes,
         data=data,
         extra_data=tuple(extra_data) if extra_data else None,
         output=output,

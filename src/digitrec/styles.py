@@ -31,7 +31,27 @@ def render_one(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     found = ops.box(x > 0.2)
     if found is None:
         return image
-    crop = x[found]
+    seen = capture(x[found], rng, restyle=True)
+    return image if seen is None else seen
+
+
+def capture(crop: np.ndarray, rng: np.random.Generator, restyle: bool) -> np.ndarray | None:
+    """Ink in [0, 1], cropped to the digit at ~4x MNIST scale -> (28, 28) uint8 as preprocess
+    reads it back from paper (None if it finds no digit). `restyle`: first stretch it, fatten
+    its pen or lower its resolution, at random."""
+    if restyle:
+        crop = _restyle(crop, rng)
+    # On paper, and read back as any photo or scan is (ink level, paper, specks, to_mnist).
+    paper = Image.fromarray(
+        np.round(255 * (1 - np.clip(ops.pad(crop, (8,) * 4), 0, 1))).astype(np.uint8)
+    )
+    digit = preprocess(paper)
+    if digit is None:
+        return None
+    return np.round(digit * 255).astype(np.uint8)
+
+
+def _restyle(crop: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     h, w = crop.shape
     # 1. The box stretched toward a square: all the way (as Semeion and the map numerals were
     #    normalised) half the time, else part-way. A '1' becomes a wide slanted bar.
@@ -54,14 +74,7 @@ def render_one(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         elif u < 0.7:
             small = np.round(small * 6) / 6
         crop = np.clip(ops.resize(small, crop.shape[0], crop.shape[1]), 0, 1)
-    # 4. On paper, and read back as any photo or scan is (ink level, paper, specks, to_mnist).
-    paper = Image.fromarray(
-        np.round(255 * (1 - np.clip(ops.pad(crop, (8,) * 4), 0, 1))).astype(np.uint8)
-    )
-    digit = preprocess(paper)
-    if digit is None:
-        return image
-    return np.round(digit * 255).astype(np.uint8)
+    return crop
 
 
 def render(images: np.ndarray, seed: int) -> np.ndarray:

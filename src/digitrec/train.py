@@ -25,7 +25,7 @@ import torch._dynamo  # noqa: F401  (torch.optim imports it on first use: ~1.7 s
 import torch.nn.functional as F
 from torch import nn
 
-from digitrec import augment, data, models, styles
+from digitrec import augment, data, models, strokes, styles
 from digitrec.checkpoint import load_weights, save_weights, write_json
 from digitrec.errors import DigitrecError
 from digitrec.machine import cpu_name
@@ -49,6 +49,7 @@ class TrainConfig:
     augment: str = "none"  # none | light | strong (augment.py)
     flag_ones: float = 0.0  # share of '1's given a flag before augmenting (augment.flag_ones)
     styles: float = 0.0  # share of each batch taken from its copies in other styles (styles.py)
+    strokes: float = 0.0  # share of each batch replaced by digits drawn from strokes (strokes.py)
     val_fraction: float = 0.2  # validation carved from the 60,000 training images
     seed: int = 5  # controls the split, initial weights, batch order and augmentation
     split_seed: int = -1  # the validation split's seed; -1 = seed (ensemble members share one)
@@ -168,6 +169,7 @@ def learning_rate(cfg: TrainConfig, step: int, total: int) -> float:
 
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "muon")
+STROKE_DIGITS = 20_000  # digits drawn once per run for TrainConfig.strokes
 
 
 def check_optimizer(name: str) -> None:
@@ -352,6 +354,9 @@ def train(
     # each training image in another writing style or capture, rendered once (NumPy, ~2 ms each)
     x_styled = to_tensor(styles.render(train_set.images, cfg.seed), dev) if cfg.styles else None
     y_val = torch.from_numpy(val_set.labels).to(dev)
+    if cfg.strokes:  # digits formed as writers outside MNIST form them (~5 ms each)
+        drawn_images, drawn_labels = strokes.render(min(STROKE_DIGITS, len(train_set)), cfg.seed)
+        x_drawn, y_drawn = to_tensor(drawn_images, dev), torch.from_numpy(drawn_labels).to(dev)
 
     model = models.create(cfg.model).to(dev).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     if hasattr(model, "fit_data"):  # a data-dependent initialisation (models.PatchWhitening)
@@ -409,6 +414,11 @@ def train(
             if x_styled is not None:
                 styled = torch.rand(len(index), generator=generator).to(dev) < cfg.styles
                 xb = torch.where(styled.view(-1, 1, 1, 1), x_styled[index], xb)
+            if cfg.strokes:
+                drawn = torch.rand(len(index), generator=generator).to(dev) < cfg.strokes
+                pick = torch.randint(len(x_drawn), (len(index),), generator=generator).to(dev)
+                xb = torch.where(drawn.view(-1, 1, 1, 1), x_drawn[pick], xb)
+                yb = torch.where(drawn, y_drawn[pick], yb)
             if cfg.flag_ones:
                 xb = augment.flag_ones(xb, yb, generator, cfg.flag_ones)
             xb = augment.apply(xb, cfg.augment, generator).contiguous(
