@@ -1,7 +1,7 @@
 """Packaging that pyproject.toml cannot say: the shipped models travel inside the wheel.
 
 models/ at the repo root stays where `digitrec ship` writes them and what an editable checkout
-reads; a wheel gets a copy as digitrec/shipped/, which registry.MODELS_DIR finds with
+reads; a wheel gets a copy as digitrec/models/, which shipped.MODELS_DIR finds with
 importlib.resources when there is no source tree beside the package.
 """
 
@@ -19,7 +19,7 @@ class BuildWithModels(build_py):
         super().run()
         if getattr(self, "editable_mode", False):  # an editable install reads models/ in place
             return
-        target = Path(self.build_lib) / "digitrec" / "shipped"
+        target = Path(self.build_lib) / "digitrec" / "models"
         self.mkpath(str(target))
         for path in sorted(MODELS.iterdir()):
             if path.is_file() and path.suffix in SHIPPED:

@@ -53,7 +53,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from digitrec import png
+from digitrec.vision import png
 
 ROOT = Path(__file__).resolve().parents[1]
 PATHS = ["/api/v1/predict", "/api/v1/read", "/api/v1/feedback"]

@@ -16,9 +16,10 @@ import time
 import numpy as np
 from PIL import Image
 
-from digitrec import data, imageops, preprocess
+from digitrec import data
 from digitrec.machine import describe
 from digitrec.predictor import Predictor
+from digitrec.vision import imageops, preprocess
 
 
 def mnist_canvases(n: int = 2000, seed: int = 0) -> tuple[list[np.ndarray], np.ndarray]:

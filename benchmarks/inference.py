@@ -24,9 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
-from digitrec import data, png, preprocess, registry
+from digitrec import data, shipped
 from digitrec.machine import describe
 from digitrec.predictor import Predictor, one_thread
+from digitrec.vision import png, preprocess
 
 REALWORLD = Path(__file__).resolve().parents[1] / "tests" / "realworld"
 CANVAS = Path(__file__).resolve().parent / "canvas7.png"  # benchmarks/chromium_canvas.py
@@ -116,7 +117,7 @@ def main() -> None:
         print(f"machine: {describe()}, model threads {args.threads}")
         print(json.dumps(stages(args.model or ["fast", "best"], args.repeats, args.threads)))
         return
-    names = args.model or [c["name"] for c in registry.shipped_cards()]
+    names = args.model or [c["name"] for c in shipped.shipped_cards()]
     test = data.load_mnist("test").images.astype(np.float32) / 255
     canvas = CANVAS.read_bytes()
     print(f"machine: {describe()}")

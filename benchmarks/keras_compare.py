@@ -110,10 +110,12 @@ def run_digitrec(args: argparse.Namespace, workdir: Path) -> dict:
     import onnxruntime as ort
     import torch
 
-    from digitrec import preprocess, registry
-    from digitrec.export import export_run
+    from digitrec import shipped
     from digitrec.predictor import Predictor
-    from digitrec.train import TrainConfig, train
+    from digitrec.training.config import TrainConfig
+    from digitrec.training.export import export_run
+    from digitrec.training.loop import train
+    from digitrec.vision import preprocess
 
     out = workdir / "seed-run"
     cfg = TrainConfig(
@@ -157,7 +159,7 @@ def run_digitrec(args: argparse.Namespace, workdir: Path) -> dict:
     assert image28 is not None
     one = image28[None]
     latency: dict[str, dict] = {}
-    for label, ref in [("seed", registry.resolve(out)), ("shipped", None)]:
+    for label, ref in [("seed", shipped.resolve(out)), ("shipped", None)]:
         try:
             predictor = Predictor(ref) if ref is not None else Predictor.load(None)
         except Exception as e:  # no shipped model is not fatal for the benchmark

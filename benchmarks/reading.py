@@ -25,7 +25,7 @@ from scipy import ndimage as ndi
 
 from digitrec import data
 from digitrec.predictor import Predictor
-from digitrec.segment import segment
+from digitrec.vision.segment import segment
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -21,7 +21,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image, ImageDraw
 
-from digitrec import data, preprocess
+from digitrec import data
 from digitrec.errors import DigitrecError, ImageError
 from digitrec.feedback import (
     DB_NAME,
@@ -40,6 +40,7 @@ from digitrec.predictor import Prediction
 from digitrec.serve import Settings, create_app
 from digitrec.serve.deps import get_predictor
 from digitrec.serve.feedback_routes import RateLimit
+from digitrec.vision import preprocess
 
 
 def drawn(digit_path: list[tuple[int, int]], mode: str = "RGBA", side: int = 280) -> Image.Image:

@@ -98,7 +98,7 @@ def test_version_predict_and_read_from_any_directory(
     assert predicted["file"] == "seven.png" and predicted["digit"] == 7
     read = json.loads(run(digitrec, "read", "number.png", "--format", "json", cwd=cwd, env=env))
     assert read["text"] == "526"
-    where = "from digitrec import registry; print(registry.MODELS_DIR)"
+    where = "from digitrec import shipped; print(shipped.MODELS_DIR)"
     models = Path(run(venv / "bin" / "python", "-c", where, cwd=cwd, env=env).strip())
     assert models.is_relative_to(venv) and (models / "best.onnx").is_file()  # the wheel's own
 

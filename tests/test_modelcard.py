@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from digitrec import modelcard, registry
+from digitrec import modelcard, shipped
 
 
 def front_matter(text: str) -> dict:
@@ -19,7 +19,7 @@ def front_matter(text: str) -> dict:
 
 
 def test_ship_writes_a_card_in_the_common_format(trained_run: Path, tmp_path: Path) -> None:
-    from digitrec.ship import ship
+    from digitrec.training.ship import ship
 
     models = tmp_path / "models"
     card = ship(trained_run, "tiny", directory=models)
@@ -47,7 +47,7 @@ def test_ship_writes_a_card_in_the_common_format(trained_run: Path, tmp_path: Pa
 
 
 @pytest.mark.parametrize(
-    "json_card", sorted(registry.MODELS_DIR.glob("*.json")), ids=lambda p: p.stem
+    "json_card", sorted(shipped.MODELS_DIR.glob("*.json")), ids=lambda p: p.stem
 )
 def test_shipped_cards_match_the_generator(json_card: Path) -> None:
     """Every shipped NAME.md is what modelcard.markdown makes of NAME.json now: regenerate

@@ -15,8 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from digitrec import png
-from digitrec import preprocess as pp
+from digitrec.vision import png
+from digitrec.vision import preprocess as pp
 
 ROOT = Path(__file__).resolve().parents[1]
 REALWORLD = ROOT / "tests" / "realworld"

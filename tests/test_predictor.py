@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from digitrec import data, realworld, registry
+from digitrec import data, realworld, shipped
 from digitrec.errors import DataError, ImageError, ModelError
 from digitrec.evaluate import evaluate
 from digitrec.predictor import Predictor, zoom
@@ -20,7 +20,7 @@ from digitrec.predictor import Predictor, zoom
 REALWORLD = Path(__file__).parent / "realworld"
 
 
-@pytest.mark.parametrize("card", registry.shipped_cards(), ids=lambda c: c["name"])
+@pytest.mark.parametrize("card", shipped.shipped_cards(), ids=lambda c: c["name"])
 def test_shipped_model_matches_its_card(card: dict) -> None:
     """Each shipped model's test accuracy, measured now through ONNX Runtime, is the card's."""
     predictor = Predictor.load(card["name"], threads=0)
@@ -43,11 +43,11 @@ def test_shipped_model_matches_its_card(card: dict) -> None:
 
 
 def test_default_model_is_the_best_shipped_on_validation() -> None:
-    """The default is chosen on validation accuracy (registry.default_choice: the smallest model
+    """The default is chosen on validation accuracy (shipped.default_choice: the smallest model
     within noise of the best), and is at least 99.6% on the test set (the 99.7% target of the
     accuracy issue is not reached yet: see BENCHMARKS.md)."""
     default = Predictor.load().card
-    assert default["name"] == registry.default_choice(registry.shipped_cards())
+    assert default["name"] == shipped.default_choice(shipped.shipped_cards())
     assert default["test_accuracy"] >= 0.996, default["name"]
 
 
@@ -59,35 +59,35 @@ def test_default_choice_takes_the_smaller_model_unless_the_bigger_is_clearly_bet
     fast = card("fast", 0.9927, 140_842)
     # 2 images of 6,000 apart: noise (one standard error is ~5); the single model answers
     single, ensemble = card("best", 0.99533, 288_170), card("mix-x3", 0.99567, 940_158)
-    assert registry.default_choice([fast, single, ensemble]) == "best"
+    assert shipped.default_choice([fast, single, ensemble]) == "best"
     # 12 images apart: the ensemble is better, and it is the default
-    assert registry.default_choice([fast, card("best", 0.9937, 288_170), ensemble]) == "mix-x3"
-    assert registry.default_choice([fast]) == "fast"
+    assert shipped.default_choice([fast, card("best", 0.9937, 288_170), ensemble]) == "mix-x3"
+    assert shipped.default_choice([fast]) == "fast"
 
 
 def test_shipped_models_fit_in_20_mb() -> None:
-    total = sum(p.stat().st_size for p in registry.MODELS_DIR.iterdir())
+    total = sum(p.stat().st_size for p in shipped.MODELS_DIR.iterdir())
     assert total < 20 * 2**20
 
 
 def _copy_models(tmp_path: Path) -> Path:
     target = tmp_path / "models"
-    shutil.copytree(registry.MODELS_DIR, target)
+    shutil.copytree(shipped.MODELS_DIR, target)
     return target
 
 
 def test_checksum_mismatch_is_refused(tmp_path: Path) -> None:
     models = _copy_models(tmp_path)
-    name = registry.default_name(models)
+    name = shipped.default_name(models)
     onnx = models / f"{name}.onnx"
     onnx.write_bytes(onnx.read_bytes()[: onnx.stat().st_size // 2])  # truncated
     with pytest.raises(ModelError, match=f"{name}.onnx: sha256 mismatch"):
-        registry.resolve(name, models)
+        shipped.resolve(name, models)
 
 
 def test_unknown_model_lists_what_is_shipped() -> None:
     with pytest.raises(ModelError, match="nope: no such model \\(shipped: "):
-        registry.resolve("nope")
+        shipped.resolve("nope")
 
 
 def _drawn(digit_path: list[tuple[int, int]], size: int = 280, width: int = 20) -> Image.Image:

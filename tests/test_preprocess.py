@@ -19,11 +19,11 @@ from hypothesis import strategies as st
 from PIL import Image, ImageDraw
 from scipy import ndimage as ndi
 
-from digitrec import imageops as ops
-from digitrec import png
-from digitrec import preprocess as pp
 from digitrec.errors import ImageError
-from digitrec.preprocess import (
+from digitrec.vision import imageops as ops
+from digitrec.vision import png
+from digitrec.vision import preprocess as pp
+from digitrec.vision.preprocess import (
     MAX_PIXELS,
     MIN_SIDE,
     ink_map,

@@ -9,11 +9,12 @@ import numpy as np
 import onnx
 import pytest
 
-from digitrec import data, registry, ship
+from digitrec import data, shipped
 from digitrec.errors import ModelError
-from digitrec.export import export_run, probabilities
 from digitrec.predictor import Predictor
 from digitrec.quantize import quantize_int8, single_channel_convs
+from digitrec.training import ship
+from digitrec.training.export import export_run, probabilities
 
 CANVAS7 = Path(__file__).resolve().parents[1] / "benchmarks" / "canvas7.png"
 
@@ -39,7 +40,7 @@ def test_int8_ship_keeps_accuracy_and_records_both(tmp_path: Path, trained_run: 
     float_size = (trained_run / "model.onnx").stat().st_size  # ship exported it there
     assert (models / "fast8.onnx").stat().st_size < 0.5 * float_size
     # The card's test figure is what the shipped graph scores now, and it reads a drawn 7.
-    model = Predictor(registry.resolve("fast8", models))
+    model = Predictor(shipped.resolve("fast8", models))
     test = data.load_mnist("test")
     accuracy = (model.predict_array(test.images / np.float32(255)).argmax(1) == test.labels).mean()
     assert accuracy == pytest.approx(card["test_accuracy"], abs=2e-4)

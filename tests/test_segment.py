@@ -19,8 +19,8 @@ from scipy import ndimage as ndi
 
 from conftest import benchmark
 from digitrec.predictor import Predictor
-from digitrec.preprocess import ink_map, load_image, to_mnist
-from digitrec.segment import Segment, segment
+from digitrec.vision.preprocess import ink_map, load_image, to_mnist
+from digitrec.vision.segment import Segment, segment
 
 ROOT = Path(__file__).resolve().parents[1]
 REALWORLD = ROOT / "tests" / "realworld"

@@ -33,7 +33,6 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image, ImageDraw
 
-from digitrec import preprocess
 from digitrec.errors import ImageError
 from digitrec.predictor import Prediction, Predictor, png_data_url
 from digitrec.serve import Settings, create_app, routes
@@ -42,6 +41,7 @@ from digitrec.serve.batch import Batcher
 from digitrec.serve.deps import Runner, get_predictor
 from digitrec.serve.workers import SUPPORTED as REUSE_PORT
 from digitrec.serve.workers import PortPerWorker, bind_reuse_port
+from digitrec.vision import preprocess
 
 # ---------------------------------------------------------------- fakes and images
 
@@ -785,7 +785,7 @@ def test_serving_never_imports_torch(tmp_path: Path) -> None:
     code = (
         "import sys\n"
         "from digitrec.serve import create_app, Settings\n"
-        "import digitrec.feedback, digitrec.preprocess\n"
+        "import digitrec.feedback, digitrec.vision.preprocess\n"
         "try:\n"
         "    import digitrec.predictor\n"
         "except ImportError:\n"

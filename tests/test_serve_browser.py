@@ -320,8 +320,8 @@ def test_phone_answer_in_view_while_drawing(browser, server, height: int, mode: 
 
 
 @pytest.mark.skipif(
-    importlib.util.find_spec("digitrec.segment") is None,
-    reason="digitrec.segment (reading numbers) not written yet",
+    importlib.util.find_spec("digitrec.vision.segment") is None,
+    reason="digitrec.vision.segment (reading numbers) not written yet",
 )
 def test_number_mode_reads_and_boxes(page) -> None:  # type: ignore[no-untyped-def]
     page.locator("#mode-number").click()
@@ -350,8 +350,8 @@ STRICT_CSP = (
     "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
 )
 needs_segment = pytest.mark.skipif(
-    importlib.util.find_spec("digitrec.segment") is None,
-    reason="digitrec.segment (reading numbers) not written yet",
+    importlib.util.find_spec("digitrec.vision.segment") is None,
+    reason="digitrec.vision.segment (reading numbers) not written yet",
 )
 
 

@@ -26,11 +26,11 @@ import uvicorn
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from digitrec import preprocess
 from digitrec.errors import ImageError
 from digitrec.serve import Settings, create_app
 from digitrec.serve.batch import batched
 from digitrec.serve.protocol import LimitedHttpTools, Limits
+from digitrec.vision import preprocess
 
 ROOT = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("abuse", ROOT / "benchmarks" / "abuse.py")
@@ -366,7 +366,7 @@ def client(tmp_path: Path, **settings: object) -> TestClient:
 
 
 def test_png_size_reads_the_header_alone() -> None:
-    from digitrec import png
+    from digitrec.vision import png
 
     assert png.size(SEVEN) == (280, 280)
     assert png.size(abuse.strip_png()) == (1, 25_000_000)

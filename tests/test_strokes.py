@@ -7,10 +7,12 @@ from pathlib import Path
 
 import numpy as np
 
-from digitrec import data, strokes
-from digitrec import imageops as ops
+from digitrec import data
 from digitrec.predictor import Predictor
-from digitrec.train import recipe_config, train
+from digitrec.training import strokes
+from digitrec.training.config import recipe_config
+from digitrec.training.loop import train
+from digitrec.vision import imageops as ops
 
 
 def test_drawn_digits_are_balanced_framed_and_reproducible() -> None:

@@ -7,9 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
-from digitrec import data, styles
-from digitrec import imageops as ops
-from digitrec.train import recipe_config, train
+from digitrec import data
+from digitrec.training import styles
+from digitrec.training.config import recipe_config
+from digitrec.training.loop import train
+from digitrec.vision import imageops as ops
 
 
 def test_rendered_copies_are_mnist_framed_and_reproducible() -> None:

@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 
-from digitrec import augment, data
-from digitrec.checkpoint import load_weights
+from digitrec import data
 from digitrec.errors import DigitrecError, ModelError
-from digitrec.ship import ship
-from digitrec.train import combine, orthogonalise, recipe_config, train
+from digitrec.files import load_weights
+from digitrec.training import augment
+from digitrec.training.config import recipe_config
+from digitrec.training.ensemble import combine
+from digitrec.training.loop import train
+from digitrec.training.optim import orthogonalise
+from digitrec.training.ship import ship
 
 
 def test_accuracy_gate(trained_run: Path) -> None:
@@ -111,7 +118,7 @@ def test_a_run_on_every_image_ships_vouched_for_by_its_twin(
     the split held out) lends it a temperature and the validation figure on its card."""
     import shutil
 
-    from digitrec import registry
+    from digitrec import shipped
     from digitrec.predictor import Predictor
 
     full = train(recipe_config("fast", seed=1, val_fraction=0, output=str(tmp_path / "full")))
@@ -143,12 +150,12 @@ def test_a_run_on_every_image_ships_vouched_for_by_its_twin(
         == (twin["temperature"])
     )
     # The card's test figure is what the shipped graph scores; the default rule can rank it.
-    model = Predictor(registry.resolve("full", models))
+    model = Predictor(shipped.resolve("full", models))
     test = data.load_mnist("test")
     accuracy = (model.predict_array(test.images / 255).argmax(1) == test.labels).mean()
     assert accuracy == pytest.approx(card["test_accuracy"], abs=2e-4)
     assert card["calibration"]["test_ece"] < 0.02
-    assert registry.default_choice([card]) == "full"
+    assert shipped.default_choice([card]) == "full"
 
 
 @pytest.mark.parametrize("shape", [(32, 288), (128, 1024), (300, 20)])
@@ -170,13 +177,68 @@ def test_muon_trains(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "config.json").read_text())["train"]["optimizer"] == "muon"
 
 
-def test_resume_continues_from_the_checkpoint(tmp_path: Path) -> None:
-    cfg = recipe_config("fast", epochs=1, max_steps=0, val_fraction=0.9, output=str(tmp_path))
-    first = train(cfg, test=False)
-    assert len(first.history) == 1
-    resumed = train(recipe_config("fast", epochs=2, val_fraction=0.9), resume=tmp_path, test=False)
-    assert [h["epoch"] for h in resumed.history] == [1, 2]
-    assert json.loads((tmp_path / "history.json").read_text())[1]["epoch"] == 2
+def test_resume_after_an_interruption_gives_the_uninterrupted_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 3-epoch run stopped in its second epoch, resumed with `train --resume DIR` alone (no
+    --epochs: the run's own settings hold), ends with the weights of the same run trained
+    without a stop: same schedule, optimizer moments, EMA, batch order and augmentation. The
+    card's command is still the one that trains it; the resume is listed beside it."""
+    from typer.testing import CliRunner
+
+    from digitrec import cli
+
+    images = data.load_mnist("train")
+    small = data.Dataset(images.images[:2000], images.labels[:2000], "mnist[:2000]")
+    data.write_csv(small, tmp_path / "train.csv")
+    flags = ["--recipe", "best", "--model", "whitened", "--data", str(tmp_path / "train.csv"),
+             "--epochs", "3", "--val-fraction", "0.2", "--styles", "0.3", "--seed", "3",
+             "--threads", "1"]  # fmt: skip
+    runner = CliRunner()
+    whole = runner.invoke(cli.app, ["train", *flags, "-o", str(tmp_path / "whole")])
+    assert whole.exit_code == 0, whole.output
+
+    class Interrupted(Exception):
+        pass
+
+    def stop_in_epoch_2(epoch: int, step: int, stats: dict[str, float]) -> None:
+        if epoch == 1 and step == 3:
+            raise Interrupted
+
+    @contextlib.contextmanager
+    def interrupting() -> Iterator[Any]:
+        yield stop_in_epoch_2
+
+    with monkeypatch.context() as m:
+        m.setattr(cli, "_progress", interrupting)
+        cut = runner.invoke(cli.app, ["train", *flags, "-o", str(tmp_path / "cut")])
+    assert isinstance(cut.exception, Interrupted)
+    assert len(json.loads((tmp_path / "cut" / "history.json").read_text())) == 1
+    before = json.loads((tmp_path / "cut" / "config.json").read_text())
+
+    resumed = runner.invoke(cli.app, ["train", "--resume", str(tmp_path / "cut")])
+    assert resumed.exit_code == 0, resumed.output
+    history = [json.loads((tmp_path / r / "history.json").read_text()) for r in ("whole", "cut")]
+    assert [h["epoch"] for h in history[1]] == [1, 2, 3]
+    assert [h["lr"] for h in history[1]] == [h["lr"] for h in history[0]]  # one schedule
+    a, b = (load_weights(tmp_path / r / "model.safetensors") for r in ("whole", "cut"))
+    assert a.keys() == b.keys()
+    assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-6) for k in a)
+    config = json.loads((tmp_path / "cut" / "config.json").read_text())
+    assert config["train"]["epochs"] == 3
+    assert config["command"] == before["command"] and "resumed_by" not in before
+    assert len(config["resumed_by"]) == 1
+
+
+def test_resume_takes_only_the_flags_given(tmp_path: Path) -> None:
+    """More epochs on a finished run: the flag given wins, every other setting is the run's."""
+    from digitrec.training.loop import resume
+
+    cfg = recipe_config("fast", epochs=1, val_fraction=0.9, seed=4, output=str(tmp_path))
+    train(cfg, test=False)
+    more = resume(tmp_path, epochs=2, lr=None, seed=None)
+    assert [h["epoch"] for h in more.history] == [1, 2]
+    assert more.config.seed == 4 and more.config.val_fraction == 0.9 and more.config.epochs == 2
 
 
 def test_truncated_checkpoint_is_a_clear_error(tmp_path: Path, trained_run: Path) -> None:

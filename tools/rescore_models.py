@@ -13,22 +13,22 @@ from __future__ import annotations
 
 import sys
 
-from digitrec import modelcard, registry
-from digitrec.ship import rescore
+from digitrec import modelcard, shipped
+from digitrec.training.ship import rescore
 
 
 def main(args: list[str]) -> None:
     cards_only = "--cards" in args
     names = [a for a in args if a != "--cards"]
-    for name in names or [c["name"] for c in registry.shipped_cards()]:
+    for name in names or [c["name"] for c in shipped.shipped_cards()]:
         if cards_only:
-            ref = registry.resolve(name)
+            ref = shipped.resolve(name)
             print(modelcard.write(ref.onnx.parent, ref.card))
             continue
         selection = rescore(name)["selection"]
         print(f"{name}: selection score {selection['score']:.4f} {selection['parts']}")
     if not cards_only:
-        print(f"default by the score: {registry.default_choice(registry.shipped_cards())}")
+        print(f"default by the score: {shipped.default_choice(shipped.shipped_cards())}")
 
 
 if __name__ == "__main__":

@@ -28,9 +28,10 @@ from digitrec import data as datasets
 from digitrec.errors import DigitrecError, ImageError
 from digitrec.evaluate import Report
 from digitrec.predictor import Prediction, Predictor, Reading
+from digitrec.training.config import TrainConfig, recipe_config
 
 if TYPE_CHECKING:
-    from digitrec.train import Run
+    from digitrec.training.loop import Run
 
 Image_ = bytes | str | os.PathLike[str] | Image.Image | np.ndarray
 
@@ -120,14 +121,12 @@ def fit(recipe: str | None = "fast", **settings: Any) -> Run:
     `config`, `history` (per epoch), `metrics` (val/test accuracy, parameters, ...). Needs the
     `train` extra (PyTorch)."""
     try:
-        from digitrec import train as training
+        from digitrec.training.loop import train
     except ImportError as e:
         raise DigitrecError(
             f"training needs PyTorch: pip install 'digitrec[train]' ({e})"
         ) from None
-    if recipe is not None and recipe not in training.RECIPES:
-        raise DigitrecError(f"{recipe}: no such recipe (known: {', '.join(training.RECIPES)})")
-    known = {f.name for f in dataclasses.fields(training.TrainConfig)}
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
     unknown = sorted(set(settings) - known)
     if unknown:
         raise DigitrecError(
@@ -136,6 +135,4 @@ def fit(recipe: str | None = "fast", **settings: Any) -> Run:
     if isinstance(settings.get("output"), os.PathLike):
         settings["output"] = str(settings["output"])
     args = ", ".join([repr(recipe)] + [f"{k}={v!r}" for k, v in settings.items()])
-    return training.train(
-        training.recipe_config(recipe, **settings), command=f"digitrec.fit({args})"
-    )
+    return train(recipe_config(recipe, **settings), command=f"digitrec.fit({args})")

@@ -13,6 +13,7 @@ import math
 import shlex
 import stat
 import sys
+from enum import Enum, StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,6 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 from digitrec.errors import DigitrecError
+from digitrec.training.config import Augment, Optimizer, Recipe, Schedule, TrainConfig
 
 app = typer.Typer(
     add_completion=False,
@@ -62,9 +64,14 @@ ModelOpt = Annotated[
         help="A run directory or a shipped model name. Default: the best shipped model.",
     ),
 ]
-FormatOpt = Annotated[
-    str, typer.Option("--format", "-f", help="table or json (one object per line).")
-]
+
+
+class Format(StrEnum):
+    table = "table"
+    json = "json"  # one object per line
+
+
+FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="json: one object per line.")]
 
 
 def _version(value: bool) -> None:
@@ -120,62 +127,107 @@ def explore(
 # ---------------------------------------------------------------- train
 
 
+def _architecture(name: str | None) -> str | None:
+    """--model for `train`: an architecture (training.models), checked before any data loads."""
+    if name is not None:
+        from digitrec.training.models import REGISTRY
+
+        if name not in REGISTRY:
+            raise typer.BadParameter(f"{name!r}; choose from {', '.join(REGISTRY)}")
+    return name
+
+
 @app.command()
 def train(
     model: Annotated[
-        str | None, typer.Option(help="Model name: seed, fast, best, deotte. Default: seed.")
+        str | None,
+        typer.Option(
+            callback=_architecture,
+            show_default=False,
+            help="Architecture: seed (the tutorial's CNN), whitened, maxpool_bn, deotte. "
+            "Default: the recipe's, else seed.",
+        ),
     ] = None,
     recipe: Annotated[
-        str | None,
-        typer.Option(help="Settings bundle: tutorial, fast or best (flags below override it)."),
+        Recipe | None,
+        typer.Option(show_default=False, help="Settings bundle (the flags below override it)."),
     ] = None,
     epochs: Annotated[
         float | None,
         typer.Option(
-            help="Passes over the data (1.5: one and a half). Default: 10 or the recipe's."
+            show_default=False,
+            help="Passes over the data (1.5: one and a half). Default: the recipe's, else "
+            f"{TrainConfig.epochs:g}; with --resume, the run's own.",
         ),
     ] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Batch size. Default: 50.")] = None,
-    lr: Annotated[float | None, typer.Option(help="Peak learning rate. Default: 0.001.")] = None,
+    batch_size: Annotated[
+        int | None, typer.Option(show_default=False, help=f"Default: {TrainConfig.batch_size}.")
+    ] = None,
+    lr: Annotated[
+        float | None,
+        typer.Option(show_default=False, help=f"Peak learning rate. Default: {TrainConfig.lr:g}."),
+    ] = None,
     optimizer: Annotated[
-        str | None,
+        Optimizer | None,
         typer.Option(
-            help="adam, adamw, sgd, or muon (Muon for the hidden filters, AdamW for the rest). "
-            "Default: adam or the recipe's."
+            show_default=False,
+            help="muon: Muon for the hidden filters, AdamW for the rest. "
+            f"Default: the recipe's, else {TrainConfig.optimizer}.",
+        ),
+    ] = None,
+    schedule: Annotated[
+        Schedule | None,
+        typer.Option(
+            show_default=False, help=f"Default: the recipe's, else {TrainConfig.schedule}."
         ),
     ] = None,
     val_fraction: Annotated[
         float | None,
-        typer.Option(help="Validation fraction carved from the training set. Default: 0.2."),
+        typer.Option(
+            show_default=False,
+            help=f"Validation carved from the training set. Default: {TrainConfig.val_fraction}.",
+        ),
     ] = None,
-    seed: Annotated[int | None, typer.Option(help="Random seed. Default: 5.")] = None,
+    seed: Annotated[
+        int | None,
+        typer.Option(show_default=False, help=f"Random seed. Default: {TrainConfig.seed}."),
+    ] = None,
     split_seed: Annotated[
         int | None,
         typer.Option(
+            show_default=False,
             help="Seed of the validation split. Default: the seed (an ensemble's: the first). "
-            "Give a shipped ensemble's to train one more member it can be judged with."
+            "Give a shipped ensemble's to train one more member it can be judged with.",
         ),
     ] = None,
-    augment: Annotated[str | None, typer.Option(help="none, light, strong. Default: none.")] = None,
+    augment: Annotated[
+        Augment | None,
+        typer.Option(
+            show_default=False, help=f"Default: the recipe's, else {TrainConfig.augment}."
+        ),
+    ] = None,
     flag_ones: Annotated[
         float | None,
         typer.Option(
-            help="Share of the '1's drawn with a flag, as most of Europe writes them. Default: 0."
+            show_default=False,
+            help="Share of the '1's drawn with a flag, as most of Europe writes them. Default: 0.",
         ),
     ] = None,
     styles: Annotated[
         float | None,
         typer.Option(
+            show_default=False,
             help="Share of each batch taken from copies in other styles and captures (box "
-            "stretched to a square, fat pen, low resolution; digitrec.styles). Default: 0."
+            "stretched to a square, fat pen, low resolution; training.styles). Default: 0.",
         ),
     ] = None,
     strokes: Annotated[
         float | None,
         typer.Option(
+            show_default=False,
             help="Share of each batch replaced by digits drawn from pen strokes in forms MNIST "
-            "lacks (open and low-closed 4s, crossed 7s, curved-tail 9s; digitrec.strokes). "
-            "Default: 0."
+            "lacks (open and low-closed 4s, crossed 7s, curved-tail 9s; training.strokes). "
+            "Default: 0.",
         ),
     ] = None,
     data: Annotated[str | None, typer.Option(help="Training data. Default: bundled MNIST.")] = None,
@@ -189,54 +241,57 @@ def train(
         str | None,
         typer.Option("--output", "-o", help="Run directory. Default: runs/<time>-<model>-s<seed>."),
     ] = None,
-    resume: Annotated[Path | None, typer.Option(help="Continue a run from its checkpoint.")] = None,
-    ensemble: Annotated[int, typer.Option(help="Train N members with seeds seed..seed+N-1.")] = 1,
-    jobs: Annotated[int, typer.Option(help="Ensemble members trained at once (processes).")] = 1,
+    resume: Annotated[
+        Path | None,
+        typer.Option(
+            help="Continue a run from its checkpoint, with its own settings; flags given "
+            "here (e.g. --epochs, --threads) override them."
+        ),
+    ] = None,
+    ensemble: Annotated[
+        int, typer.Option(min=1, help="Train N members with seeds seed..seed+N-1.")
+    ] = 1,
+    jobs: Annotated[
+        int, typer.Option(min=1, help="Ensemble members trained at once (processes).")
+    ] = 1,
     max_steps: Annotated[int | None, typer.Option(help="Stop after N steps (smoke runs).")] = None,
     threads: Annotated[int | None, typer.Option(help="CPU threads. Default: all cores.")] = None,
 ) -> None:
     """Train a model and write its run directory (config, history, metrics, curves, weights)."""
-    from digitrec import train as training
+    from digitrec.training import ensemble as ensembles
+    from digitrec.training import loop
+    from digitrec.training.config import recipe_config
 
-    if recipe is not None and recipe not in training.RECIPES:
-        raise DigitrecError(f"unknown recipe {recipe!r}; choose from {', '.join(training.RECIPES)}")
-    if optimizer is not None:
-        training.check_optimizer(optimizer)
-    if model is not None:
-        from digitrec.models import REGISTRY
-
-        if model not in REGISTRY:
-            raise DigitrecError(f"unknown model {model!r}; choose from {', '.join(REGISTRY)}")
-    cfg = training.recipe_config(
-        recipe,
-        model=model,
-        epochs=epochs,
-        batch_size=batch_size,
-        lr=lr,
-        optimizer=optimizer,
-        val_fraction=val_fraction,
-        seed=seed,
-        split_seed=split_seed,
-        augment=augment,
-        flag_ones=flag_ones,
-        styles=styles,
-        strokes=strokes,
-        data=data,
-        extra_data=tuple(extra_data) if extra_data else None,
-        output=output,
-        max_steps=max_steps,
-        threads=threads,
-    )
+    flags = {
+        "model": model, "epochs": epochs, "batch_size": batch_size, "lr": lr,
+        "optimizer": optimizer, "schedule": schedule, "val_fraction": val_fraction,
+        "seed": seed, "split_seed": split_seed, "augment": augment, "flag_ones": flag_ones,
+        "styles": styles, "strokes": strokes, "data": data,
+        "extra_data": tuple(extra_data) if extra_data else None, "output": output,
+        "max_steps": max_steps, "threads": threads,
+    }  # fmt: skip
+    flags = {k: v.value if isinstance(v, Enum) else v for k, v in flags.items()}
     command = "digitrec " + shlex.join(sys.argv[1:])
-    print(
-        f"training {cfg.model} ({cfg.recipe or 'custom'}): "
-        + ", ".join(f"{k}={v}" for k, v in cfg.__dict__.items() if v not in ("", (), None))
-    )
     with _progress() as show:
-        if ensemble > 1:
-            run = training.train_ensemble(cfg, ensemble, progress=show, command=command, jobs=jobs)
+        if resume is not None:
+            if recipe is not None or ensemble > 1:
+                raise DigitrecError(
+                    "--resume continues one run with its own settings: no --recipe or --ensemble"
+                )
+            print(f"resuming {shown(resume)}")
+            run = loop.resume(resume, progress=show, command=command, **flags)
         else:
-            run = training.train(cfg, resume=resume, progress=show, command=command)
+            cfg = recipe_config(recipe.value if recipe else None, **flags)
+            print(
+                f"training {cfg.model} ({cfg.recipe or 'custom'}): "
+                + ", ".join(f"{k}={v}" for k, v in cfg.__dict__.items() if v not in ("", (), None))
+            )
+            if ensemble > 1:
+                run = ensembles.train_ensemble(
+                    cfg, ensemble, progress=show, command=command, jobs=jobs
+                )
+            else:
+                run = loop.train(cfg, progress=show, command=command)
     m = run.metrics
     print(f"run directory: {run.directory}")
     accuracy = float(m["val_accuracy"])  # type: ignore[arg-type]
@@ -254,9 +309,9 @@ def ensemble(
     output: Annotated[Path, typer.Option("--output", "-o", help="The ensemble's run directory.")],
 ) -> None:
     """Average runs trained apart (same validation split) into an ensemble run directory."""
-    from digitrec import train as training
+    from digitrec.training.ensemble import combine
 
-    run = training.combine(runs, output, command="digitrec " + shlex.join(sys.argv[1:]))
+    run = combine(runs, output, command="digitrec " + shlex.join(sys.argv[1:]))
     m = run.metrics
     print(
         f"{m['members']} members: val_accuracy {m['val_accuracy']:.4f} "
@@ -340,7 +395,7 @@ def evaluate(
     from digitrec import data as datasets
     from digitrec.evaluate import evaluate as run_evaluate
     from digitrec.predictor import Predictor
-    from digitrec.registry import resolve
+    from digitrec.shipped import resolve
 
     ref = resolve(model)
     predictor = Predictor(ref, threads=0)
@@ -368,7 +423,7 @@ def evaluate(
 @app.command()
 def export(model: Annotated[Path, typer.Option("--model", "-m", help="A run directory.")]) -> None:
     """Write RUN_DIR/model.onnx and check ONNX Runtime against torch on the test set."""
-    from digitrec.export import export_run
+    from digitrec.training.export import export_run
 
     path = export_run(model, check=True)
     diff = json.loads((model / "export.json").read_text())["max_difference"]
@@ -397,7 +452,7 @@ def ship(
     ] = None,
 ) -> None:
     """Copy a run into models/ as ONNX + safetensors + model card."""
-    from digitrec.ship import ship as run_ship
+    from digitrec.training.ship import ship as run_ship
 
     card = run_ship(model, name, default=default, int8=int8, twin=twin)
     print(
@@ -452,12 +507,12 @@ def _not_a_file(path: Path) -> str | None:
 def predict(
     images: Annotated[list[str], typer.Argument(help="Image files, directories or globs.")],
     model: ModelOpt = None,
-    format: FormatOpt = "table",
+    format: FormatOpt = Format.table,
 ) -> None:
     """Recognise one digit per image: the digit, its confidence and all ten probabilities."""
     from digitrec.errors import ImageError
     from digitrec.predictor import Predictor
-    from digitrec.preprocess import load_image
+    from digitrec.vision.preprocess import load_image
 
     predictor = Predictor.load(model, threads=0)  # every core: one image's latency, or a batch
     files = _expand(images)
@@ -487,7 +542,7 @@ def predict(
                 row["candidates"] = [
                     {"digit": d, "probability": round(q, 6)} for d, q in p.candidates
                 ]
-            if format == "json":
+            if format is Format.json:
                 print(json.dumps(row))
             else:
                 digit = "-" if p.digit is None else str(p.digit)
@@ -498,7 +553,7 @@ def predict(
                     f"{p.confidence:.4f}",
                     "  ".join(f"{d}:{q:.3f}" for d, q in p.candidates),
                 )
-    if format != "json":
+    if format is not Format.json:
         console.print(table)
     if failed:
         raise typer.Exit(1)
@@ -508,7 +563,7 @@ def predict(
 def read(
     images: Annotated[list[str], typer.Argument(help="Images of written numbers.")],
     model: ModelOpt = None,
-    format: FormatOpt = "table",
+    format: FormatOpt = Format.table,
 ) -> None:
     """Read a whole written number: its digits left to right, with boxes."""
     from digitrec.errors import ImageError
@@ -528,7 +583,7 @@ def read(
             failed += 1
             error_line(f"{f}: {e}")
             continue
-        if format == "json":
+        if format is Format.json:
             print(json.dumps({"file": str(f), **reading.to_dict()}))
         else:
             if reading.text is not None:
@@ -543,7 +598,7 @@ def read(
                 f"{reading.confidence:.2f}",
                 "  ".join(f"{d.digit}({d.confidence:.2f})" for d in reading.digits),
             )
-    if format != "json":
+    if format is not Format.json:
         console.print(table)
     if failed:
         raise typer.Exit(1)

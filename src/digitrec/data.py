@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from digitrec.errors import DataError
+from digitrec.errors import DataError, DigitrecError
 
 # The repo's data/mnist, found from the source tree (editable install) or DIGITREC_MNIST. A wheel
 # does not carry it (11 MB that serving never reads): an installed digitrec outside the repo is
@@ -279,7 +279,7 @@ def load_folder(path: Path) -> Dataset:
 
     Each image is brought to MNIST's form with the same preprocessing as real input.
     """
-    from digitrec.preprocess import preprocess  # real-input preprocessing (Pillow, SciPy)
+    from digitrec.vision.preprocess import preprocess  # real-input preprocessing (Pillow, SciPy)
 
     images, labels = [], []
     for digit in range(10):
@@ -360,7 +360,7 @@ def split_validation(
 ) -> tuple[Dataset, Dataset]:
     """A deterministic, stratified (per-class) split: (train, validation)."""
     if not 0 <= fraction < 1:
-        raise ValueError(f"validation fraction must be in [0, 1), got {fraction}")
+        raise DigitrecError(f"validation fraction must be in [0, 1), got {fraction}")
     if dataset.labels is None:
         raise DataError(dataset.source, "cannot split unlabelled data")
     if fraction == 0:

@@ -11,7 +11,8 @@ import numpy as np
 
 from digitrec import data
 from digitrec.calibrate import expected_calibration_error
-from digitrec.checkpoint import write_json
+from digitrec.errors import DataError
+from digitrec.files import write_json
 from digitrec.predictor import Predictor
 
 
@@ -45,7 +46,7 @@ def evaluate(
 
     dataset = dataset or data.load_mnist("test")
     if dataset.labels is None:
-        raise ValueError(f"{dataset.source}: evaluation needs labels")
+        raise DataError(dataset.source, "evaluation needs labels (this data has none)")
     labels = dataset.labels
     probs = predictor.predict_array(dataset.images.astype(np.float32) / 255, tta=tta)
     predicted = probs.argmax(1)

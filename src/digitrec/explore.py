@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from digitrec import data, plots
-from digitrec.checkpoint import write_json
+from digitrec.files import write_json
 
 
 def summarize(splits: dict[str, data.Dataset]) -> dict[str, Any]:

@@ -156,7 +156,7 @@ def row_images(image: Image.Image, seen: np.ndarray | None) -> tuple[bytes, byte
     """What a row keeps of a correction: (image_png, seen_png). `seen`: the (28, 28) the model
     saw, made from `image` when not given; an image without ink is an ImageError (422)."""
     if seen is None:
-        from digitrec.preprocess import preprocess
+        from digitrec.vision.preprocess import preprocess
 
         seen = preprocess(image)
     if seen is None:
@@ -168,7 +168,7 @@ def seen_pixels(item: Feedback) -> np.ndarray | None:
     """(784,) uint8: the row's 28x28; for a v0 row, today's preprocessing of its image."""
     if item.seen is not None:
         return np.asarray(Image.open(io.BytesIO(item.seen)).convert("L"), np.uint8).ravel()
-    from digitrec.preprocess import preprocess  # the serving-side import chain stays lazy
+    from digitrec.vision.preprocess import preprocess  # the serving-side import chain stays lazy
 
     image28 = preprocess(item.image)
     if image28 is None:

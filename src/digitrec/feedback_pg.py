@@ -307,8 +307,7 @@ class PostgresStore:
         with self._session() as conn, conn.transaction():
             wanted = accept + reject
             known = {
-                r[0]
-                for r in conn.execute("SELECT id FROM feedback WHERE id = ANY(%s)", (wanted,))
+                r[0] for r in conn.execute("SELECT id FROM feedback WHERE id = ANY(%s)", (wanted,))
             }
             if missing := set(wanted) - known:
                 raise DigitrecError(f"no feedback rows with ids {_ids(missing)}")

@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from digitrec.checkpoint import atomic_write_bytes
+from digitrec.files import atomic_write_bytes
 
 # The selection parts (realworld.selection_score) as the card names them, with their data:
 # (key in card["selection"]["parts"], dataset name, dataset type, split, license, short name).
@@ -295,7 +295,7 @@ def markdown(card: dict[str, Any], opset: int | None = None) -> str:
         'from writers outside MNIST"): ' + "; ".join(FAILING_STYLES) + ".",
         "- One digit per image for `predict`; `read` splits a number at gaps between digits, "
         "so digits that touch or overlap may be read as one.",
-        "- Input goes through digitrec's preprocessing (`digitrec.preprocess`): feeding the "
+        "- Input goes through digitrec's preprocessing (`digitrec.vision.preprocess`): feeding the "
         "graph raw pixels that are not MNIST-framed gives worse answers.",
     ]
     if card.get("precision") == "int8":

@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from digitrec.checkpoint import atomic_write_bytes  # noqa: E402
+from digitrec.files import atomic_write_bytes  # noqa: E402
 
 
 def _save(fig: plt.Figure, path: Path) -> None:

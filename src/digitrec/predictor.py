@@ -20,8 +20,9 @@ import numpy as np
 import onnxruntime as ort
 from PIL import Image
 
-from digitrec import png, preprocess, registry
+from digitrec import shipped
 from digitrec.errors import ModelError
+from digitrec.vision import png, preprocess
 
 UNCERTAIN_BELOW = 0.5  # calibrated confidence under which the answer is "uncertain"
 # Test-time augmentation (evaluate / submit --tta): the probabilities of each image and of
@@ -164,7 +165,7 @@ class Reading:
 
 
 class Predictor:
-    def __init__(self, ref: registry.ModelRef, threads: int = 1):
+    def __init__(self, ref: shipped.ModelRef, threads: int = 1):
         self.name = ref.name
         self.card = ref.card
         self.threshold = float(ref.card.get("uncertain_below", UNCERTAIN_BELOW))
@@ -185,7 +186,7 @@ class Predictor:
 
     @classmethod
     def load(cls, model: str | os.PathLike[str] | None = None, threads: int = 1) -> Predictor:
-        return cls(registry.resolve(model), threads)
+        return cls(shipped.resolve(model), threads)
 
     def predict_array(self, images28: np.ndarray, tta: bool = False) -> np.ndarray:
         """(N, 28, 28) float [0, 1] -> (N, 10) calibrated probabilities; with `tta`, averaged
@@ -272,7 +273,7 @@ class Predictor:
             ink = preprocess.ink_map(image)
         if preprocess.is_blank(ink):
             return Reading(None, [], 0.0, "empty")
-        from digitrec.segment import segment
+        from digitrec.vision.segment import segment
 
         parts = segment(ink, score=lambda images: self.predict_array(images).max(axis=1))
         if not parts:

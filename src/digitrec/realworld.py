@@ -183,7 +183,7 @@ def selection_score(scores: list[SetScore], mnist_val: float | None) -> dict[str
 def card_selection(name: str, onnx: Path, card: dict[str, Any]) -> dict[str, Any]:
     """The selection score of a shipped graph, for its card (ship writes it there)."""
     from digitrec.predictor import Predictor
-    from digitrec.registry import ModelRef
+    from digitrec.shipped import ModelRef
 
     predictor = Predictor(ModelRef(name, onnx, card), threads=0)
     return selection_score(score_all(predictor, "val"), card.get("val_accuracy"))

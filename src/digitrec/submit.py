@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from digitrec.checkpoint import atomic_write_bytes
 from digitrec.data import Dataset
+from digitrec.files import atomic_write_bytes
 from digitrec.predictor import Predictor
 
 

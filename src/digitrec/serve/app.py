@@ -243,7 +243,7 @@ def run_server(
         os.environ["DIGITREC_DATABASE"] = database
     # A missing or corrupt model is one ModelError here, not a crash in every worker. Only the
     # card and checksums are checked: the supervisor process need not hold an ONNX session.
-    from digitrec.registry import resolve
+    from digitrec.shipped import resolve
 
     resolve(model)
     settings = Settings()

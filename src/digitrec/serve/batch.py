@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
-from digitrec import png
 from digitrec.serve import metrics
+from digitrec.vision import png
 
 if TYPE_CHECKING:
     from digitrec.predictor import Prediction

@@ -19,9 +19,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from digitrec.feedback import Store, StoreError
-from digitrec.preprocess import MIN_SIDE, load_image, preprocess
 from digitrec.serve.deps import PredictorDep, RunnerDep, StoreDep, decode_image_text
 from digitrec.serve.schemas import ERRORS, FEEDBACK_ERRORS, FeedbackIn, FeedbackOut
+from digitrec.vision.preprocess import MIN_SIDE, load_image, preprocess
 
 
 class RateLimit:

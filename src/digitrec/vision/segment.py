@@ -25,8 +25,8 @@ from typing import NamedTuple
 import numpy as np
 from scipy import ndimage as ndi
 
-from digitrec import imageops as ops
-from digitrec.preprocess import to_mnist
+from digitrec.vision import imageops as ops
+from digitrec.vision.preprocess import to_mnist
 
 INK = 0.2  # a pixel with more ink than this belongs to a stroke (ink maps are 0 on paper)
 # By ink alone: a part cut in two leaves pieces at least this much of the other digits' height

@@ -12,6 +12,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from digitrec.errors import DigitrecError
+
 
 def _uniform(n: int, lo: float, hi: float, g: torch.Generator) -> torch.Tensor:
     return torch.rand(n, generator=g) * (hi - lo) + lo
@@ -139,4 +141,4 @@ def apply(x: torch.Tensor, level: str, g: torch.Generator) -> torch.Tensor:
         use_elastic = (torch.rand(b, generator=g) < 0.5).to(x.device).view(b, 1, 1, 1)
         x = torch.where(use_elastic, elastic(x, g, alpha=30.0, sigma=4.0), x)
         return affine(x, g, degrees=12, scale=0.12, shift=0.1, shear=0.2).clamp_(0, 1)
-    raise ValueError(f"unknown augmentation {level!r} (none, light, strong)")
+    raise DigitrecError(f"unknown augmentation {level!r} (none, light, strong)")

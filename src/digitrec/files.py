@@ -51,3 +51,12 @@ def load_weights(path: Path) -> dict[str, Any]:
         raise ModelError(
             f"{path}: not a readable safetensors file, truncated or corrupt ({e})"
         ) from None
+
+
+def load_checkpoint(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
+    """A training checkpoint's tensors and its metadata (the JSON `resume` needs)."""
+    from safetensors import safe_open
+
+    tensors = load_weights(path)  # the clear errors for a missing or truncated file
+    with safe_open(str(path), framework="pt") as f:
+        return tensors, dict(f.metadata() or {})

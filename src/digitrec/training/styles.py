@@ -19,8 +19,8 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage as ndi
 
-from digitrec import imageops as ops
-from digitrec.preprocess import preprocess
+from digitrec.vision import imageops as ops
+from digitrec.vision.preprocess import preprocess
 
 SCALE = 4  # render at 112 px: room to stretch, thicken and lower the resolution
 

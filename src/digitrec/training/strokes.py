@@ -203,7 +203,7 @@ def draw(digit: int, rng: np.random.Generator) -> np.ndarray:
 def render(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """`count` digits (balanced, seeded) -> ((N, 28, 28) uint8 as preprocess sees them, labels)."""
     from digitrec.predictor import one_thread
-    from digitrec.styles import capture
+    from digitrec.training.styles import capture
 
     rng = np.random.default_rng(seed)
     images, labels = [], []

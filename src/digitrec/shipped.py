@@ -17,13 +17,13 @@ from digitrec.errors import ModelError
 
 def _models_dir() -> Path:
     """DIGITREC_MODELS if set; else the repo's models/ in a source checkout (editable install:
-    where `ship` writes); else the copy an installed wheel carries (digitrec/shipped)."""
+    where `ship` writes); else the copy an installed wheel carries (digitrec/models)."""
     if os.environ.get("DIGITREC_MODELS"):
         return Path(os.environ["DIGITREC_MODELS"])
     root = Path(__file__).resolve().parents[2]
     if (root / "pyproject.toml").is_file() and (root / "models").is_dir():
         return root / "models"
-    return Path(str(resources.files("digitrec") / "shipped"))
+    return Path(str(resources.files("digitrec") / "models"))
 
 
 MODELS_DIR = _models_dir()
@@ -110,6 +110,8 @@ def resolve(model: str | os.PathLike[str] | None = None, directory: Path = MODEL
     path = Path(model)
     if path.is_dir() and (path / "config.json").exists():
         return _run_ref(path)
+    if len(path.parts) > 1 or path.is_dir():  # a path, not a name: never a shipped model's
+        raise ModelError(f"{model}: not a run directory (no config.json there), nor a model name")
     name = path.name.removesuffix(".json").removesuffix(".onnx")
     card_path = directory / f"{name}.json"
     if not card_path.exists():
@@ -121,18 +123,15 @@ def resolve(model: str | os.PathLike[str] | None = None, directory: Path = MODEL
 
 
 def _run_ref(run_dir: Path) -> ModelRef:
-    metrics_path = run_dir / "metrics.json"
-    card: dict[str, Any] = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
-    card.setdefault("name", run_dir.name)
-    onnx = run_dir / "model.onnx"
-    if not onnx.exists():
-        if not (run_dir / "model.safetensors").exists():
+    """A run directory as a model: its exported graph (training writes model.onnx; an older run
+    needs `digitrec export`). Resolving never imports torch."""
+    from digitrec.runs import RunDir
+
+    run = RunDir(run_dir)
+    if not run.onnx.exists():
+        if not run.weights.exists():
             raise ModelError(f"{run_dir}: no model.safetensors (did training finish?)")
-        try:  # a run directory needs its ONNX graph; export it now when training extras exist
-            from digitrec.export import export_run
-        except ImportError:
-            raise ModelError(
-                f"{run_dir}: no model.onnx; run `digitrec export --model {run_dir}`"
-            ) from None
-        export_run(run_dir, check=False)
-    return ModelRef(run_dir.name, onnx, card, run_dir)
+        raise ModelError(f"{run_dir}: no model.onnx; run `digitrec export --model {run_dir}`")
+    card: dict[str, Any] = run.metrics
+    card.setdefault("name", run.name)
+    return ModelRef(run.name, run.onnx, card, run_dir)

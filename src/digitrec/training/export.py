@@ -12,8 +12,9 @@ import torch
 from torch import nn
 
 from digitrec import data
-from digitrec.checkpoint import atomic_write_bytes, load_weights
 from digitrec.errors import ModelError
+from digitrec.files import atomic_write_bytes
+from digitrec.runs import RunDir
 
 log = logging.getLogger(__name__)
 
@@ -34,20 +35,15 @@ class Calibrated(nn.Module):
         return torch.stack(probs).mean(0)
 
 
-def member_dirs(run_dir: Path) -> list[Path]:
-    """The run directories of an ensemble's members (member-*), or the run itself."""
-    return sorted(p for p in run_dir.glob("member-*") if p.is_dir()) or [run_dir]
-
-
 def run_members(run_dir: Path) -> tuple[list[nn.Module], list[float]]:
     """The trained model(s) of a run directory: one, or the members of an ensemble run."""
-    from digitrec.train import load_run_model
+    from digitrec.training.loop import load_run_model
 
     members, temps = [], []
-    for d in member_dirs(run_dir):
-        model, metrics = load_run_model(d)
+    for member in RunDir(run_dir).members:
+        model, metrics = load_run_model(member)
         members.append(model)
-        temps.append(float(metrics.get("temperature", 1.0)))  # type: ignore[arg-type]
+        temps.append(float(metrics.get("temperature", 1.0)))
     return members, temps
 
 
@@ -94,7 +90,7 @@ def max_difference(module: nn.Module, onnx_bytes: bytes, images: np.ndarray) -> 
 
 def export_run(run_dir: Path, check: bool = True, tolerance: float = 1e-4) -> Path:
     """Write run_dir/model.onnx; with check, compare with torch on the 10,000 test images."""
-    if not (run_dir / "config.json").exists():
+    if not RunDir(run_dir).exists():
         raise ModelError(f"{run_dir}: not a run directory (no config.json)")
     members, temps = run_members(run_dir)
     module = Calibrated(members, temps).eval()
@@ -106,21 +102,6 @@ def export_run(run_dir: Path, check: bool = True, tolerance: float = 1e-4) -> Pa
             raise ModelError(f"ONNX export disagrees with torch: max difference {diff:.2e}")
         info_path = run_dir / "export.json"
         atomic_write_bytes(info_path, json.dumps({"max_difference": diff}).encode())
-    out = run_dir / "model.onnx"
+    out = RunDir(run_dir).onnx
     atomic_write_bytes(out, onnx_bytes)
     return out
-
-
-def load_module(run_dir: Path) -> nn.Module:
-    members, temps = run_members(run_dir)
-    return Calibrated(members, temps).eval()
-
-
-__all__ = [
-    "Calibrated",
-    "export_run",
-    "load_module",
-    "load_weights",
-    "max_difference",
-    "probabilities",
-]

@@ -12,18 +12,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from digitrec.errors import DigitrecError
+
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081  # over the 60,000 training images, pixels / 255
 
 REGISTRY: dict[str, Callable[[], nn.Module]] = {}
-DESCRIPTIONS: dict[str, str] = {}
 
 
-def register(
-    name: str, description: str
-) -> Callable[[Callable[[], nn.Module]], Callable[[], nn.Module]]:
+def register(name: str) -> Callable[[Callable[[], nn.Module]], Callable[[], nn.Module]]:
     def wrap(builder: Callable[[], nn.Module]) -> Callable[[], nn.Module]:
         REGISTRY[name] = builder
-        DESCRIPTIONS[name] = description
         return builder
 
     return wrap
@@ -31,7 +29,7 @@ def register(
 
 def create(name: str) -> nn.Module:
     if name not in REGISTRY:
-        raise KeyError(f"unknown model {name!r}; choose from {', '.join(sorted(REGISTRY))}")
+        raise DigitrecError(f"unknown model {name!r}; choose from {', '.join(REGISTRY)}")
     return REGISTRY[name]()
 
 
@@ -80,8 +78,9 @@ def conv_bn(
     )
 
 
-@register("seed", "the tutorial's Keras CNN, layer for layer (43,578 parameters)")
+@register("seed")
 def seed() -> nn.Module:
+    """The tutorial's Keras CNN, layer for layer (43,578 parameters)."""
     # Keras's Conv2D(padding="same") + MaxPool2D(2) floors 7 -> 3, so Flatten sees 16 * 3 * 3 = 144.
     # max-pool before ReLU computes the same function (both are monotone) on a 4x smaller map.
     # The tutorial's Dense(128) has no activation; we keep that. Softmax is applied by the loss.
@@ -157,8 +156,9 @@ class FitSequential(nn.Sequential):
             h = layer(h)
 
 
-@register("fast", "a CNN with a frozen whitening layer: 99% after 1.6 passes on a CPU")
-def fast() -> nn.Module:
+@register("whitened")
+def whitened() -> nn.Module:
+    """A CNN with a frozen whitening layer: 99% after 1.6 passes on a CPU."""
     # The recipe trains for 1.6 epochs, so every choice is about images per second on a CPU:
     # a 2-pixel crop (26% fewer pixels), a strided first layer that is fit, not trained (no
     # backward pass), max-pool before ReLU, no batch norm, and the width in a dense layer (a
@@ -178,8 +178,9 @@ def fast() -> nn.Module:
     )
 
 
-@register("best", "stacked 3x3 BN conv blocks in the spirit of Deotte's Kaggle CNN")
-def best() -> nn.Module:
+@register("maxpool_bn")
+def maxpool_bn() -> nn.Module:
+    """Stacked 3x3 BN conv blocks, max-pool down-sampling, global pooling."""
     # Two 3x3 convs per stage (Deotte 2018; An et al. 2020), max-pool down-sampling, and global
     # average pooling instead of a large dense layer: small, and quick on a CPU.
     return nn.Sequential(
@@ -201,13 +202,14 @@ def best() -> nn.Module:
     )
 
 
-@register("deotte", "Deotte's Kaggle CNN: 3x3 pairs and strided 5x5 convs, a second architecture")
+@register("deotte")
 def deotte() -> nn.Module:
+    """Deotte's Kaggle CNN: 3x3 pairs and strided 5x5 convs, a second architecture."""
     # The single CNN of Chris Deotte's "How to choose CNN Architecture MNIST" (Kaggle, 2018; 15 of
     # them averaged reached 99.75%), with batch norm after every conv: learned 5x5 stride-2
     # down-sampling instead of max-pooling, valid padding, and a 4x4 conv to one pixel in place
-    # of global pooling. It makes other mistakes than `best` (an ensemble needs that), in ~70% of
-    # its multiply-adds.
+    # of global pooling. It makes other mistakes than `maxpool_bn` (an ensemble needs that), in
+    # ~70% of its multiply-adds.
     return nn.Sequential(
         Normalize(),
         conv_bn(1, 32, 3, padding=0),  # (B, 32, 26, 26)

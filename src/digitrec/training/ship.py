@@ -11,11 +11,12 @@ from typing import Any
 
 import numpy as np
 
-from digitrec import data, modelcard, realworld, registry
-from digitrec.checkpoint import atomic_write_bytes, load_weights, save_weights, sha256, write_json
+from digitrec import data, modelcard, realworld, shipped
 from digitrec.errors import ModelError
-from digitrec.export import export_run, member_dirs, probabilities
-from digitrec.train import load_training_data, saved_config
+from digitrec.files import atomic_write_bytes, load_weights, save_weights, sha256, write_json
+from digitrec.runs import RunDir
+from digitrec.training.export import export_run, probabilities
+from digitrec.training.loop import load_training_data
 
 # An int8 graph may lose at most this much validation accuracy against its float model (6 of
 # the 5,999 images of the usual split): more, and it is not shipped.
@@ -69,35 +70,34 @@ def adopt_twin(run_dir: Path, twin_dir: Path) -> dict[str, Any]:
     settings and seed trained with the split held out, lends both: its temperature is written
     into the run's metrics.json, and its metrics are returned for the card. An ensemble's twin
     is an ensemble whose members are twins of its members, in order."""
-    if not (twin_dir / "metrics.json").exists():
+    if not RunDir(twin_dir).metrics:
         raise ModelError(f"{twin_dir}: no metrics.json (not a finished run)")
-    ours, twins = member_dirs(run_dir), member_dirs(twin_dir)
+    ours, twins = RunDir(run_dir).members, RunDir(twin_dir).members
     if len(ours) != len(twins):
         raise ModelError(
             f"{twin_dir}: not a twin of {run_dir}: {len(twins)} members (not {len(ours)})"
         )
     pairs = list(zip(ours, twins, strict=True))
     for mine, theirs in pairs:
-        own, other = (dataclasses.asdict(saved_config(d)) for d in (mine, theirs))
+        own, other = (dataclasses.asdict(d.config) for d in (mine, theirs))
         if own["val_fraction"] != 0:
-            raise ModelError(f"{mine}: has its own validation split; ship it without --twin")
+            raise ModelError(f"{mine.path}: has its own validation split; ship it without --twin")
         if other["val_fraction"] == 0:
-            raise ModelError(f"{theirs}: no validation split either (a twin holds it out)")
+            raise ModelError(f"{theirs.path}: no validation split either (a twin holds it out)")
         differ = [f"{k} {other[k]} (not {own[k]})" for k in own
                   if k not in TWIN_MAY_DIFFER and own[k] != other[k]]  # fmt: skip
         if differ:
-            raise ModelError(f"{theirs}: not a twin of {mine}: {', '.join(differ)}")
+            raise ModelError(f"{theirs.path}: not a twin of {mine.path}: {', '.join(differ)}")
     for mine, theirs in pairs:
-        temperature = json.loads((theirs / "metrics.json").read_text())["temperature"]
-        metrics = json.loads((mine / "metrics.json").read_text())
-        metrics.update(temperature=temperature, temperature_from=str(theirs))
-        write_json(mine / "metrics.json", metrics)
-    return dict(json.loads((twin_dir / "metrics.json").read_text()))
+        metrics = mine.metrics
+        metrics.update(temperature=theirs.metrics["temperature"], temperature_from=str(theirs.path))
+        mine.write_metrics(metrics)
+    return RunDir(twin_dir).metrics
 
 
 def twin_card(twin_dir: Path) -> dict[str, Any]:
     """What the card says of the twin that lent the validation figure: how to retrain it."""
-    config = json.loads((twin_dir / "config.json").read_text())
+    config = RunDir(twin_dir).document
     return {"run": str(twin_dir), "command": config.get("command", ""), **config["data"]}
 
 
@@ -105,23 +105,23 @@ def ship(
     run_dir: Path,
     name: str,
     default: bool = False,
-    directory: Path = registry.MODELS_DIR,
+    directory: Path = shipped.MODELS_DIR,
     int8: bool = False,
     twin: Path | None = None,
 ) -> dict[str, Any]:
     """Copy a run into `directory`; with `int8`, its graph quantized (the weights file stays the
     float weights it was trained to, the card gives both graphs' figures). A run trained without
     a validation split needs its `twin` (adopt_twin): the card's validation figure is the twin's."""
-    if not (run_dir / "metrics.json").exists():
+    run = RunDir(run_dir)
+    if not run.metrics:
         raise ModelError(f"{run_dir}: no metrics.json (did training finish?)")
-    if twin is None and saved_config(run_dir).val_fraction == 0:
+    if twin is None and run.config.val_fraction == 0:
         raise ModelError(
             f"{run_dir}: trained without a validation split; give --twin RUN, the same settings "
             "trained with the split held out, to vouch for it"
         )
     twin_metrics = adopt_twin(run_dir, twin) if twin is not None else None
-    config = json.loads((run_dir / "config.json").read_text())
-    metrics = json.loads((run_dir / "metrics.json").read_text())
+    config, metrics = run.document, run.metrics
     onnx_bytes = export_run(run_dir, check=True).read_bytes()
     figures = {
         "val_accuracy": metrics["val_accuracy"],
@@ -132,22 +132,20 @@ def ship(
         figures = {"val_accuracy": twin_metrics["val_accuracy"], **scored_on_test(onnx_bytes)}
     float_figures = figures
     if int8:
-        train_split, check = load_training_data(saved_config(run_dir))
+        train_split, check = load_training_data(run.config)
         float_accuracy = metrics["val_accuracy"]
         if twin is not None:
             # The twin's validation images are training images of this run: they check only
             # that the int8 graph keeps the float graph's answers, never what the card reports.
-            check = load_training_data(saved_config(twin))[1]
+            check = load_training_data(RunDir(twin).config)[1]
             float_accuracy = accuracy_on(onnx_bytes, check)
         onnx_bytes, figures = int8_graph(onnx_bytes, train_split.images, check, float_accuracy)
         if twin_metrics is not None:
             figures["val_accuracy"] = twin_metrics["val_accuracy"]
-    members = member_dirs(run_dir)
+    members = run.members
     weights: dict[str, Any] = {}
-    for i, d in enumerate(members):
-        weights.update(
-            {f"member{i}.{k}": v for k, v in load_weights(d / "model.safetensors").items()}
-        )
+    for i, member in enumerate(members):
+        weights.update({f"member{i}.{k}": v for k, v in load_weights(member.weights).items()})
     directory.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(directory / f"{name}.onnx", onnx_bytes)
     save_weights(directory / f"{name}.safetensors", weights, {"members": str(len(members))})
@@ -210,10 +208,10 @@ def ship(
     return card
 
 
-def rescore(name: str, directory: Path = registry.MODELS_DIR) -> dict[str, Any]:
+def rescore(name: str, directory: Path = shipped.MODELS_DIR) -> dict[str, Any]:
     """Measure a shipped model's selection score again (after a preprocessing change, or for
     a card shipped before the score existed) and write it into its card, and NAME.md anew."""
-    ref = registry.resolve(name, directory)
+    ref = shipped.resolve(name, directory)
     card = dict(ref.card)
     card["selection"] = realworld.card_selection(ref.name, ref.onnx, card)
     write_json(directory / f"{ref.name}.json", card)

@@ -35,9 +35,9 @@ import numpy as np
 from PIL import ExifTags, Image, ImageOps
 from scipy import ndimage as ndi
 
-from digitrec import imageops as ops
-from digitrec import png
 from digitrec.errors import ImageError
+from digitrec.vision import imageops as ops
+from digitrec.vision import png
 
 MAX_PIXELS: int = 25_000_000  # width * height: a 5000x5000 photo is fine, a decompression bomb not
 FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "GIF", "TIFF", "PPM")  # never EPS: it runs Ghostscript
