@@ -577,7 +577,7 @@ DatabaseOpt = Annotated[
         envvar="DIGITREC_DATABASE",
         show_default=False,
         help="Keep corrections in PostgreSQL, postgresql://USER:PASSWORD@HOST:PORT/DB, one "
-        "database several servers share (pip install 'digitrec[postgres]'), instead of the "
+        "database several servers share (pip install 'digitrec\\[postgres]'), instead of the "
         "SQLite file in --data-dir.",
     ),
 ]
