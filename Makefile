@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet "torch==2.13.*"
-	$(BIN)/pip install --quiet -e ".[train,serve,dev]"
+	$(BIN)/pip install --quiet -e ".[train,serve,dev,ray]"
 	touch $(STAMP)
 
 # System packages the browser tests and the real-world test set need (Debian; root).

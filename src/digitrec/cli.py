@@ -605,6 +605,60 @@ def read(
 
 
 @app.command()
+def batch(
+    inputs: Annotated[
+        list[str],
+        typer.Argument(
+            help="Image folders, globs, image files, or a .parquet/.csv listing of paths "
+            "(its `path` or `file` column, or its only one)."
+        ),
+    ],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="out.parquet or out.jsonl: a row per image.")
+    ],
+    mode: Annotated[
+        str, typer.Option(help="predict (one digit per image) or read (a written number).")
+    ] = "predict",
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            "--ray",
+            help="Join the Ray cluster at this address (auto, or host:port). "
+            "Default: start a local Ray.",
+            show_default=False,
+        ),
+    ] = None,
+    cpus: Annotated[
+        int | None, typer.Option(min=1, help="CPUs of the local Ray. Default: all cores.")
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, help="Actors, each holding the model. Default: one per CPU."),
+    ] = None,
+    batch_size: Annotated[int, typer.Option(min=1, help="Images per call of an actor.")] = 256,
+    model: ModelOpt = None,
+) -> None:
+    """Answer many images on Ray Data (pip install 'digitrec[ray]'): one row per image, the
+    fields of predict/read --format json plus `path` and `error`. A failed image is a row."""
+    from digitrec import batch as batching
+
+    batching.output_format(output)  # a wrong suffix fails before any listing
+    files: list[str | Path] = []
+    for item in inputs:
+        files += batching.read_listing(Path(item)) if batching.is_listing(item) else _expand([item])
+    summary = batching.run(
+        files, output, mode=mode, model=model, address=ray_address, cpus=cpus,
+        workers=workers, batch_size=batch_size,
+    )  # fmt: skip
+    print(
+        f"wrote {shown(output)}: {summary.rows:,} rows, {summary.errors:,} failed "
+        f"({summary.per_second:,.0f} images/s on {summary.workers} workers)"
+    )
+    if summary.errors:
+        error_line(f"{summary.errors:,} images failed: their reasons are in the error column")
+
+
+@app.command()
 def submit(
     test_csv: Annotated[Path, typer.Argument(help="Kaggle test.csv (pixel0..pixel783).")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Submission file.")] = Path(
@@ -632,7 +686,7 @@ DatabaseOpt = Annotated[
         envvar="DIGITREC_DATABASE",
         show_default=False,
         help="Keep corrections in PostgreSQL, postgresql://USER:PASSWORD@HOST:PORT/DB, one "
-        "database several servers share (pip install 'digitrec[postgres]'), instead of the "
+        "database several servers share (pip install 'digitrec\\[postgres]'), instead of the "
         "SQLite file in --data-dir.",
     ),
 ]
