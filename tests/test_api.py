@@ -165,7 +165,7 @@ def test_load_by_name_default_and_errors() -> None:
 def test_fit_refuses_unknown_recipes_and_settings() -> None:
     if not HAS_TORCH:
         pytest.skip("training needs the [train] extra")
-    with pytest.raises(DigitrecError, match="no such recipe"):
+    with pytest.raises(DigitrecError, match="unknown recipe .fastest.; choose from tutorial"):
         digitrec.fit("fastest")
     with pytest.raises(DigitrecError, match="unknown setting.*max_step"):
         digitrec.fit("fast", max_step=20)

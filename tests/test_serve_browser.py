@@ -11,7 +11,6 @@ DOCS_SHOT regenerates docs/screenshot.png when DIGITREC_SCREENSHOT=1.
 from __future__ import annotations
 
 import base64
-import importlib.util
 import io
 import json
 import os
@@ -63,7 +62,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
     port = free_port()
     log = (tmp_path_factory.mktemp("log") / "server.log").open("w")
     proc = subprocess.Popen(
-        benchmark("http").serve_command(port, 1, str(data_dir)),
+        benchmark("serve_load").serve_command(port, 1, str(data_dir)),
         stdout=log,
         stderr=subprocess.STDOUT,
         cwd=ROOT,
@@ -319,10 +318,6 @@ def test_phone_answer_in_view_while_drawing(browser, server, height: int, mode: 
     assert not errors, errors
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("digitrec.vision.segment") is None,
-    reason="digitrec.vision.segment (reading numbers) not written yet",
-)
 def test_number_mode_reads_and_boxes(page) -> None:  # type: ignore[no-untyped-def]
     page.locator("#mode-number").click()
     sync_api.expect(page.locator("#mode-number")).to_have_attribute("aria-pressed", "true")
@@ -348,10 +343,6 @@ STATIC = ROOT / "src" / "digitrec" / "serve" / "static"
 STRICT_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
     "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
-)
-needs_segment = pytest.mark.skipif(
-    importlib.util.find_spec("digitrec.vision.segment") is None,
-    reason="digitrec.vision.segment (reading numbers) not written yet",
 )
 
 
@@ -434,7 +425,6 @@ def crop_size(image: str) -> tuple[int, int]:
     return Image.open(io.BytesIO(base64.b64decode(image.split(",", 1)[1]))).size  # type: ignore[no-any-return]
 
 
-@needs_segment
 def test_number_mode_fix_a_misread_digit(page, server) -> None:  # type: ignore[no-untyped-def]
     url, _ = server
     page.locator("#mode-number").click()
@@ -478,7 +468,6 @@ def choose_fix(page, digit: int) -> dict:  # type: ignore[no-untyped-def]
     return sent.value.request.post_data_json
 
 
-@needs_segment
 def test_number_mode_fix_a_digit_of_a_photo(page, server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     url, _ = server
     # A grey-paper photo of "17" in dark ink, as a JPEG.
@@ -528,7 +517,6 @@ def draw_an_uncertain_17(page) -> None:  # type: ignore[no-untyped-def]
     expect_answer(page, "1?")
 
 
-@needs_segment
 def test_number_mode_uncertain_digit_shows_candidates_and_asks(page) -> None:  # type: ignore[no-untyped-def]
     draw_an_uncertain_17(page)
     sync_api.expect(page.locator("#verdict")).to_have_text("Not sure: is it 17?")
@@ -550,7 +538,6 @@ def test_number_mode_uncertain_digit_shows_candidates_and_asks(page) -> None:  #
     sync_api.expect(page.locator("#confirm-number")).to_be_hidden()
 
 
-@needs_segment
 def test_number_mode_confirm_an_uncertain_reading(page) -> None:  # type: ignore[no-untyped-def]
     draw_an_uncertain_17(page)
     with page.expect_response("**/api/v1/feedback") as sent:
@@ -586,7 +573,6 @@ def test_a_rate_limited_correction_is_explained(page) -> None:  # type: ignore[n
     sync_api.expect(page.locator("#correct-2")).not_to_have_class(re.compile("chosen"))
 
 
-@needs_segment
 def test_a_full_store_is_explained_in_number_mode(page) -> None:  # type: ignore[no-untyped-def]
     page.route(
         "**/api/v1/feedback",

@@ -118,7 +118,7 @@ def answer(predictor: Any, mode: str, paths: Sequence[str]) -> list[dict[str, An
     """One row per path (the CLI's JSON fields, or `error`), in order. Never raises for an
     image: what the CLI reports on stderr for a file becomes that row's `error`."""
     from digitrec.cli import _not_a_file
-    from digitrec.preprocess import load_image
+    from digitrec.vision.preprocess import load_image
 
     rows: list[dict[str, Any]] = []
     if mode == "read":
@@ -258,9 +258,9 @@ def run(
         raise DigitrecError("no images to answer")
     if batch_size < 1:
         raise DigitrecError(f"batch size must be at least 1, got {batch_size}")
-    from digitrec import registry
+    from digitrec import shipped
 
-    ref = registry.resolve(model)  # a bad name fails here, before Ray starts
+    ref = shipped.resolve(model)  # a bad name fails here, before Ray starts
     # the actors load by name, or by a run directory's absolute path (their cwd is not ours)
     model_arg = str(ref.run_dir.resolve()) if ref.run_dir is not None else ref.name
     _import("ray.data")

@@ -133,7 +133,7 @@ def _architecture(name: str | None) -> str | None:
         from digitrec.training.models import REGISTRY
 
         if name not in REGISTRY:
-            raise typer.BadParameter(f"{name!r}; choose from {', '.join(REGISTRY)}")
+            raise DigitrecError(f"unknown model {name!r}; choose from {', '.join(REGISTRY)}")
     return name
 
 
@@ -638,8 +638,8 @@ def batch(
     batch_size: Annotated[int, typer.Option(min=1, help="Images per call of an actor.")] = 256,
     model: ModelOpt = None,
 ) -> None:
-    """Answer many images on Ray Data (pip install 'digitrec[ray]'): one row per image, the
-    fields of predict/read --format json plus `path` and `error`. A failed image is a row."""
+    """Answer many images on Ray Data (pip install 'digitrec\\[ray]'): a row per image with the
+    fields of predict/read --format json plus `path` and `error`; a failed image is a row."""
     from digitrec import batch as batching
 
     batching.output_format(output)  # a wrong suffix fails before any listing
@@ -784,11 +784,22 @@ def feedback_export(
 
 
 def main() -> None:
+    from typer.exceptions import TyperException
+
     try:
-        app()
+        code = app(standalone_mode=False)
+    except TyperException as e:  # a bad flag or value (--format jsn): one line, as ours are
+        message = e.format_message().replace("Value error, ", "")  # type: ignore[attr-defined]
+        if message:  # (no command at all: the help was the answer)
+            error_line(f"error: {message}")
+        sys.exit(getattr(e, "exit_code", 2))
+    except typer.Abort:
+        error_line("interrupted")
+        sys.exit(130)
     except DigitrecError as e:
         error_line(f"error: {e}")
         sys.exit(1)
     except KeyboardInterrupt:
         error_line("interrupted")
         sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)  # typer.Exit(n) comes back as n
