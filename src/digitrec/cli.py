@@ -789,7 +789,7 @@ def main() -> None:
     try:
         code = app(standalone_mode=False)
     except TyperException as e:  # a bad flag or value (--format jsn): one line, as ours are
-        message = e.format_message().replace("Value error, ", "")  # type: ignore[attr-defined]
+        message = e.format_message().replace("Value error, ", "")
         if message:  # (no command at all: the help was the answer)
             error_line(f"error: {message}")
         sys.exit(getattr(e, "exit_code", 2))
