@@ -254,6 +254,15 @@ def train(
     jobs: Annotated[
         int, typer.Option(min=1, help="Ensemble members trained at once (processes).")
     ] = 1,
+    nproc: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Train one model in N processes (DistributedDataParallel; gloo on CPUs, NCCL "
+            "on GPUs), each on its share of every batch. Or launch `digitrec train` with "
+            "torchrun, on one machine or several.",
+        ),
+    ] = 1,
     max_steps: Annotated[int | None, typer.Option(help="Stop after N steps (smoke runs).")] = None,
     threads: Annotated[int | None, typer.Option(help="CPU threads. Default: all cores.")] = None,
 ) -> None:
@@ -278,6 +287,8 @@ def train(
                 raise DigitrecError(
                     "--resume continues one run with its own settings: no --recipe or --ensemble"
                 )
+            if nproc > 1:
+                raise DigitrecError("--resume in several processes: launch it with torchrun")
             print(f"resuming {shown(resume)}")
             run = loop.resume(resume, progress=show, command=command, **flags)
         else:
@@ -286,7 +297,11 @@ def train(
                 f"training {cfg.model} ({cfg.recipe or 'custom'}): "
                 + ", ".join(f"{k}={v}" for k, v in cfg.__dict__.items() if v not in ("", (), None))
             )
-            if ensemble > 1:
+            if nproc > 1:
+                if ensemble > 1:
+                    raise DigitrecError("--nproc trains one model: no --ensemble with it")
+                run = loop.train_processes(cfg, nproc, command=command)
+            elif ensemble > 1:
                 run = ensembles.train_ensemble(
                     cfg, ensemble, progress=show, command=command, jobs=jobs
                 )

@@ -33,7 +33,7 @@ from digitrec.errors import DigitrecError
 from digitrec.files import load_checkpoint, load_weights, save_weights
 from digitrec.machine import cpu_name
 from digitrec.runs import RunDir
-from digitrec.training import augment, models, strokes, styles
+from digitrec.training import augment, distributed, models, strokes, styles
 from digitrec.training.config import TrainConfig, default_output, from_dict
 from digitrec.training.optim import EMA, Optimizers, learning_rate, make_optimizer
 
@@ -71,6 +71,8 @@ class State:
     run: RunDir
     data: Batches
     model: nn.Module
+    net: nn.Module  # what the step runs: the model, or DDP around it (training.distributed)
+    world: distributed.World
     optimizer: torch.optim.Optimizer | Optimizers
     ema: EMA | None
     generator: torch.Generator
@@ -118,9 +120,22 @@ def train(
             }
         )
         save_checkpoint(s, val_accuracy, logits)
-        if progress is not None:
+        if progress is not None and s.world.main:
             progress(epoch, -1, s.history[-1])
     return finish(s, test)
+
+
+def train_processes(cfg: TrainConfig, nproc: int, command: str = "", test: bool = True) -> Run:
+    """`train` in `nproc` local processes (DistributedDataParallel, training.distributed); the
+    run directory is named before they start, so all of them write to one."""
+    cfg = dataclasses.replace(cfg, output=cfg.output or str(default_output(cfg)))
+    distributed.launch(_train_one_process, nproc, cfg, command, test)
+    run = RunDir(Path(cfg.output))
+    return Run(run.path, cfg, run.history, run.metrics)
+
+
+def _train_one_process(cfg: TrainConfig, command: str, test: bool) -> None:
+    train(cfg, command=command, test=test)
 
 
 def resume(
@@ -138,8 +153,10 @@ def resume(
 
 def setup(cfg: TrainConfig, command: str, resume_from: Path | None) -> State:
     """Data, model, optimizer and generators; from the checkpoint when resuming."""
-    run = RunDir(Path(cfg.output) if cfg.output else default_output(cfg))
-    run.path.mkdir(parents=True, exist_ok=True)
+    world = distributed.world()
+    run = RunDir(world.share(Path(cfg.output) if cfg.output else default_output(cfg)))
+    if world.main:
+        run.path.mkdir(parents=True, exist_ok=True)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
@@ -171,6 +188,8 @@ def setup(cfg: TrainConfig, command: str, resume_from: Path | None) -> State:
         run,
         batches,
         model,
+        distributed.wrap(model, world),
+        world,
         make_optimizer(cfg, model),
         EMA(model, cfg.ema) if cfg.ema else None,
         torch.Generator().manual_seed(cfg.seed),
@@ -180,7 +199,7 @@ def setup(cfg: TrainConfig, command: str, resume_from: Path | None) -> State:
     document = {
         "train": dataclasses.asdict(cfg),
         "command": command,
-        "environment": environment(),
+        "environment": {**environment(), "processes": world.size},
         "data": {
             "train": len(train_set),
             "validation": len(val_set),
@@ -193,7 +212,8 @@ def setup(cfg: TrainConfig, command: str, resume_from: Path | None) -> State:
         document["command"] = before.get("command", "")  # the card's command trains it again
         document["resumed_by"] = [*before.get("resumed_by", []), command]
         log.info("resuming %s at epoch %d", run.path, len(s.history) + 1)
-    run.write_config(document)
+    if world.main:
+        run.write_config(document)
     return s
 
 
@@ -223,8 +243,9 @@ def train_one_epoch(s: State, epoch: int, progress: Progress | None) -> tuple[in
         xb = augment.apply(xb, cfg.augment, s.generator).contiguous(
             memory_format=torch.channels_last
         )
+        xb, yb = s.world.shard(xb), s.world.shard(yb)  # this process's share of the batch
         # forward, backward, step
-        logits = s.model(xb)
+        logits = s.net(xb)
         loss = F.cross_entropy(logits, yb, label_smoothing=cfg.label_smoothing)
         s.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -235,13 +256,14 @@ def train_one_epoch(s: State, epoch: int, progress: Progress | None) -> tuple[in
         seen += len(yb)
         loss_sum += loss.item() * len(yb)
         correct += int((logits.argmax(1) == yb).sum())
-        if progress is not None:
+        if progress is not None and s.world.main:
             progress(
                 epoch,
                 i + 1,
                 {"loss": loss_sum / seen, "accuracy": correct / seen, "steps": steps_now},
             )
-    return seen, loss_sum / max(seen, 1), correct / max(seen, 1)
+    images, loss_total, right = s.world.sum(seen, loss_sum, correct)  # over the processes
+    return int(images), loss_total / max(images, 1), right / max(images, 1)
 
 
 def validate(s: State) -> tuple[float, float, torch.Tensor | None]:
@@ -254,6 +276,9 @@ def save_checkpoint(s: State, val_accuracy: float, logits: torch.Tensor | None) 
     improved = val_accuracy > s.best_val or math.isnan(val_accuracy)
     if improved:
         s.best_val, s.val_logits = val_accuracy, logits
+    if not s.world.main:  # every process holds the same weights; one writes them
+        return
+    if improved:
         save_weights(s.run.weights, s.scored.state_dict(), {"model": s.cfg.model})
     tensors = {f"model.{k}": v for k, v in s.model.state_dict().items()}
     if s.ema is not None:
@@ -299,6 +324,9 @@ def finish(s: State, test: bool) -> Run:
     from digitrec.plots import plot_curves
     from digitrec.training.export import export_run
 
+    s.world.barrier()  # the last checkpoint is written
+    if not s.world.main:
+        return Run(s.run.path, s.cfg, s.history, {})
     s.model.load_state_dict(load_weights(s.run.weights))
     d = s.data
     if s.val_logits is None and len(d.x_val):  # resumed with no better epoch since
