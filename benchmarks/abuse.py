@@ -4,7 +4,7 @@
 
 Starts `digitrec serve` on 127.0.0.1 (a free port, a temporary data dir), sends the strip
 (below) to the fresh server, each on a new connection, and then runs, for --seconds, 32
-keep-alive clients posting a drawn canvas (benchmarks/http.py's load) alone, and again while
+keep-alive clients posting a drawn canvas (benchmarks/serve_load.py's load) alone, and again while
 one thread per probe class sends its requests, one at a time. Then it prints a table per probe
 class: sent, 2xx, 4xx, 5xx, hangs (no answer in --timeout s) and crashes (the connection cut
 without an answer where one was due), and answer times (the probe's first, median, slowest);
@@ -461,7 +461,9 @@ def slow(port: int, tally: Tally, timeout: float, body: bool) -> None:
 
 
 def load_http_benchmark():
-    spec = importlib.util.spec_from_file_location("bench_http", ROOT / "benchmarks" / "http.py")
+    spec = importlib.util.spec_from_file_location(
+        "bench_http", ROOT / "benchmarks" / "serve_load.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

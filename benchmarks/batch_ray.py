@@ -58,11 +58,6 @@ def warm_batch(folder: Path, output: Path, cpus: int, runs: int) -> list[float]:
     command's time less interpreter and Ray start (the actors' start and model load stay in)."""
     import logging
 
-    # benchmarks/http.py would shadow the standard library's http, which Ray imports
-    here = Path(__file__).resolve().parent
-    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != here]
-    if getattr(sys.modules.get("http"), "__file__", "") == str(here / "http.py"):
-        del sys.modules["http"]
     import ray
 
     from digitrec import batch

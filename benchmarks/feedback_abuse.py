@@ -21,11 +21,6 @@ Loopback only; every request has a timeout (a request that times out is a hang).
 # ruff: noqa: E402
 from __future__ import annotations
 
-import sys
-
-# benchmarks/http.py would hide the standard library's `http`: drop this folder from the path.
-sys.path[:] = [p for p in sys.path if p != __file__.rpartition("/")[0]]
-
 import argparse
 import base64
 import http.client
@@ -37,6 +32,7 @@ import signal
 import socket
 import sqlite3
 import subprocess
+import sys
 import tempfile
 import threading
 import time

@@ -23,11 +23,6 @@ tests/test_feedback_pg.py runs the same load, smaller.
 # ruff: noqa: E402
 from __future__ import annotations
 
-import sys
-
-# benchmarks/http.py would hide the standard library's `http`: drop this folder from the path.
-sys.path[:] = [p for p in sys.path if p != __file__.rpartition("/")[0]]
-
 import argparse
 import base64
 import contextlib
@@ -39,6 +34,7 @@ import random
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time

@@ -23,20 +23,14 @@ The CPU may be shared: the load average is printed before each phase and at the 
 # ruff: noqa: E402
 from __future__ import annotations
 
-import os.path
-import sys
-
-# benchmarks/http.py would shadow the stdlib's http (imported by TensorFlow, torch, urllib):
-# drop this script's folder from the path.
-_HERE = os.path.dirname(os.path.realpath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.realpath(p or ".") != _HERE]
-
 import argparse
 import functools
 import json
 import os
+import os.path
 import platform
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -152,8 +146,6 @@ def run_digitrec(args: argparse.Namespace, workdir: Path) -> dict:
 
     # one-image prediction on ONNX Runtime: the seed model just trained, and the best shipped one
     export_run(out, check=False)
-    from digitrec.machine import canvas_png
-
     png = canvas_png()
     image28 = preprocess.preprocess(png)
     assert image28 is not None
@@ -301,6 +293,21 @@ def report(k: dict, d: dict, machine: dict) -> str:
         f"epochs {machine['epochs']}, batch 50, validation 0.2, seed {machine['seed']}",
     ]
     return "\n".join(lines)
+
+
+def canvas_png(size: int = 280, width: int = 20) -> bytes:
+    """A 7 drawn on a transparent canvas, as the web page sends it: the benchmarks' input."""
+    import io
+
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGBA", (size, size), (0, 0, 0, 0))
+    s = size / 280
+    points = [(65 * s, 60 * s), (215 * s, 60 * s), (125 * s, 240 * s)]
+    ImageDraw.Draw(image).line(points, fill=(17, 17, 17, 255), width=width, joint="curve")
+    buf = io.BytesIO()
+    image.save(buf, "PNG")
+    return buf.getvalue()
 
 
 def main(argv: list[str] | None = None) -> int:

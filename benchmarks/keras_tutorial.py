@@ -24,20 +24,14 @@ The last line on stdout is one JSON object with every figure (keras_compare.py p
 # ruff: noqa: E402
 from __future__ import annotations
 
-import os.path
-import sys
-
-# benchmarks/http.py would shadow the stdlib's http (imported by TensorFlow, torch, urllib):
-# drop this script's folder from the path.
-_HERE = os.path.dirname(os.path.realpath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.realpath(p or ".") != _HERE]
-
 import argparse
 import gzip
 import json
 import os
+import os.path
 import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 

@@ -10,21 +10,15 @@ None of them is ever trained on.
 
 from __future__ import annotations
 
-import sys
+import argparse
+import json
+from pathlib import Path
 
-# benchmarks/http.py would hide the standard library's `http` (torch imports it when a run
-# directory is exported): drop this folder from the path.
-sys.path[:] = [p for p in sys.path if p != __file__.rpartition("/")[0]]
+import numpy as np
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import numpy as np  # noqa: E402
-
-from digitrec import realworld  # noqa: E402
-from digitrec.plots import image_grid  # noqa: E402
-from digitrec.predictor import Predictor  # noqa: E402
+from digitrec import realworld
+from digitrec.plots import image_grid
+from digitrec.predictor import Predictor
 
 
 def worst_picture(scores: list[realworld.SetScore], path: Path, per_set: int = 10) -> None:

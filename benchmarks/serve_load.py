@@ -1,7 +1,7 @@
 """HTTP throughput of `digitrec serve`: N keep-alive clients POST a drawn canvas for T seconds
 (benchmarks/canvas7.png: a 7 drawn on a 280x280 canvas in Chromium, exported as the page does).
 
-    python benchmarks/http.py --workers 1 --clients 32 --seconds 10
+    python benchmarks/serve_load.py --workers 1 --clients 32 --seconds 10
 
 Starts the server on 127.0.0.1 (a free port, a temporary data dir), waits for /healthz,
 warms up for a second, then runs the clients until the time is up and prints requests/s,
@@ -19,11 +19,6 @@ with the server, and the figures are for both together. Targets on 2 cores:
 # ruff: noqa: E402
 from __future__ import annotations
 
-import sys
-
-# This script is named http.py: drop its folder from the path so `import http` is the stdlib's.
-sys.path[:] = [p for p in sys.path if p != __file__.rpartition("/")[0]]
-
 import argparse
 import asyncio
 import base64
@@ -32,6 +27,7 @@ import os
 import platform
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.request

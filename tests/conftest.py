@@ -35,8 +35,7 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def benchmark(name: str) -> ModuleType:
-    """A script of benchmarks/, loaded from its file: benchmarks/ on sys.path would hide the
-    standard library's `http` behind benchmarks/http.py."""
+    """A script of benchmarks/ (not a package), loaded from its file."""
     path = Path(__file__).parents[1] / "benchmarks" / f"{name}.py"
     spec = importlib.util.spec_from_file_location(f"benchmarks_{name}", path)
     assert spec is not None and spec.loader is not None

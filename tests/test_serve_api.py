@@ -1,4 +1,4 @@
-"""The HTTP contract (DESIGN.md), in-process: every route, every error status, the {"error"} shape.
+"""The HTTP contract (README), in-process: every route, every error status, the {"error"} shape.
 
 The predictor is a tiny fake swapped in with dependency_overrides; it runs the real
 preprocessing, so bad images fail exactly as they would with the real model.

@@ -33,9 +33,7 @@ def imported(path: Path) -> set[str]:
     return names
 
 
-@pytest.mark.parametrize(
-    "path", TORCH_FREE, ids=lambda p: str(p.relative_to(PACKAGE))
-)
+@pytest.mark.parametrize("path", TORCH_FREE, ids=lambda p: str(p.relative_to(PACKAGE)))
 def test_torch_free_modules_import_neither_torch_nor_training(path: Path) -> None:
     crossing = sorted(
         n
@@ -78,9 +76,7 @@ crossed = sorted(m for m in sys.modules if m.split(".")[0] == "torch"
 print(json.dumps({{"status": answer.status_code, "digit": answer.json().get("digit"),
                   "read": read.status_code, "run_digit": from_run.digit, "crossed": crossed}}))
 """
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
-    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["status"] == 200 and result["digit"] == 7, result

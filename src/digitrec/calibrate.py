@@ -14,17 +14,28 @@ if TYPE_CHECKING:
     import torch
 
 
-def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int = 15) -> float:
-    """|accuracy - confidence| averaged over confidence bins, weighted by the bins' sizes."""
-    confidence, predicted = probs.max(1), probs.argmax(1)
-    correct = (predicted == labels).astype(np.float64)
+def confidence_bins(
+    confidence: np.ndarray, correct: np.ndarray, bins: int = 15
+) -> list[tuple[float, float, float]]:
+    """Equal-width confidence bins (lo, hi]: (share of the answers, mean confidence, accuracy)
+    of each bin that holds any. The ECE and the reliability figure both read these."""
     edges = np.linspace(0, 1, bins + 1)
-    total = 0.0
+    out = []
     for lo, hi in zip(edges[:-1], edges[1:], strict=True):
         sel = (confidence > lo) & (confidence <= hi)
         if sel.any():
-            total += sel.mean() * abs(correct[sel].mean() - confidence[sel].mean())
-    return float(total)
+            out.append(
+                (float(sel.mean()), float(confidence[sel].mean()), float(correct[sel].mean()))
+            )
+    return out
+
+
+def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int = 15) -> float:
+    """|accuracy - confidence| averaged over confidence bins, weighted by the bins' sizes."""
+    correct = (probs.argmax(1) == labels).astype(np.float64)
+    return float(
+        sum(w * abs(acc - conf) for w, conf, acc in confidence_bins(probs.max(1), correct, bins))
+    )
 
 
 def ece(logits: torch.Tensor, labels: torch.Tensor, bins: int = 15) -> float:

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from digitrec.errors import DataError, DigitrecError
+from digitrec.files import atomic_write_bytes
 
 # The repo's data/mnist, found from the source tree (editable install) or DIGITREC_MNIST. A wheel
 # does not carry it (11 MB that serving never reads): an installed digitrec outside the repo is
@@ -146,7 +147,7 @@ def write_idx(array: np.ndarray, path: Path) -> None:
     array = np.ascontiguousarray(array, dtype=np.uint8)
     header = bytes([0, 0, 8, array.ndim]) + b"".join(int(n).to_bytes(4, "big") for n in array.shape)
     data = header + array.tobytes()
-    _atomic_write(path, gzip.compress(data) if str(path).endswith(".gz") else data)
+    atomic_write_bytes(path, gzip.compress(data) if str(path).endswith(".gz") else data)
 
 
 def load_idx(images: Path, labels: Path | None = None) -> Dataset:
@@ -245,7 +246,7 @@ def write_csv(dataset: Dataset, path: Path, with_labels: bool = True) -> None:
     buf = io.StringIO()
     buf.write(",".join(header) + "\n")
     np.savetxt(buf, flat, fmt="%d", delimiter=",")
-    _atomic_write(path, buf.getvalue().encode())
+    atomic_write_bytes(path, buf.getvalue().encode())
 
 
 # ---------------------------------------------------------------- NPZ (Keras mnist.npz layout)
@@ -342,14 +343,6 @@ def _read(path: Path) -> bytes:
         raise DataError(path, "is a directory, expected a file") from None
     except OSError as e:
         raise DataError(path, f"cannot read ({e.strerror})") from None
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 # ---------------------------------------------------------------- validation split

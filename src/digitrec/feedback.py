@@ -30,7 +30,6 @@ import logging
 import os
 import random
 import sqlite3
-import tempfile
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -44,6 +43,7 @@ import platformdirs
 from PIL import Image
 
 from digitrec.errors import DigitrecError, ImageError
+from digitrec.files import atomic_open
 
 if TYPE_CHECKING:
     from digitrec.data import Dataset
@@ -501,10 +501,8 @@ def export_csv(data_dir: Path | None, out: Path, database: str | None = None) ->
     out.parent.mkdir(parents=True, exist_ok=True)
     digits = [str(v) for v in range(256)]
     n = 0
-    # Atomic: write a temporary file beside `out`, then rename over it.
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", newline="") as f:
+        with atomic_open(out, "w", newline="") as f:
             writer = csv.writer(f)
             writer.writerow(["label", *(f"pixel{i}" for i in range(784))])
             for item in store.rows("accepted") if store else ():
@@ -513,10 +511,6 @@ def export_csv(data_dir: Path | None, out: Path, database: str | None = None) ->
                     continue
                 f.write(f"{item.label},{','.join([digits[p] for p in pixels.tolist()])}\r\n")
                 n += 1
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     finally:
         if store:
             store.close()
@@ -581,14 +575,6 @@ def contact_sheet(rows: Iterable[Feedback], out: Path, columns: int = 8) -> int:
         draw.text((x + 4, y + side + 8), f"#{item.id}  label {item.label}  (model {guess})",
                   fill="black", font=font)  # fmt: skip
         draw.rectangle((x, y, x + cell_w - 1, y + cell_h - 1), outline=(200, 200, 200))
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            sheet.save(f, format="PNG")
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(out) as f:
+        sheet.save(f, format="PNG")
     return len(items)

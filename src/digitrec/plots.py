@@ -91,13 +91,10 @@ def confusion(matrix: np.ndarray, path: Path, title: str = "confusion matrix") -
 
 
 def reliability(confidence: np.ndarray, correct: np.ndarray, path: Path, bins: int = 15) -> None:
-    edges = np.linspace(0, 1, bins + 1)
-    mids, accs = [], []
-    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
-        sel = (confidence > lo) & (confidence <= hi)
-        if sel.any():
-            mids.append(confidence[sel].mean())
-            accs.append(correct[sel].mean())
+    from digitrec.calibrate import confidence_bins
+
+    found = confidence_bins(confidence, correct, bins)
+    mids, accs = [conf for _, conf, _ in found], [acc for _, _, acc in found]
     fig, ax = plt.subplots(figsize=(4.5, 4.5))
     ax.plot([0, 1], [0, 1], "--", color="grey")
     ax.plot(mids, accs, "o-")

@@ -308,10 +308,3 @@ def _full_box(
     x0, y0 = int(x * sx), int(y * sy)
     x1, y1 = min(full[0], math.ceil((x + w) * sx)), min(full[1], math.ceil((y + h) * sy))
     return (x0, y0, x1 - x0, y1 - y0)
-
-
-def load(model: str | None = None) -> Predictor:
-    try:
-        return Predictor.load(model)
-    except FileNotFoundError as e:
-        raise ModelError(str(e)) from None

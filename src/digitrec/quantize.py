@@ -2,8 +2,8 @@
 
 A float32 3x3 convolution already runs near this CPU's peak (AVX2 FMA, ~90 GFLOP/s a core),
 so the only way to make the same network cheaper is fewer bits: ONNX Runtime's integer
-kernels take the default `best` from ~0.50 to ~0.33 ms an image in batches, with the same
-validation accuracy (benchmarks/inference.py, BENCHMARKS.md).
+kernels make it cheaper per image with the same validation accuracy (benchmarks/inference.py;
+the figures are in BENCHMARKS.md, "Inference").
 
 What is quantized, and how (choices measured on `best`, validation split only):
 - Convolutions, the dense layer, max- and average-pooling, in QDQ form (ONNX Runtime fuses each

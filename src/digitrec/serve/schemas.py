@@ -1,4 +1,4 @@
-"""Request and response models: the HTTP contract of DESIGN.md, as /docs shows it."""
+"""Request and response models: the HTTP contract (README "API"), as /docs shows it."""
 
 from __future__ import annotations
 

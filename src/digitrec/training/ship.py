@@ -14,6 +14,7 @@ import numpy as np
 from digitrec import data, modelcard, realworld, shipped
 from digitrec.errors import ModelError
 from digitrec.files import atomic_write_bytes, load_weights, save_weights, sha256, write_json
+from digitrec.predictor import UNCERTAIN_BELOW
 from digitrec.runs import RunDir
 from digitrec.training.export import export_run, probabilities
 from digitrec.training.loop import load_training_data
@@ -179,7 +180,7 @@ def ship(
             "test_ece_uncalibrated": metrics.get("test_ece") if len(members) == 1 else None,
             "test_ece": figures["test_ece"],
         },
-        "uncertain_below": 0.5,
+        "uncertain_below": UNCERTAIN_BELOW,
         "train_seconds": metrics["train_seconds"],
         "hardware": config["environment"],
         "sha256": {

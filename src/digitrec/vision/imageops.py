@@ -72,7 +72,7 @@ def border_median(a: np.ndarray) -> float:
     return median(np.concatenate([part.ravel() for part in border(a)]))
 
 
-def pool(a: np.ndarray, k: int) -> np.ndarray:
+def max_pool(a: np.ndarray, k: int) -> np.ndarray:
     """(H, W) -> (ceil(H / k), ceil(W / k)), each pixel the max of its k x k block."""
     if k == 1:
         return a

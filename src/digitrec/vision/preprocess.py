@@ -471,7 +471,7 @@ def _blank(ink: np.ndarray, side: int) -> bool:
     # digits fill in, and they are taken for dots.)
     strong = strong[box]
     k = max(1, min(strong.shape) // ANALYSIS)
-    pooled = ops.pool(strong, k)
+    pooled = ops.max_pool(strong, k)
     labels, count = ops.label(pooled)
     if count == 1:  # one blob: the whole (pooled) box, which it spans
         largest = ops.pad(pooled, (1, 1, 1, 1))
@@ -516,7 +516,7 @@ def to_mnist(ink: np.ndarray) -> np.ndarray:
     work_side = 20 * WORK
     pool = int(max(crop.shape) / work_side / 2)
     if pool > 1:  # (h, w) -> (h / pool, w / pool), each pixel the max of its block
-        crop = ops.pool(crop, pool)
+        crop = ops.max_pool(crop, pool)
     factor = max(crop.shape) / work_side
     if factor > 1.5:
         size = int(np.ceil(factor))

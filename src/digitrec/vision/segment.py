@@ -72,10 +72,11 @@ class _Part:
 
 def _tight(x0: int, y0: int, mask: np.ndarray) -> _Part | None:
     """The part cropped to its strokes' box; None when no stroke is left."""
-    rows, cols = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
-    if rows.size == 0:
+    found = ops.box(mask)
+    if found is None:
         return None
-    return _Part(x0 + cols[0], y0 + rows[0], mask[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1])
+    rows, cols = found
+    return _Part(x0 + cols.start, y0 + rows.start, mask[found])
 
 
 def _union(a: _Part, b: _Part) -> _Part:
@@ -255,7 +256,7 @@ def _split(p: _Part, judged: Width, slant: float) -> list[_Part]:
         return [p]
     allowed = min(2.5, 1.3 + 2 * (ratio - 1.2))  # strokes the cut may cross
     guess = span / max(2, round(ratio))  # where the first digit should end
-    stroke = max(_stroke_width(p.mask), 1.0)
+    stroke = max(ops.stroke_width(p.mask), 1.0)
     reach = max(2, int(0.4 * width))  # how far to look for the digits either side of a cut
     ys = np.nonzero(p.mask)[0]
     best, best_score = None, 2.5  # a cut scoring worse is not convincing: no split
@@ -403,17 +404,10 @@ def _valleys(profile: np.ndarray, span: float, width: float) -> list[float]:
     return [float(r[len(r) // 2]) for r in runs]
 
 
-def _stroke_width(mask: np.ndarray) -> float:
-    """Typical stroke width in px: twice the distance to the edge along the strokes' ridges."""
-    dist = ndi.distance_transform_edt(mask)
-    ridge = mask & (dist >= ndi.maximum_filter(dist, size=3))
-    return 2.0 * float(np.median(dist[ridge])) - 1.0 if ridge.any() else 1.0
-
-
 def _crop(ink: np.ndarray, p: _Part) -> Segment:
     """The part's box and its own strokes only (another digit's overhang is blanked)."""
     window = ink[p.y0 : p.y1, p.x0 : p.x1]
     # Keep the soft rim below INK too (one pixel around the strokes), but no other strokes.
-    rim = ndi.binary_dilation(np.pad(p.mask, 1), iterations=1)[1:-1, 1:-1] & (window <= INK)
+    rim = ops.grow(p.mask) & (window <= INK)
     crop = np.where(p.mask | rim, window, 0.0).astype(np.float32)
     return Segment(box=(int(p.x0), int(p.y0), p.w, p.h), ink=crop)

@@ -340,9 +340,7 @@ function showIdle() {
 }
 
 function showPrediction(p, image) {
-  const candidates = p.candidates && p.candidates.length
-    ? p.candidates
-    : p.probabilities.map((q, d) => ({ digit: d, probability: q })).sort((a, b) => b.probability - a.probability).slice(0, 3);
+  const candidates = p.candidates;  // the top three, always sent (predictor._top3)
   if (p.digit !== null) {
     setAnswer(String(p.digit), "digit", pct(p.confidence));
     $("verdict").textContent = `It's a ${p.digit}`;
