@@ -10,6 +10,7 @@ import glob
 import json
 import logging
 import math
+import os
 import shlex
 import stat
 import sys
@@ -293,10 +294,13 @@ def train(
             run = loop.resume(resume, progress=show, command=command, **flags)
         else:
             cfg = recipe_config(recipe.value if recipe else None, **flags)
-            print(
-                f"training {cfg.model} ({cfg.recipe or 'custom'}): "
-                + ", ".join(f"{k}={v}" for k, v in cfg.__dict__.items() if v not in ("", (), None))
-            )
+            if os.environ.get("RANK", "0") == "0":  # under torchrun: once, not per process
+                print(
+                    f"training {cfg.model} ({cfg.recipe or 'custom'}): "
+                    + ", ".join(
+                        f"{k}={v}" for k, v in cfg.__dict__.items() if v not in ("", (), None)
+                    )
+                )
             if nproc > 1:
                 if ensemble > 1:
                     raise DigitrecError("--nproc trains one model: no --ensemble with it")
@@ -308,6 +312,8 @@ def train(
             else:
                 run = loop.train(cfg, progress=show, command=command)
     m = run.metrics
+    if not m:  # another process of a torchrun job: rank 0 reports
+        return
     print(f"run directory: {run.directory}")
     accuracy = float(m["val_accuracy"])  # type: ignore[arg-type]
     val = "none (every image trained on)" if math.isnan(accuracy) else f"{accuracy:.4f}"

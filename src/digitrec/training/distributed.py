@@ -84,7 +84,7 @@ def wrap(model: torch.nn.Module, w: World) -> torch.nn.Module:
     # them (the frozen whitening filters are fit alike on every process) has nothing to send.
     moving = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
     ids = [torch.cuda.current_device()] if torch.cuda.is_available() else None
-    return DistributedDataParallel(model, device_ids=ids, broadcast_buffers=moving)
+    return DistributedDataParallel(model, device_ids=ids, forward_sync_buffers=moving)
 
 
 def close() -> None:
