@@ -139,6 +139,11 @@ def test_train_smoke_prints_figures(tmp_path: Path) -> None:
         (["train", "--val-fraction", "1"], ["val_fraction 1.0: must be in [0, 1)"]),
         (["predict", "x.png", "--format", "jsn"], ["'--format' / '-f': 'jsn' is not one of"]),
         (["train", "--resume", "nowhere"], ["nowhere: no checkpoint.safetensors to resume from"]),
+        (
+            ["predict", "x.png", "--model", "runs/typo/best"],
+            ["runs/typo/best: not a run directory"],
+        ),
+        (["evaluate", "--data", "unlabelled.csv"], ["unlabelled.csv: evaluation needs labels"]),
         (["evaluate", "--model", "no-such-model"], ["no-such-model: no such model"]),
         (["submit", "bad.csv"], ["bad.csv, row 3, column pixel1: not an integer"]),
         (["explore", "--data", "bad.csv"], ["bad.csv, row 3, column pixel1"]),
@@ -148,6 +153,7 @@ def test_user_errors_are_one_line(tmp_path: Path, args: list[str], fragments: li
     header = ",".join(f"pixel{i}" for i in range(784))
     good = ",".join(["0"] * 784)
     (tmp_path / "bad.csv").write_text(f"{header}\n{good}\n0,oops{good[3:]}\n")
+    (tmp_path / "unlabelled.csv").write_text(f"{header}\n{good}\n")
     assert_one_line_error(digitrec(*args, cwd=tmp_path), *fragments)
 
 

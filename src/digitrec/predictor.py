@@ -171,8 +171,8 @@ class Predictor:
         self.threshold = float(ref.card.get("uncertain_below", UNCERTAIN_BELOW))
         options = ort.SessionOptions()
         # threads: 1 where processes already fill the cores (the server's workers, one each);
-        # 0 (every core) for one caller alone: `best` answers one image in 0.34 ms on 2 cores
-        # against 0.58 ms on one (BENCHMARKS.md)
+        # 0 (every core) for one caller alone, which answers one image faster (BENCHMARKS.md,
+        # "One thread or every core")
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL

@@ -158,7 +158,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         log.info("feedback store: %s", app.state.store.where)
         # Everything loaded so far (the libraries, the model) lives as long as the server: out
         # of the collector's sight, the full collections under load stop walking it each time
-        # (A/B, 2 workers: the slowest request 120-134 -> 63-64 ms).
+        # (halves the slowest request under load: BENCHMARKS.md, "Web server").
         gc.collect()
         gc.freeze()
         # NumPy's BLAS and OpenCV on one thread for the server's life (preprocessing's small

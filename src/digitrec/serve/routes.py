@@ -149,8 +149,7 @@ digits = APIRouter(prefix="/api/v1", tags=["digits"])
 async def predict(request: Request) -> JSONResponse:
     """Recognise one handwritten digit: the digit (or null), probabilities, what the model saw."""
     # The model, the image and the batcher are read here, not as dependencies: on the busiest
-    # route, FastAPI's solving of each costs CPU (~0.2 ms a request less without, A/B on 2
-    # workers).
+    # route, FastAPI's solving of each costs CPU (BENCHMARKS.md, "Web server").
     model = await current_predictor(request)
     image = await image_bytes(request)
     prediction = await request.app.state.batcher.predict(model, image)
