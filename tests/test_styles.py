@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from digitrec import data
 from digitrec.training import styles
@@ -43,15 +44,18 @@ def test_a_one_becomes_a_wide_bar_as_other_collections_stretch_it() -> None:
     assert width(styles.render(ones, seed=0)) > 1.5 * width(ones)
 
 
-def test_training_with_styles_records_the_share(tmp_path: Path) -> None:
+@pytest.mark.parametrize("share", ["styles", "strokes"])
+def test_training_with_synthetic_copies_records_the_share(tmp_path: Path, share: str) -> None:
+    """--styles (MNIST in other styles) and --strokes (digits drawn from strokes) train, and
+    the run's config.json keeps the share."""
     images = data.load_mnist("train")
     small = data.Dataset(images.images[:1500], images.labels[:1500], "mnist[:1500]")
     data.write_csv(small, tmp_path / "train.csv")
     cfg = recipe_config(
-        "fast", data=str(tmp_path / "train.csv"), styles=0.5, max_steps=12,
-        val_fraction=0.2, output=str(tmp_path / "run"),
+        "fast", data=str(tmp_path / "train.csv"), max_steps=8, val_fraction=0.2,
+        output=str(tmp_path / "run"), **{share: 0.4},
     )  # fmt: skip
     run = train(cfg, test=False)
     saved = json.loads((run.directory / "config.json").read_text())
-    assert saved["train"]["styles"] == 0.5
+    assert saved["train"][share] == 0.4
     assert run.history and 0 < run.history[-1]["val_accuracy"] <= 1
