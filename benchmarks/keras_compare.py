@@ -10,7 +10,7 @@ digitrec dependency and never goes into digitrec's venv):
     python3 -m venv /tmp/kerasvenv && /tmp/kerasvenv/bin/pip install tensorflow-cpu
 
 digitrec's side trains the `seed` model (the tutorial's CNN, layer for layer) with the tutorial's
-settings (Adam 1e-3, batch 50, 20% validation, seed 5) through digitrec.train.train, reads
+settings (Adam 1e-3, batch 50, 20% validation, seed 5) through digitrec.training.loop.train, reads
 images/s from the run's history.json, then times one-image prediction on ONNX Runtime
 (digitrec.predictor.Predictor): `predict_array` on one preprocessed 28x28 image and the full
 `predict(png_bytes)` path (decode + preprocess + model) for a 280x280 canvas PNG, both for the
