@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
 
 .PHONY: setup system serve train test test-all bench lint clean
 
@@ -13,10 +14,15 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet "torch==2.13.*"
-	$(BIN)/pip install --quiet -e ".[train,serve,dev,ray]"
+	$(BIN)/pip install --quiet -e ".[train,serve,dev]"
 	touch $(STAMP)
 
-# System packages the browser tests and the real-world test set need (Debian; root).
+# What only the tests need on top: Ray (digitrec batch). `make serve` never installs it.
+$(TEST_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e ".[ray]"
+	touch $(TEST_STAMP)
+
+# System packages the tests need: Chromium (browser tests), PostgreSQL (feedback on a database).
 system:
 	@bash tools/install-system.sh
 
@@ -26,16 +32,16 @@ serve: setup
 train: setup
 	$(BIN)/digitrec train --model seed
 
-test: setup system
+test: $(TEST_STAMP) system
 	$(BIN)/python -m pytest
 
-test-all: setup system
+test-all: $(TEST_STAMP) system
 	$(BIN)/python -m pytest -m "slow or not slow"
 
 bench: setup
 	$(BIN)/python benchmarks/inference.py
 
-lint: setup
+lint: $(TEST_STAMP)
 	$(BIN)/ruff check src tests benchmarks tools
 	$(BIN)/mypy src/digitrec
 
