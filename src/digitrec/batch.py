@@ -101,19 +101,6 @@ def output_format(output: Path) -> str:
 # ---------------------------------------------------------------- rows
 
 
-def predict_row(prediction: Any) -> dict[str, Any]:
-    """The fields of `digitrec predict --format json` for one answer, but `file`: the
-    digit, its confidence, the ten probabilities; `reason` when the digit is null, and the
-    top three `candidates` when it is null for being uncertain."""
-    row = prediction.to_dict(with_image=False)
-    row.pop("candidates")
-    if prediction.reason == "uncertain":
-        row["candidates"] = [
-            {"digit": d, "probability": round(q, 6)} for d, q in prediction.candidates
-        ]
-    return dict(row)
-
-
 def answer(predictor: Any, mode: str, paths: Sequence[str]) -> list[dict[str, Any]]:
     """One row per path (the CLI's JSON fields, or `error`), in order. Never raises for an
     image: what the CLI reports on stderr for a file becomes that row's `error`."""
@@ -142,7 +129,7 @@ def answer(predictor: Any, mode: str, paths: Sequence[str]) -> list[dict[str, An
             rows.append({"error": _message(e)})
     for i, result in zip(where, predictor.predict_each(images), strict=True):
         failed = isinstance(result, Exception)
-        rows[i] = {"error": _message(result)} if failed else predict_row(result)
+        rows[i] = {"error": _message(result)} if failed else result.to_cli_dict()
     return rows
 
 

@@ -557,12 +557,7 @@ def predict(
                 error_line(f"{f}: {errors[f]}")  # escaped there
                 continue
             p = next(results)
-            row = {"file": str(f), **p.to_dict(with_image=False)}
-            row.pop("candidates")
-            if p.reason == "uncertain":
-                row["candidates"] = [
-                    {"digit": d, "probability": round(q, 6)} for d, q in p.candidates
-                ]
+            row = {"file": str(f), **p.to_cli_dict()}
             if format is Format.json:
                 print(json.dumps(row))
             else:

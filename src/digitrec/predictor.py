@@ -122,6 +122,15 @@ class Prediction:
         out["candidates"] = [{"digit": d, "probability": round(p, 6)} for d, p in self.candidates]
         return out
 
+    def to_cli_dict(self) -> dict[str, Any]:
+        """The fields of `digitrec predict --format json` (and `digitrec batch`), but `file`:
+        no image, and the top three `candidates` only when the answer is null for being
+        uncertain."""
+        out = self.to_dict(with_image=False)
+        if self.reason != "uncertain":
+            del out["candidates"]
+        return out
+
 
 @dataclass
 class ReadDigit:
