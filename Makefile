@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
+# axe-core, the accessibility checker the browser tests run in the page (from the npm registry).
+AXE := $(VENV)/axe/node_modules/axe-core/axe.min.js
 
 .PHONY: setup system serve train test test-all bench lint clean
 
@@ -22,6 +24,9 @@ $(TEST_STAMP): $(STAMP)
 	$(BIN)/pip install --quiet -e ".[ray]"
 	touch $(TEST_STAMP)
 
+$(AXE):
+	npm install --silent --no-audit --no-fund --prefix $(VENV)/axe axe-core@4.14.1
+
 # System packages the tests need: Chromium (browser tests), PostgreSQL (feedback on a database).
 system:
 	@bash tools/install-system.sh
@@ -32,10 +37,10 @@ serve: setup
 train: setup
 	$(BIN)/digitrec train --model seed
 
-test: $(TEST_STAMP) system
+test: $(TEST_STAMP) $(AXE) system
 	$(BIN)/python -m pytest
 
-test-all: $(TEST_STAMP) system
+test-all: $(TEST_STAMP) $(AXE) system
 	$(BIN)/python -m pytest -m "slow or not slow"
 
 bench: setup
