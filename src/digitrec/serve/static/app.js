@@ -17,7 +17,11 @@ const WIDTH = { digit: 280, number: 560 };
 // accurate on real pen strokes as larger sizes, and /read is ~6x faster than at 3x
 // (benchmarks/page_phone.py, BENCHMARKS.md "The page on a phone").
 const SEND_SCALE = 1;
-const LIVE_MS = 100;              // while drawing: a live answer at most every 100 ms
+// While drawing, a live answer at most every LIVE_MS, and no oftener than every 3 answer
+// times: when the pen lifts, a live request is then in flight a third of the time at most,
+// so the final answer waits on it little, and a slow server is not kept busy by live ones.
+const LIVE_MS = 100;
+const LIVE_SHARE = 3;
 const PHOTO_MAX_SIDE = 1024;      // photos are downscaled before upload (phone photos are ~12 MP)
 const INK = "#111";
 const UNDO_DEPTH = 100;           // drawings Undo can go back to
@@ -39,6 +43,7 @@ const state = {
                       // to an older epoch are dropped; to an older version, shown as live
   inflight: false,
   liveAt: -1e9,       // when the last request went out (performance.now())
+  took: 0,            // how long the last answer took, ms
   liveTimer: null,
   answered: { version: 0, epoch: 0, final: true },  // the answer on screen: to which drawing
   lastAnswer: null,   // {number, data, image}: the last answer shown, made final when the pen lifts
@@ -337,7 +342,8 @@ function ask() {
     setBusy();
     return;
   }
-  const wait = state.pointerId !== null ? state.liveAt + LIVE_MS - performance.now() : 0;
+  const every = Math.max(LIVE_MS, LIVE_SHARE * state.took);
+  const wait = state.pointerId !== null ? state.liveAt + every - performance.now() : 0;
   if (wait > 0) state.liveTimer = setTimeout(ask, wait);
   else send();
   setBusy();
@@ -354,6 +360,7 @@ async function send() {
     answer = await post(number ? "/api/v1/read" : "/api/v1/predict", { image });
   } catch { /* answer stays null: the server cannot be reached */ }
   state.inflight = false;
+  state.took = performance.now() - state.liveAt;
   if (epoch === state.epoch) {
     const final = version === state.version && state.pointerId === null;
     state.answered = { version, epoch, final };
@@ -481,7 +488,7 @@ function showPrediction(p, image, final) {
     $("confidence").textContent = "";
     announce("Nothing to read: no ink found");
   } else {
-    const names = candidates.slice(0, 3).map((c) => `a ${c.digit}`);
+    const names = candidates.slice(0, 3).map((c) => `${c.digit === 8 ? "an" : "a"} ${c.digit}`);
     const which = names.length > 1 ? `${names.slice(0, -1).join(", ")} or ${names.at(-1)}` : names[0];
     setAnswer("?", "unsure", "not sure");
     $("verdict").textContent = which ? `Not sure: ${which}?` : "Not sure";
@@ -664,20 +671,21 @@ function renderReading() {
     b.setAttribute("aria-controls", "fix-picker");
     const cands = d.candidates.filter(worthShowing);
     const shown = d.candidates.length || d.digit === null ? cands : [{ digit: d.digit, probability: d.confidence }];
-    let note, about;
-    if (d.deleted) { note = "removed"; about = `removed, read as ${d.digit}`; }
-    else if (d.inserted) { note = d.chosen === null ? "new" : "added"; about = d.chosen === null ? "a digit to add" : "added"; }
-    else if (unanswered(d)) {
-      note = shown.length ? `${shown.map((c) => c.digit).join(" or ")}?` : "not sure";
-      about = `not sure${shown.length ? `, maybe ${shown.map((c) => `${c.digit} (${pct(c.probability)})`).join(", ")}` : ""}`;
-    } else if (isFixed(d)) { note = `not ${d.digit}`; about = `corrected from ${d.digit}`; }
-    else if (d.chosen !== null) { note = "✓"; about = "confirmed"; }
-    else { note = pct(d.confidence); about = "sure"; }
     // The visible digit and note, with words around them for screen readers (the name a
     // button gets from its text contains what it shows, as WCAG 2.5.3 asks).
+    let note, after;
+    if (d.deleted) { note = "removed"; after = `, read as ${d.digit}. Put it back or change it`; }
+    else if (d.inserted) { note = d.chosen === null ? "new" : "added"; after = ". Change it"; }
+    else if (unanswered(d)) {
+      note = shown.length ? `${shown.map((c) => c.digit).join(" or ")}?` : "not sure";
+      after = `: not sure${shown.length ? `, maybe ${shown.map((c) => `${c.digit} (${pct(c.probability)})`).join(", ")}` : ""}. Choose it`;
+    } else if (isFixed(d)) { note = `not ${d.digit}`; after = ", corrected. Change it"; }
+    else if (d.chosen !== null) { note = "✓"; after = " confirmed. Change it"; }
+    else { note = pct(d.confidence); after = " sure. Change it"; }
     b.innerHTML = `<span class="visually-hidden">Digit ${i + 1} of ${digits.length}: </span>`
       + `<span class="rd-digit"></span> <span class="rd-note"></span>`
-      + `<span class="visually-hidden">, ${about}. Change it</span>`;
+      + `<span class="visually-hidden"></span>`;
+    b.lastChild.textContent = after;
     b.querySelector(".rd-digit").textContent = String(shownAs(d));
     b.querySelector(".rd-note").textContent = note;
     b.addEventListener("click", () => (reading.selected === i ? closePicker() : openPicker(i)));
