@@ -187,8 +187,24 @@ function replaced() {
   changed();
 }
 
-$("undo").addEventListener("click", undo);
-$("clear").addEventListener("click", clearAll);
+// Undo and Clear act on a finger's lift, not on the click that follows it: right after a fast
+// stroke, Chromium on touch screens may send the pointer events of a tap but no click (tap
+// suppression after a fling), and the next digit was then drawn over the old one. A click
+// (mouse, keyboard) still acts; one that follows a tap just handled does not act twice.
+function onPress(button, action) {
+  let touched = false, tappedAt = -1e9;
+  button.addEventListener("pointerdown", (e) => { touched = e.pointerType !== "mouse"; });
+  button.addEventListener("pointercancel", () => { touched = false; });
+  button.addEventListener("pointerup", (e) => {
+    if (!touched || e.pointerType === "mouse" || button.disabled) return;
+    touched = false;
+    tappedAt = performance.now();
+    action();
+  });
+  button.addEventListener("click", () => { if (performance.now() - tappedAt > 1000) action(); });
+}
+onPress($("undo"), undo);
+onPress($("clear"), clearAll);
 $("brush").addEventListener("input", (e) => e.target.setAttribute("aria-valuetext", `${e.target.value} pixels`));
 
 const typing = (el) => el instanceof HTMLInputElement && el.type === "text";
