@@ -483,16 +483,28 @@ def luminance(rgb: str) -> float:
     return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
 
 
+SMALL_TARGETS = """() => [...document.querySelectorAll("button, label.source, input")]
+    .filter((el) => el.checkVisibility() && !el.classList.contains("visually-hidden"))
+    .map((el) => [el.id || el.textContent.trim(), el.getBoundingClientRect()])
+    .filter(([, r]) => r.height < 44 || r.width < 44)
+    .map(([name, r]) => `${name}: ${Math.round(r.width)}x${Math.round(r.height)}`)"""
+
+
 def test_touch_targets_and_the_hint_on_a_phone(browser, server) -> None:  # type: ignore[no-untyped-def]
     context, page = phone(browser, server)
-    small = page.evaluate(
-        """() => [...document.querySelectorAll("button, label.source, input[type=range]")]
-            .filter((el) => el.checkVisibility())
-            .map((el) => [el.id || el.textContent.trim(), el.getBoundingClientRect()])
-            .filter(([, r]) => r.height < 44 || r.width < 44)
-            .map(([name, r]) => `${name}: ${Math.round(r.width)}x${Math.round(r.height)}`)"""
-    )
-    assert small == []
+    small = {"start": page.evaluate(SMALL_TARGETS)}
+    page.locator("#mode-number").tap()
+    cdp = page.context.new_cdp_session(page)
+    for stroke in NUMBER_17:
+        touch_digit(page, cdp, [stroke])
+    expect_answer(page, "17")
+    page.locator("#read-digits .read-digit").nth(1).tap()
+    small["picker open"] = page.evaluate(SMALL_TARGETS)
+    page.locator("#fix-insert-after").tap()
+    page.locator("#fix-delete").tap()  # "Don't add"
+    page.locator("#retype-open").tap()
+    small["typing the number"] = page.evaluate(SMALL_TARGETS)
+    assert {state: v for state, v in small.items() if v} == {}
     colours = page.evaluate(
         """() => [getComputedStyle(document.getElementById("hint")).color,
                   getComputedStyle(document.getElementById("stage")).backgroundColor]"""
