@@ -13,9 +13,10 @@ const stage = $("stage");
 
 const HEIGHT = 280;
 const WIDTH = { digit: 280, number: 560 };
-// The drawing is sent at its logical size (280 x 280, 560 x 280), never at device pixels: as
-// accurate on real pen strokes as larger sizes, and /read is ~6x faster than at 3x
-// (benchmarks/page_phone.py, BENCHMARKS.md "The page on a phone").
+// The drawing is sent at its logical size (280 x 280, 560 x 280), never at device pixels: on
+// real pen strokes single digits read the same at any size, and numbers 66.0% right against
+// 67.3% at twice the size, in a third of the time (benchmarks/page_phone.py --part sizes,
+// BENCHMARKS.md "The page on a phone").
 const SEND_SCALE = 1;
 // While drawing, a live answer at most every LIVE_MS, and no oftener than every 3 answer
 // times: when the pen lifts, a live request is then in flight a third of the time at most,
