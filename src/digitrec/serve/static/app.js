@@ -188,24 +188,27 @@ function replaced() {
   changed();
 }
 
-// Undo and Clear act on a finger's lift, not on the click that follows it: right after a fast
-// stroke, Chromium on touch screens may send the pointer events of a tap but no click (tap
-// suppression after a fling), and the next digit was then drawn over the old one. A click
-// (mouse, keyboard) still acts; one that follows a tap just handled does not act twice.
-function onPress(button, action) {
-  let touched = false, tappedAt = -1e9;
-  button.addEventListener("pointerdown", (e) => { touched = e.pointerType !== "mouse"; });
-  button.addEventListener("pointercancel", () => { touched = false; });
-  button.addEventListener("pointerup", (e) => {
-    if (!touched || e.pointerType === "mouse" || button.disabled) return;
-    touched = false;
-    tappedAt = performance.now();
-    action();
-  });
-  button.addEventListener("click", () => { if (performance.now() - tappedAt > 1000) action(); });
-}
-onPress($("undo"), undo);
-onPress($("clear"), clearAll);
+$("undo").addEventListener("click", undo);
+$("clear").addEventListener("click", clearAll);
+
+// A tap that a touch screen did not turn into a click is clicked here. Right after a fast
+// stroke Chromium may send a tap's pointer events but no click (tap suppression after a
+// fling): Clear was lost and the next digit drawn over the old one. A button lifted on by the
+// finger that lifted on it and not clicked within 300 ms is clicked once.
+let tap = null;
+document.addEventListener("pointerdown", (e) => {
+  const button = e.pointerType === "mouse" ? null : e.target.closest("button");
+  tap = button ? { button, clicked: false } : null;
+}, true);
+document.addEventListener("pointercancel", () => { tap = null; }, true);
+document.addEventListener("click", (e) => { if (tap && tap.button.contains(e.target)) tap.clicked = true; }, true);
+document.addEventListener("pointerup", (e) => {
+  const t = tap;
+  if (!t || !t.button.contains(document.elementFromPoint(e.clientX, e.clientY))) return;
+  setTimeout(() => {
+    if (!t.clicked && !t.button.disabled && t.button.isConnected) t.button.click();
+  }, 300);
+}, true);
 $("brush").addEventListener("input", (e) => e.target.setAttribute("aria-valuetext", `${e.target.value} pixels`));
 
 const typing = (el) => el instanceof HTMLInputElement && el.type === "text";
