@@ -138,6 +138,16 @@ def _architecture(name: str | None) -> str | None:
     return name
 
 
+def _writers(text: str | None) -> tuple[int, ...] | None:
+    """--pen-writers 3,4,5 -> (3, 4, 5)."""
+    if text is None:
+        return None
+    try:
+        return tuple(int(w) for w in text.split(",") if w.strip())
+    except ValueError:
+        raise DigitrecError(f"--pen-writers {text!r}: writer numbers with commas, e.g. 3,4,5") from None
+
+
 @app.command()
 def train(
     model: Annotated[
@@ -231,6 +241,30 @@ def train(
             "Default: 0.",
         ),
     ] = None,
+    pen: Annotated[
+        float | None,
+        typer.Option(
+            show_default=False,
+            help="Share of each batch replaced by real writers' pen digits (data/real/pendigits) "
+            "drawn as the page draws them, many ways (training.pen). Default: 0.",
+        ),
+    ] = None,
+    pen_writers: Annotated[
+        str | None,
+        typer.Option(
+            show_default=False,
+            help="The pen writers to train on, e.g. 3,4,5,6,7 (the rest stay unseen for "
+            "scoring). Default: all seven.",
+        ),
+    ] = None,
+    init: Annotated[
+        str | None,
+        typer.Option(
+            show_default=False,
+            help="Start from trained weights: a run directory, or a shipped model's member "
+            "as NAME:K (best:0). Default: fresh weights.",
+        ),
+    ] = None,
     data: Annotated[str | None, typer.Option(help="Training data. Default: bundled MNIST.")] = None,
     extra_data: Annotated[
         list[str] | None,
@@ -276,7 +310,8 @@ def train(
         "model": model, "epochs": epochs, "batch_size": batch_size, "lr": lr,
         "optimizer": optimizer, "schedule": schedule, "val_fraction": val_fraction,
         "seed": seed, "split_seed": split_seed, "augment": augment, "flag_ones": flag_ones,
-        "styles": styles, "strokes": strokes, "data": data,
+        "styles": styles, "strokes": strokes, "pen": pen, "init": init, "data": data,
+        "pen_writers": _writers(pen_writers),
         "extra_data": tuple(extra_data) if extra_data else None, "output": output,
         "max_steps": max_steps, "threads": threads,
     }  # fmt: skip

@@ -30,12 +30,21 @@ ROOT = Path(__file__).resolve().parents[2]
 REAL_DIR = Path(os.environ.get("DIGITREC_REAL", ROOT / "data" / "real"))
 GENERATED_DIR = ROOT / "tests" / "realworld"
 REAL_SETS = ("semeion", "mfeat")
+PEN_FILE = REAL_DIR / "pendigits" / "strokes.jsonl"
+PEN_WRITERS = (1, 2, 3, 4, 5, 6, 7)  # the writers of PEN_FILE
+PEN_BRUSHES = (10, 22)  # px on the 280-px canvas: the page's brush as people leave it set
 
 
 @dataclass(frozen=True)
 class Sample:
-    path: Path
+    path: Path  # the file, or a name for an image made in memory (`data`)
     label: str  # a digit, a written number, or "" for a blank image
+    data: bytes | None = None  # the image itself when it is not a file (a rendered canvas)
+    writer: int = 0  # who wrote it, where known (pen strokes)
+
+    @property
+    def source(self) -> Path | bytes:
+        return self.path if self.data is None else self.data
 
 
 def load_real(name: str, directory: Path = REAL_DIR) -> list[Sample]:
@@ -65,6 +74,34 @@ def load_generated(split: str = "val", directory: Path = GENERATED_DIR) -> dict[
                 out.setdefault(row["kind"], []).append(
                     Sample(directory / row["file"], row["label"])
                 )
+    return out
+
+
+def pen_canvases(
+    writers: tuple[int, ...] = PEN_WRITERS, per_digit: int = 1, seed: int = 0
+) -> list[Sample]:
+    """Real writers' pen digits drawn as the page's canvas exports them (PNG, transparent, a
+    round brush of PEN_BRUSHES px, black or white ink, device pixel ratio 1-3, the digit 45-85%
+    of the canvas's height somewhere on it): the realistic drawings models are scored on,
+    never on writers they trained on."""
+    from digitrec.vision import canvas
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for d in canvas.load_pen(PEN_FILE):
+        if d.writer not in writers:
+            continue
+        for k in range(per_digit):
+            dpr = float(rng.choice((1.0, 2.0, 3.0)))
+            h = canvas.SIDE * rng.uniform(0.45, 0.85)
+            w = h * rng.uniform(0.7, 1.0)
+            box = (rng.uniform(0, canvas.SIDE - w), rng.uniform(0, canvas.SIDE - h), w, h)
+            ink = canvas.INK if rng.random() < 0.5 else (255, 255, 255)
+            rgba = canvas.draw(
+                canvas.place(d.strokes, box), float(rng.uniform(*PEN_BRUSHES)), dpr=dpr, ink=ink
+            )
+            name = Path(f"pendigits/w{d.writer}/{len(out):04d}-{k}.png")
+            out.append(Sample(name, str(d.label), canvas.to_png(rgba), d.writer))
     return out
 
 
@@ -109,7 +146,7 @@ class SetScore:
 def score_digits(predictor: Any, name: str, samples: list[Sample]) -> SetScore:
     """Single digits (or blanks, label ""): one `predict` each."""
     score = SetScore(name)
-    answers = predictor.predict_many([s.path for s in samples])
+    answers = predictor.predict_many([s.source for s in samples])
     for sample, p in zip(samples, answers, strict=True):
         score.total += 1
         if p.digit is None:
@@ -131,7 +168,7 @@ def score_numbers(predictor: Any, name: str, samples: list[Sample]) -> SetScore:
     """Written numbers: `read` each, right when the text is exactly the label."""
     score = SetScore(name)
     for sample in samples:
-        reading = predictor.read(sample.path)
+        reading = predictor.read(sample.source)
         score.total += 1
         if reading.text == sample.label:
             score.correct += 1

@@ -1,0 +1,76 @@
+"""Real writers' drawings: accuracy and null share per pen writer, on canvases drawn as the page
+exports them (realworld.pen_canvases), for a model never trained on the writers scored.
+
+A model's run directory says which pen writers it trained on (config.json: train.pen_writers
+when train.pen > 0); only the others are scored. A shipped model is scored on the writers its
+card names as unseen (all seven for a model trained without pen strokes).
+
+    python benchmarks/pen.py [--model NAME_OR_RUN ...] [--per-digit 2] [--writers 1,2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from digitrec import realworld, shipped
+from digitrec.predictor import Predictor
+from digitrec.runs import RunDir
+
+
+def unseen_writers(name: str | None) -> tuple[int, ...]:
+    """The pen writers a model did not train on: from its run's config, or its card's
+    `pen_writers_trained` (none for a card without it)."""
+    ref = shipped.resolve(name)
+    if ref.run_dir is not None:
+        cfg = RunDir(ref.run_dir).config
+        trained = set(cfg.pen_writers) if cfg.pen else set()
+    else:
+        trained = set(ref.card.get("pen_writers_trained", []))
+    return tuple(w for w in realworld.PEN_WRITERS if w not in trained)
+
+
+def score(predictor: Predictor, writers: tuple[int, ...], per_digit: int) -> dict[str, object]:
+    rows = {}
+    total = right = nulls = 0
+    for w in writers:
+        s = realworld.score_digits(
+            predictor, f"writer {w}", realworld.pen_canvases((w,), per_digit=per_digit, seed=w)
+        )
+        rows[w] = s
+        total, right, nulls = total + s.total, right + s.correct, nulls + s.nulls
+    return {"rows": rows, "total": total, "accuracy": right / max(total, 1), "null": nulls / max(total, 1)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", nargs="*", default=[None], help="shipped models or run dirs")
+    parser.add_argument("--per-digit", type=int, default=2, help="canvases per pen digit")
+    parser.add_argument("--writers", default="", help="score these writers only (e.g. 1,2)")
+    parser.add_argument("--json", action="store_true", help="one JSON line per model")
+    args = parser.parse_args()
+    for name in args.model:
+        predictor = Predictor.load(name, threads=0)
+        writers = unseen_writers(name)
+        if args.writers:
+            writers = tuple(w for w in map(int, args.writers.split(",")) if w in writers)
+        result = score(predictor, writers, args.per_digit)
+        rows = result["rows"]
+        assert isinstance(rows, dict)
+        if args.json:
+            print(json.dumps({
+                "model": predictor.name,
+                "writers": {w: round(s.accuracy, 4) for w, s in rows.items()},
+                "images": result["total"], "accuracy": round(float(result["accuracy"]), 4),  # type: ignore[arg-type]
+                "null": round(float(result["null"]), 4),  # type: ignore[arg-type]
+            }))
+            continue
+        print(f"model {predictor.name}: pen writers not trained on {writers}")
+        for w, s in rows.items():
+            top = ", ".join(f"{a}->{b} x{n}" for (a, b), n in s.confusions.most_common(4))
+            print(f"  writer {w}: {s.total:4d} canvases {s.accuracy:7.2%} null {s.null_share:5.1%}  {top}")
+        print(f"  all: {result['total']} canvases {result['accuracy']:.2%} null {result['null']:.1%}")
+
+
+if __name__ == "__main__":
+    main()
