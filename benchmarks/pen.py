@@ -48,6 +48,8 @@ def main() -> None:
     parser.add_argument("--per-digit", type=int, default=2, help="canvases per pen digit")
     parser.add_argument("--writers", default="", help="score these writers only (e.g. 1,2)")
     parser.add_argument("--json", action="store_true", help="one JSON line per model")
+    parser.add_argument("--numbers", type=int, default=0, help="also read N numbers (3-6 digits) "
+                        "of unseen writers, canvases and low-resolution captures")
     args = parser.parse_args()
     for name in args.model:
         predictor = Predictor.load(name, threads=0)
@@ -70,6 +72,12 @@ def main() -> None:
             top = ", ".join(f"{a}->{b} x{n}" for (a, b), n in s.confusions.most_common(4))
             print(f"  writer {w}: {s.total:4d} canvases {s.accuracy:7.2%} null {s.null_share:5.1%}  {top}")
         print(f"  all: {result['total']} canvases {result['accuracy']:.2%} null {result['null']:.1%}")
+        for low in (False, True) if args.numbers else ():
+            kind = "low-resolution captures" if low else "canvases"
+            s = realworld.score_numbers(predictor, kind, realworld.pen_numbers(
+                writers, args.numbers, seed=11, low_resolution=low))
+            top = ", ".join(f"{a}->{b}" for (a, b), n in s.confusions.most_common(6))
+            print(f"  numbers, {kind}: {s.total} {s.accuracy:7.2%} exact, null {s.null_share:5.1%}  {top}")
 
 
 if __name__ == "__main__":

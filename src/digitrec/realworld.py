@@ -16,6 +16,7 @@ report: MNIST validation, each real dev set, and our generated set's `val` split
 from __future__ import annotations
 
 import csv
+import io
 import os
 from collections import Counter
 from dataclasses import dataclass, field
@@ -102,6 +103,60 @@ def pen_canvases(
             )
             name = Path(f"pendigits/w{d.writer}/{len(out):04d}-{k}.png")
             out.append(Sample(name, str(d.label), canvas.to_png(rgba), d.writer))
+    return out
+
+
+def pen_numbers(
+    writers: tuple[int, ...] = PEN_WRITERS,
+    count: int = 200,
+    seed: int = 0,
+    digits: tuple[int, int] = (3, 6),
+    low_resolution: bool = False,
+) -> list[Sample]:
+    """Numbers written with real writers' pen digits (one writer per number, `digits` long),
+    as the page's number-mode canvas exports them (canvas.compose: gaps from wide to touching
+    and overlapping, a drifting baseline, slant; brush PEN_BRUSHES, dpr 1-3). With
+    `low_resolution`, each is instead a small capture (digits 8-32 px tall) enlarged to 40-100
+    px, blocky or smooth, dark ink on light paper, as a PNG."""
+    from PIL import Image
+
+    from digitrec.vision import canvas
+
+    rng = np.random.default_rng(seed)
+    by_writer: dict[int, list[Any]] = {}
+    for d in canvas.load_pen(PEN_FILE):
+        if d.writer in writers:
+            by_writer.setdefault(d.writer, []).append(d)
+    out = []
+    for k in range(count):
+        pool = by_writer[int(rng.choice(sorted(by_writer)))]
+        chosen = [pool[int(i)] for i in rng.choice(len(pool), int(rng.integers(digits[0], digits[1] + 1)))]
+        strokes = canvas.compose([d.strokes for d in chosen], rng)
+        brush = float(rng.uniform(*PEN_BRUSHES))
+        dpr = float(rng.choice((1.0, 2.0, 3.0)))
+        size = (2 * canvas.SIDE, canvas.SIDE)
+        flat = [s for d in strokes for s in d]
+        label = "".join(str(d.label) for d in chosen)
+        name = Path(f"pennumbers/w{chosen[0].writer}/{k:04d}-{label}.png")
+        if not low_resolution:
+            data = canvas.to_png(canvas.draw(flat, brush, size, dpr))
+        else:
+            alpha = canvas.draw_alpha(flat, brush, (round(size[0] * dpr), round(size[1] * dpr)), dpr)
+            ys, xs = np.nonzero(alpha)
+            pad = int(brush * dpr)
+            crop = alpha[max(0, ys.min() - pad) : ys.max() + pad, max(0, xs.min() - pad) : xs.max() + pad]
+            f = rng.uniform(8, 32) / (crop.shape[0] - 2 * pad)
+            small = Image.fromarray(255 - crop).resize(
+                (max(2, round(crop.shape[1] * f)), max(2, round(crop.shape[0] * f))),
+                Image.Resampling.BOX,
+            )
+            g = rng.uniform(40, 100) / (small.height * (crop.shape[0] - 2 * pad) / crop.shape[0])
+            resample = Image.Resampling.NEAREST if rng.random() < 0.5 else Image.Resampling.BILINEAR
+            big = small.resize((round(small.width * g), round(small.height * g)), resample)
+            buf = io.BytesIO()
+            big.save(buf, format="PNG")
+            data = buf.getvalue()
+        out.append(Sample(name, label, data, chosen[0].writer))
     return out
 
 

@@ -132,3 +132,42 @@ def to_png(rgba: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(rgba, "RGBA").save(buf, format="PNG", compress_level=1)
     return buf.getvalue()
+
+
+def compose(
+    digits: Sequence[Sequence[np.ndarray]],
+    rng: np.random.Generator,
+    size: tuple[int, int] = (2 * SIDE, SIDE),
+) -> list[list[Stroke]]:
+    """Several digits' strokes (y up, each as recorded) written side by side as one number on a
+    `size` canvas, the way people write them: one height with a little variation, gaps between
+    boxes mostly 10-60% of the height, a fifth close (0-10%: strokes touch once the brush is
+    wide), a tenth overlapping by up to 8%, the baseline drifting, a shared slant. Returns each
+    digit's strokes on the canvas (y down), left to right."""
+    height = 1.0
+    shear = rng.uniform(-0.25, 0.25)
+    placed, x = [], 0.0
+    for strokes in digits:
+        pts = [np.asarray(s, np.float64) * (1, -1) for s in strokes]  # y down
+        every = np.vstack(pts)
+        lo, hi = every.min(0), every.max(0)
+        h = height * rng.uniform(0.85, 1.1)
+        scale = h / max(hi[1] - lo[1], 1e-6)
+        w = (hi[0] - lo[0]) * scale
+        top = rng.uniform(-0.08, 0.08) + (height - h)  # on a drifting baseline
+        digit = [(p - lo) * scale + (x, top) for p in pts]
+        placed.append(digit)
+        u = rng.random()
+        gap = rng.uniform(0.1, 0.6) if u < 0.7 else rng.uniform(0, 0.1) if u < 0.9 else rng.uniform(-0.08, 0)
+        x += w + gap * height
+    every = np.vstack([p for d in placed for p in d])
+    for d in placed:
+        for p in d:
+            p[:, 0] += shear * (every[:, 1].max() - p[:, 1])  # slant: the top leans right
+    every = np.vstack([p for d in placed for p in d])
+    lo, hi = every.min(0), every.max(0)
+    extent = np.maximum(hi - lo, 1e-6)
+    fill = rng.uniform(0.6, 0.9)  # of the canvas the number spans (the tighter of its two sides)
+    scale = fill * min(size[0] / extent[0], size[1] / extent[1])
+    offset = (np.array(size) - extent * scale) * rng.uniform(0.2, 0.8, 2)
+    return [[(p - lo) * scale + offset for p in d] for d in placed]
