@@ -65,7 +65,11 @@ def test_strokes_render_as_the_page_draws_them_in_chromium() -> None:
         cases.append((canvas.place(pen[i].strokes, box), float(rng.choice([6, 10, 20, 40])), dpr))
 
     def serve_static(route) -> None:  # type: ignore[no-untyped-def]
-        name = route.request.url.split("/static/")[-1] if "/static/" in route.request.url else "index.html"
+        name = (
+            route.request.url.split("/static/")[-1]
+            if "/static/" in route.request.url
+            else "index.html"
+        )
         route.fulfill(status=200, body=(STATIC / name).read_bytes(),
                       headers={"content-type": TYPES[name.rsplit(".", 1)[1]]})  # fmt: skip
 
@@ -82,7 +86,8 @@ def test_strokes_render_as_the_page_draws_them_in_chromium() -> None:
             for points, brush, d in cases:
                 if d == dpr:  # the page's own drawing code, then the export it sends
                     url = page.evaluate(
-                        "(s) => { state.strokes = s; resize(); return canvas.toDataURL('image/png'); }",
+                        "(s) => { state.strokes = s; resize(); "
+                        "return canvas.toDataURL('image/png'); }",
                         [{"size": brush, "points": q.tolist()} for q in points],
                     )
                     exported.append((base64.b64decode(url.split(",", 1)[1]), points, brush, d))

@@ -145,7 +145,9 @@ def _writers(text: str | None) -> tuple[int, ...] | None:
     try:
         return tuple(int(w) for w in text.split(",") if w.strip())
     except ValueError:
-        raise DigitrecError(f"--pen-writers {text!r}: writer numbers with commas, e.g. 3,4,5") from None
+        raise DigitrecError(
+            f"--pen-writers {text!r}: writer numbers with commas, e.g. 3,4,5"
+        ) from None
 
 
 @app.command()

@@ -22,6 +22,7 @@ from digitrec.training.loop import load_training_data
 # An int8 graph may lose at most this much validation accuracy against its float model (6 of
 # the 5,999 images of the usual split): more, and it is not shipped.
 INT8_TOLERANCE = 0.001
+PEN_FOLDS = "pen_folds.json"  # in a run directory: its recipe scored on pen writers it never saw
 
 
 def int8_graph(
@@ -191,6 +192,11 @@ def ship(
         "input": "(N, 1, 28, 28) float32 in [0, 1], white ink on black, MNIST framing",
         "output": "(N, 10) calibrated probabilities",
     }
+    card["pen_writers_trained"] = sorted(
+        {w for m in members for w in (m.config.pen_writers if m.config.pen else ())}
+    )
+    if (run.path / PEN_FOLDS).exists():  # the recipe's writer-wise figures (benchmarks/pen.py)
+        card["pen_folds"] = json.loads((run.path / PEN_FOLDS).read_text())
     if int8:
         from digitrec.quantize import DESCRIPTION
 

@@ -52,7 +52,9 @@ def load_pen(path: Path) -> list[PenDigit]:
         for line_no, line in enumerate(f, start=1):
             try:
                 row = json.loads(line)
-                strokes = tuple(np.asarray(s, dtype=np.float64).reshape(-1, 2) for s in row["strokes"])
+                strokes = tuple(
+                    np.asarray(s, dtype=np.float64).reshape(-1, 2) for s in row["strokes"]
+                )
                 digit = PenDigit(int(row["writer"]), int(row["label"]), strokes)
             except (ValueError, KeyError, TypeError) as e:
                 raise DataError(path, f"not a pen-strokes line ({e})", line_no) from None
@@ -157,7 +159,13 @@ def compose(
         digit = [(p - lo) * scale + (x, top) for p in pts]
         placed.append(digit)
         u = rng.random()
-        gap = rng.uniform(0.1, 0.6) if u < 0.7 else rng.uniform(0, 0.1) if u < 0.9 else rng.uniform(-0.08, 0)
+        gap = (
+            rng.uniform(0.1, 0.6)
+            if u < 0.7
+            else rng.uniform(0, 0.1)
+            if u < 0.9
+            else rng.uniform(-0.08, 0)
+        )
         x += w + gap * height
     every = np.vstack([p for d in placed for p in d])
     for d in placed:
