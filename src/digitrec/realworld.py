@@ -106,6 +106,15 @@ def pen_canvases(
     return out
 
 
+def realistic_canvases(count: int = 64) -> list[bytes]:
+    """What speed is measured on besides benchmarks/canvas7.png: `count` real writers' pen
+    digits from every writer, drawn as the page exports them (pen_canvases: brush 10-22 px,
+    black or white ink, dpr 1-3, the digit anywhere), as PNG bytes."""
+    drawn = pen_canvases(per_digit=1, seed=2024)
+    step = max(1, len(drawn) // count)
+    return [s.data for s in drawn[::step][:count] if s.data is not None]
+
+
 def pen_numbers(
     writers: tuple[int, ...] = PEN_WRITERS,
     count: int = 200,
