@@ -1,0 +1,1 @@
+// The service worker (filled in below).
