@@ -23,19 +23,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import test_serve_browser as page_tests
+from conftest import benchmark
 from digitrec.predictor import Predictor
-from test_serve_browser import (  # noqa: F401  (fixtures)
-    ROOT,
-    browser,
-    server,
-)
+
+ROOT = page_tests.ROOT
+browser, server = page_tests.browser, page_tests.server  # fixtures: Chromium, `digitrec serve`
 
 pytestmark = pytest.mark.browser
 
-PENDIGITS = ROOT / "data" / "real" / "pendigits" / "strokes.jsonl"
 REALWORLD = ROOT / "tests" / "realworld"
 N_PEN = 1000  # pen-stroke digits rendered (of 1,749), every writer's
-DPRS = (1, 1.5, 2, 2.625, 3)
+pen_drawings = benchmark("ondevice").pen_drawings  # placed on the canvas as a person draws
 
 # Renders strokes as app.js's drawStroke does, on a canvas of 280 * dpr px scaled by dpr, and
 # answers each on the device; returns the PNG the page would send and the device's answer.
@@ -46,7 +45,9 @@ async ({drawings, pngs}) => {
   const b64 = (a) => {
     const bytes = new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
     let s = "";
-    for (let i = 0; i < bytes.length; i += 8192) s += String.fromCharCode(...bytes.subarray(i, i + 8192));
+    for (let i = 0; i < bytes.length; i += 8192) {
+      s += String.fromCharCode(...bytes.subarray(i, i + 8192));
+    }
     return btoa(s);
   };
   const out = [];
@@ -96,35 +97,6 @@ async ({drawings, pngs}) => {
 """
 
 
-def pen_drawings(n: int, seed: int = 0) -> list[dict]:
-    """`n` pen-stroke digits, a deterministic share of every writer's, placed on the 280-px
-    canvas as a person draws: 40-85% of its height, anywhere it fits, brush 6-40 px."""
-    rows = [json.loads(line) for line in PENDIGITS.read_text().splitlines()]
-    rng = np.random.default_rng(seed)
-    chosen = sorted(rng.choice(len(rows), size=min(n, len(rows)), replace=False).tolist())
-    drawings = []
-    for i in chosen:
-        row = rows[i]
-        points = np.array([p for s in row["strokes"] for p in s], float)
-        lo, hi = points.min(axis=0), points.max(axis=0)
-        extent = max(hi[1] - lo[1], (hi[0] - lo[0]) * 0.8, 1.0)
-        size = float(rng.uniform(6, 40))
-        scale = float(rng.uniform(0.4, 0.85)) * 280 / extent
-        w, h = (hi[0] - lo[0]) * scale, (hi[1] - lo[1]) * scale
-        room_x, room_y = max(0.0, 280 - w - size), max(0.0, 280 - h - size)
-        x0 = size / 2 + float(rng.uniform(0, room_x)) if room_x else (280 - w) / 2
-        y0 = size / 2 + float(rng.uniform(0, room_y)) if room_y else (280 - h) / 2
-        strokes = [
-            [[round(x0 + (x - lo[0]) * scale, 2), round(y0 + (hi[1] - y) * scale, 2)] for x, y in s]
-            for s in row["strokes"]
-        ]  # y points up in the data, down on a canvas
-        drawings.append(
-            {"strokes": strokes, "size": round(size, 1), "dpr": DPRS[i % len(DPRS)],
-             "label": row["label"], "writer": row["writer"]}  # fmt: skip
-        )
-    return drawings
-
-
 def realworld_canvases() -> list[Path]:
     return sorted(REALWORLD.glob("canvas_*.png"))
 
@@ -143,9 +115,9 @@ def answer_of(digit: int | None, reason: str | None) -> str:
 
 def compare(device: list[dict], predictor: Predictor) -> dict:
     """Both sides' answers on the same PNGs: agreement, 28x28 differences, probabilities."""
-    server = predictor.predict_many([png_bytes(a["png"]) for a in device])
+    served = predictor.predict_many([png_bytes(a["png"]) for a in device])
     same, diffs, exact, prob = [], [], [], []
-    for a, s in zip(device, server, strict=True):
+    for a, s in zip(device, served, strict=True):
         ours = np.frombuffer(base64.b64decode(a["image28"]), np.float32).reshape(28, 28)
         theirs = np.asarray(s.preprocessed, np.float32)
         same.append(answer_of(a["digit"], a["reason"]) == answer_of(s.digit, s.reason))
@@ -159,7 +131,7 @@ def compare(device: list[dict], predictor: Predictor) -> dict:
         "mean_abs_28x28": float(np.mean(diffs)),
         "within_1_255_everywhere": float(np.mean(exact)),
         "max_prob_difference": float(np.max(prob)),
-        "answers_server": [answer_of(s.digit, s.reason) for s in server],
+        "answers_server": [answer_of(s.digit, s.reason) for s in served],
     }
 
 
@@ -201,7 +173,9 @@ def test_pen_strokes_answer_alike_on_the_device_and_the_server(device_answers, p
     assert n >= 1000
     figures = compare(device_answers["answers"][:n], predictor)
     labels = [str(d["label"]) for d in device_answers["drawings"]]
-    figures["server_accuracy"] = float(np.mean([a == t for a, t in zip(figures["answers_server"], labels, strict=True)]))
+    figures["server_accuracy"] = float(
+        np.mean([a == t for a, t in zip(figures["answers_server"], labels, strict=True)])
+    )
     report("pendigits", figures)
     assert figures["same_answer"] >= 0.995
     assert figures["mean_abs_28x28"] <= 1 / 255
