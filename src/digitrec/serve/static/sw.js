@@ -4,8 +4,8 @@
 //
 //   GET, this origin   the network first (so a new page or model comes as soon as it is
 //                      there), its answer kept; the kept copy when the network fails.
-//                      A model by its sha256 (api/v1/model/onnx?sha256=...) never changes:
-//                      the kept copy first.
+//                      A model by its sha256 (api/v1/model/onnx?sha256=...) and the runtime
+//                      (static/vendor/, named in CACHE) never change: the kept copy first.
 //   POST api/v1/feedback
 //                      each correction gets an Idempotency-Key, which the server stores with
 //                      it: one sent twice (a lost answer, a retry) is stored once. When the
@@ -14,7 +14,8 @@
 //                      worker starts, the page loads or any request reaches the server.
 "use strict";
 
-const CACHE = "digitrec-v1";
+// Bump with the runtime (tools/onnxruntime-web.lock.json): its files are kept by path.
+const CACHE = "digitrec-v1-ort-1.31.1";
 const SHELL = ["./", "static/app.js", "static/style.css", "static/ondevice.js",
   "static/manifest.webmanifest", "static/icon-192.png", "static/icon-512.png",
   "static/vendor/onnxruntime-web/ort.wasm.bundle.min.mjs",
@@ -35,7 +36,8 @@ self.addEventListener("install", (event) => {
   event.waitUntil(install().then(() => self.skipWaiting()));
 });
 self.addEventListener("activate", (event) => {
-  event.waitUntil(self.clients.claim().then(flush));
+  const old = caches.keys().then((keys) => Promise.all(keys.filter((k) => k !== CACHE).map((k) => caches.delete(k))));
+  event.waitUntil(old.then(() => self.clients.claim()).then(flush));
 });
 
 self.addEventListener("fetch", (event) => {
@@ -44,7 +46,9 @@ self.addEventListener("fetch", (event) => {
   if (event.request.method === "POST" && url.pathname.endsWith("/api/v1/feedback")) {
     event.respondWith(feedback(event.request));
   } else if (event.request.method === "GET" && !url.pathname.endsWith("/sw.js")) {
-    const immutable = url.pathname.endsWith("/api/v1/model/onnx") && url.searchParams.has("sha256");
+    // The model by its sha256 and the runtime (15 MB) never change under one name.
+    const immutable = (url.pathname.endsWith("/api/v1/model/onnx") && url.searchParams.has("sha256"))
+      || url.pathname.includes("/static/vendor/");
     event.respondWith(immutable ? cacheFirst(event.request) : networkFirst(event.request));
   }
 });
