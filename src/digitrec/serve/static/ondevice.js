@@ -46,18 +46,30 @@ export class OnDevice {
     this.threshold = typeof info.uncertain_below === "number" ? info.uncertain_below : 0.5;
   }
 
-  // The alpha channel of a canvas ({h, w, d}).
-  alpha(canvas) {
+  // The alpha channel of a canvas ({h, w, d}). With `box` ({x, y, w, h} in canvas pixels),
+  // only that part is read: the rest is taken as clear (it must hold no ink).
+  alpha(canvas, box = null) {
     const c = canvas.getContext("2d", { willReadFrequently: true });
-    const { data } = c.getImageData(0, 0, canvas.width, canvas.height);
-    return this.prep.alphaOf(data, canvas.width, canvas.height);
+    if (!box) {
+      const { data } = c.getImageData(0, 0, canvas.width, canvas.height);
+      return this.prep.alphaOf(data, canvas.width, canvas.height);
+    }
+    const x0 = Math.max(0, Math.floor(box.x)), y0 = Math.max(0, Math.floor(box.y));
+    const x1 = Math.min(canvas.width, Math.ceil(box.x + box.w));
+    const y1 = Math.min(canvas.height, Math.ceil(box.y + box.h));
+    const out = { h: canvas.height, w: canvas.width, d: new Uint8Array(canvas.width * canvas.height) };
+    if (x1 <= x0 || y1 <= y0) return out;
+    const { data } = c.getImageData(x0, y0, x1 - x0, y1 - y0);
+    const part = this.prep.alphaOf(data, x1 - x0, y1 - y0);
+    for (let r = 0; r < part.h; r++) out.d.set(part.d.subarray(r * part.w, (r + 1) * part.w), (y0 + r) * out.w + x0);
+    return out;
   }
 
   // A drawing on a transparent canvas -> the answer /api/v1/predict would give (with
   // `image28`, the Float32Array the model read, and `answeredBy: "device"`); null when the
   // canvas is not a drawing on a transparent background (the server reads anything else).
-  async predict(canvas) {
-    return this.predictAlpha(this.alpha(canvas));
+  async predict(canvas, box = null) {
+    return this.predictAlpha(this.alpha(canvas, box));
   }
 
   async predictAlpha(alpha) {

@@ -63,15 +63,36 @@ function pad(a, top, bottom, left, right) {
   return out;
 }
 
+// The box of the non-zero pixels of a uint8 image (box(a, (v) => v !== 0), a canvas's worth
+// of pixels at a time: no call per pixel).
+function boxNonZero(a) {
+  const { h, w, d } = a;
+  let r0 = -1, r1 = -1, c0 = w, c1 = -1;
+  for (let r = 0; r < h; r++) {
+    const row = r * w;
+    let first = -1;
+    for (let c = 0; c < w; c++) if (d[row + c] !== 0) { first = c; break; }
+    if (first < 0) continue;
+    let last = w - 1;
+    while (d[row + last] === 0) last--;
+    if (r0 < 0) r0 = r;
+    r1 = r;
+    if (first < c0) c0 = first;
+    if (last > c1) c1 = last;
+  }
+  return r0 < 0 ? null : { r0, r1: r1 + 1, c0, c1: c1 + 1 };
+}
+
 // imageops.mean_pool: uint8 block means, rounded, blocks past the edge padded with zeros.
 function meanPool(a, k) {
   if (k === 1) return a;
   const h = Math.ceil(a.h / k), w = Math.ceil(a.w / k), out = image(h, w, Uint8Array);
   const kk = k * k, half = kk >> 1;
-  const sums = new Uint32Array(h * w);
+  const sums = new Uint32Array(h * w), block = new Int32Array(a.w);
+  for (let c = 0; c < a.w; c++) block[c] = Math.floor(c / k);
   for (let r = 0; r < a.h; r++) {
-    const row = ((r / k) | 0) * w;
-    for (let c = 0; c < a.w; c++) sums[row + ((c / k) | 0)] += a.d[r * a.w + c];
+    const row = Math.floor(r / k) * w, at = r * a.w;
+    for (let c = 0; c < a.w; c++) sums[row + block[c]] += a.d[at + c];
   }
   for (let i = 0; i < sums.length; i++) out.d[i] = Math.floor((sums[i] + half) / kk);
   return out;
@@ -134,7 +155,7 @@ function label(m) {
 
 // preprocess._canvas_ink: the strokes' box, reduced k times (block means), cleaned.
 function canvasInk(alpha, k) {
-  const b = box(alpha, (v) => v !== 0);
+  const b = boxNonZero(alpha);
   if (b === null) return null;
   const pooled = meanPool(crop(alpha, b), k);
   return cleanAlpha(pooled, Math.ceil(alpha.h / k) * Math.ceil(alpha.w / k));
