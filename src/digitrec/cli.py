@@ -488,6 +488,23 @@ def export(model: Annotated[Path, typer.Option("--model", "-m", help="A run dire
     print(f"wrote {path} (ONNX Runtime vs torch on 10,000 test images: max difference {diff:.1e})")
 
 
+@app.command("export-web")
+def export_web(
+    out: Annotated[Path, typer.Argument(help="The folder to write the page into.")],
+    model: Annotated[
+        str | None, typer.Option("--model", "-m", help="Default: the default model.")
+    ] = None,
+    server: Annotated[
+        str | None,
+        typer.Option(help="A server for numbers, photos and corrections (default: none)."),
+    ] = None,
+) -> None:
+    """Write the web page as static files that answer on the device (webexport.py)."""
+    from digitrec.webexport import export_web as write
+
+    print(f"wrote {len(write(out, model, server))} files to {out}")
+
+
 @app.command()
 def ship(
     model: Annotated[Path, typer.Option("--model", "-m", help="A run directory.")],

@@ -35,6 +35,7 @@ from digitrec.serve.batch import Batcher
 from digitrec.serve.deps import Runner, get_predictor, model_of
 from digitrec.serve.edge import Edge
 from digitrec.serve.lane import PredictLane
+from digitrec.serve.ondevice_routes import router as ondevice_router
 from digitrec.serve.protocol import LimitedHttpTools
 from digitrec.serve.routes import DOCS_ASSETS, STATIC, routers
 from digitrec.serve.settings import Settings
@@ -191,6 +192,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     for router in routers:
         app.include_router(router)
+    app.include_router(ondevice_router)  # the model on the device (ondevice_routes.py)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.mount("/docs/assets", StaticFiles(directory=DOCS_ASSETS), name="docs-assets")
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)

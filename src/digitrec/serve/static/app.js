@@ -262,11 +262,13 @@ async function run() {
   state.inflight++;
   setBusy();
   try {
+    if (!number && await answerOnDevice(seq, image)) return;  // the end of this file
     const { ok, data } = await post(number ? "/api/v1/read" : "/api/v1/predict", { image });
     if (seq !== state.seq) return;  // a newer drawing is on its way
     if (!ok) { showError(data.error || "something went wrong"); return; }
     $("error").textContent = "";
     if (number) showReading(data, image); else showPrediction(data, image);
+    setAnsweredBy("server");
   } catch {
     if (seq === state.seq) showError("Cannot reach the server.");
   } finally {
@@ -644,3 +646,49 @@ fetch("/healthz").then((r) => r.json()).then((h) => { $("model-name").textConten
 fetch("/api/v1/model").then((r) => r.json()).then((card) => {
   if (typeof card.uncertain_below === "number") state.uncertainBelow = card.uncertain_below;
 }).catch(() => {});
+
+// ---------------------------------------------------------------- answers on the device (ondevice.js)
+// A drawing in digit mode is answered in the browser once the model has loaded there (at once
+// on pointer-up, and while drawing as often as the server would be asked); a number, a photo,
+// or a browser that cannot, goes to the server. The footer says which answered. sw.js keeps
+// the page, the runtime and the model for offline use.
+const answeredBy = document.createElement("span");
+answeredBy.id = "answered-by";
+$("model-name").after(answeredBy);
+function setAnsweredBy(side) {
+  answeredBy.textContent = side ? ` · answered ${side === "device" ? "on this device" : "by the server"}` : "";
+}
+state.device = null;
+import("/static/ondevice.js")
+  .then((m) => m.load().then((device) => { state.device = device; state.deviceModule = m; }))
+  .catch(() => {})
+  .finally(() => { document.documentElement.dataset.device = state.device ? "ready" : "off"; });
+async function answerOnDevice(seq, image) {
+  if (!state.device || state.mode !== "digit" || state.photo || !state.strokes.length) return false;
+  // Only the strokes' box is read from the canvas (their half width and two pixels of
+  // anti-aliasing around their points), in canvas pixels.
+  const scale = canvas.width / logicalWidth();
+  let x0 = Infinity, y0 = Infinity, x1 = -Infinity, y1 = -Infinity;
+  for (const { size, points } of state.strokes) {
+    for (const [x, y] of points) {
+      x0 = Math.min(x0, x - size / 2 - 2); x1 = Math.max(x1, x + size / 2 + 2);
+      y0 = Math.min(y0, y - size / 2 - 2); y1 = Math.max(y1, y + size / 2 + 2);
+    }
+  }
+  const box = { x: x0 * scale, y: y0 * scale, w: (x1 - x0) * scale, h: (y1 - y0) * scale };
+  const a = await state.device.predict(canvas, box).catch(() => null);
+  if (!a) return false;
+  if (seq === state.seq) {
+    $("error").textContent = "";
+    showPrediction({ ...a, preprocessed: state.deviceModule.dataUrl(a.image28) }, image);
+    setAnsweredBy("device");
+  }
+  return true;
+}
+canvas.addEventListener("pointerup", () => {
+  if (!state.device || state.mode !== "digit") return;
+  clearTimeout(state.timer);  // no wait on the device: answer now
+  state.timer = null;
+  run();
+});
+if ("serviceWorker" in navigator) navigator.serviceWorker.register("/sw.js").catch(() => {});
