@@ -7,6 +7,7 @@ from typing import Any
 
 import fastapi_offline
 from fastapi import APIRouter, Request
+from fastapi.routing import APIRoute
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
@@ -178,3 +179,24 @@ async def get_model(model: PredictorDep) -> ModelCard:
 
 
 routers = [pages, digits, feedback, model_card]
+
+
+def answer_head(router: APIRouter) -> None:
+    """HEAD wherever GET is (monitors and `curl -I` use it): FastAPI's routes, unlike
+    Starlette's, take only the methods they name. A twin route per GET route, left out of the
+    OpenAPI schema (it would repeat the GET's operation); the server sends the GET's status and
+    headers without the body."""
+    for route in list(router.routes):
+        if isinstance(route, APIRoute) and "GET" in route.methods and "HEAD" not in route.methods:
+            router.add_api_route(
+                route.path.removeprefix(router.prefix),  # add_api_route puts it back
+                route.endpoint,
+                methods=["HEAD"],
+                include_in_schema=False,
+                response_class=route.response_class,
+                name=f"{route.name}_head",
+            )
+
+
+for _router in routers:
+    answer_head(_router)
