@@ -27,6 +27,7 @@ from PIL import Image
 from digitrec import data as datasets
 from digitrec.errors import DigitrecError, ImageError
 from digitrec.evaluate import Report
+from digitrec.extras import install_hint
 from digitrec.predictor import Prediction, Predictor, Reading
 from digitrec.training.config import TrainConfig, recipe_config
 
@@ -102,7 +103,15 @@ class Model:
 
         if data is not None and not isinstance(data, datasets.Dataset):
             data = datasets.load(os.fspath(data), "test")
-        return evaluate(self.predictor, data, Path(output) if output is not None else None, tta=tta)
+        try:
+            return evaluate(
+                self.predictor, data, Path(output) if output is not None else None, tta=tta
+            )
+        except ModuleNotFoundError as e:  # scikit-learn, matplotlib: the train extra
+            hint = install_hint(e, "Model.evaluate")
+            if hint is None:
+                raise
+            raise hint from None
 
 
 def load(model: str | os.PathLike[str] | Run | None = None, threads: int = 0) -> Model:
@@ -122,10 +131,11 @@ def fit(recipe: str | None = "fast", **settings: Any) -> Run:
     `train` extra (PyTorch)."""
     try:
         from digitrec.training.loop import train
-    except ImportError as e:
-        raise DigitrecError(
-            f"training needs PyTorch: pip install 'digitrec[train]' ({e})"
-        ) from None
+    except ModuleNotFoundError as e:
+        hint = install_hint(e, "digitrec.fit")
+        if hint is None:
+            raise
+        raise hint from None
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     unknown = sorted(set(settings) - known)
     if unknown:

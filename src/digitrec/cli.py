@@ -799,6 +799,14 @@ def feedback_export(
     print(f"wrote {shown(output)}: {n} accepted corrections")
 
 
+def _invoked(argv: list[str]) -> str:
+    """The command a command line runs ("train", "feedback export"), from its words: the root
+    options take no values, so the first word that is not an option is the command."""
+    words = [a for a in argv if not a.startswith("-")]
+    groups = {"feedback"}
+    return " ".join(words[:2] if words and words[0] in groups else words[:1])
+
+
 def main() -> None:
     from typer.exceptions import TyperException
 
@@ -814,6 +822,14 @@ def main() -> None:
         sys.exit(130)
     except DigitrecError as e:
         error_line(f"error: {e}")
+        sys.exit(1)
+    except ModuleNotFoundError as e:  # a library of an extra not installed: say which extra
+        from digitrec.extras import install_hint
+
+        hint = install_hint(e, f"'digitrec {_invoked(sys.argv[1:])}'")
+        if hint is None:  # not an extra's: a bug, shown as one
+            raise
+        error_line(f"error: {hint}")
         sys.exit(1)
     except KeyboardInterrupt:
         error_line("interrupted")
