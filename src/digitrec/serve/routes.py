@@ -7,8 +7,8 @@ from typing import Any
 
 import fastapi_offline
 from fastapi import APIRouter, Request
-from fastapi.routing import APIRoute
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 
 from digitrec.serve import metrics
