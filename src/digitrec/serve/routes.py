@@ -11,51 +11,80 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 
+from digitrec.errors import ImageError
 from digitrec.serve import metrics
-from digitrec.serve.deps import (
-    ImageBytes,
-    PredictorDep,
-    RunnerDep,
-    current_predictor,
-    image_bytes,
-)
+from digitrec.serve.deps import PredictorDep, RunnerDep, current_predictor
 from digitrec.serve.feedback_routes import feedback
+from digitrec.serve.many import MAX_IMAGES, answer_each, images_in
 from digitrec.serve.schemas import (
     ERRORS,
     Health,
     ModelCard,
     PredictionOut,
+    PredictionsOut,
     ReadingOut,
+    ReadingsOut,
     Ready,
 )
 
 STATIC = Path(__file__).parent / "static"
 
-# Both input forms, for /docs: FastAPI cannot infer them from one handler.
-IMAGE_BODY: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "properties": {"file": {"type": "string", "format": "binary"}},
-                    "required": ["file"],
-                }
-            },
-            "application/json": {
-                "schema": {
-                    "type": "object",
-                    "properties": {
-                        "image": {"type": "string", "description": "data URL or base64"}
+PREDICT, READ = "/api/v1/predict", "/api/v1/read"
+
+
+def image_body(several: dict[str, Any]) -> dict[str, Any]:
+    """The request body of /predict and /read for /docs: one image or several, in each form
+    (FastAPI cannot infer them from one handler)."""
+    data_url = {"type": "string", "description": "data URL or base64"}
+    binary = {"type": "string", "format": "binary"}
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "description": "`file`: one image; `files`: several (at most "
+                        f'{MAX_IMAGES}), answered as {{"answers": [...]}}',
+                        "properties": {
+                            "file": binary,
+                            "files": {"type": "array", "items": binary, "maxItems": MAX_IMAGES},
+                        },
+                    }
+                },
+                "application/json": {
+                    "schema": {
+                        "oneOf": [
+                            {
+                                "type": "object",
+                                "properties": {"image": data_url},
+                                "required": ["image"],
+                            },
+                            {
+                                "type": "object",
+                                "properties": {
+                                    "images": {
+                                        "type": "array",
+                                        "items": data_url,
+                                        "minItems": 1,
+                                        "maxItems": MAX_IMAGES,
+                                    }
+                                },
+                                "required": ["images"],
+                            },
+                        ]
                     },
-                    "required": ["image"],
-                }
+                    "examples": {"several": {"value": several}},
+                },
+                "image/*": {"schema": binary},
             },
-            "image/*": {"schema": {"type": "string", "format": "binary"}},
-        },
+        }
     }
-}
+
+
+DOT = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAAAAAA6fptVAAAACklEQVR4nGNgAAAAAgABSK+kcQAAAABJRU5ErkJggg=="
+PREDICTIONS_EXAMPLE = {"images": [f"data:image/png;base64,{DOT}", DOT]}
+READINGS_EXAMPLE = PREDICTIONS_EXAMPLE
 
 # --- the page and liveness -------------------------------------------------------
 
@@ -146,23 +175,57 @@ async def docs_init() -> Response:
 digits = APIRouter(prefix="/api/v1", tags=["digits"])
 
 
-@digits.post("/predict", response_model=PredictionOut, responses=ERRORS, openapi_extra=IMAGE_BODY)
+@digits.post(
+    "/predict",
+    response_model=PredictionOut | PredictionsOut,
+    responses=ERRORS,
+    openapi_extra=image_body(PREDICTIONS_EXAMPLE),
+)
 async def predict(request: Request) -> JSONResponse:
-    """Recognise one handwritten digit: the digit (or null), probabilities, what the model saw."""
+    """Recognise one handwritten digit: the digit (or null), probabilities, what the model saw.
+    Several images in one request (multipart `files`, or JSON `{"images": [...]}`, at most
+    64): `{"answers": [...]}`, one per image in order, each an answer or its own error."""
     # The model, the image and the batcher are read here, not as dependencies: on the busiest
     # route, FastAPI's solving of each costs CPU (BENCHMARKS.md, "Web server").
     model = await current_predictor(request)
-    image = await image_bytes(request)
-    prediction = await request.app.state.batcher.predict(model, image)
+    images = await images_in(request)
+    batcher = request.app.state.batcher
+    if isinstance(images, list):  # several: they join one batch, as concurrent requests do
+        answers = await answer_each(
+            images,
+            lambda image: batcher.predict(model, image),
+            lambda: metrics.refused(PREDICT, model),
+        )
+        return JSONResponse({"answers": answers})
+    prediction = await batcher.predict(model, images)
     # The predictor already gives the contract's shape; skip re-validating it per request.
     return JSONResponse(prediction.to_dict())
 
 
-@digits.post("/read", response_model=ReadingOut, responses=ERRORS, openapi_extra=IMAGE_BODY)
-async def read(image: ImageBytes, model: PredictorDep, run: RunnerDep) -> JSONResponse:
-    """Read a written number: its text and each digit with its box [x, y, w, h]."""
-    reading = await run(model.read, image)
-    return JSONResponse(reading.to_dict())
+@digits.post(
+    "/read",
+    response_model=ReadingOut | ReadingsOut,
+    responses=ERRORS,
+    openapi_extra=image_body(READINGS_EXAMPLE),
+)
+async def read(request: Request, model: PredictorDep, run: RunnerDep) -> JSONResponse:
+    """Read a written number: its text and each digit with its box [x, y, w, h]. Several
+    images in one request, as for /predict: `{"answers": [...]}`."""
+
+    async def one(image: bytes) -> Any:
+        try:
+            reading = await run(model.read, image)
+        except ImageError:
+            metrics.refused(READ, model)
+            raise
+        metrics.answered(READ, model, reading)
+        return reading
+
+    images = await images_in(request)
+    if isinstance(images, list):
+        answers = await answer_each(images, one, lambda: metrics.refused(READ, model))
+        return JSONResponse({"answers": answers})
+    return JSONResponse((await one(images)).to_dict())
 
 
 # --- feedback: "it was a 7" (serve/feedback_routes.py) ----------------------------

@@ -54,6 +54,25 @@ class ReadingOut(BaseModel):
     )
 
 
+class ImageErrorOut(BaseModel):
+    error: str = Field(description="Why this image has no answer.")
+    status: int = Field(
+        description="The status a request with this image alone would have had (413, 415, 422)."
+    )
+
+
+class PredictionsOut(BaseModel):
+    answers: list[PredictionOut | ImageErrorOut] = Field(
+        description="One per image, in the order sent: an answer, or that image's error."
+    )
+
+
+class ReadingsOut(BaseModel):
+    answers: list[ReadingOut | ImageErrorOut] = Field(
+        description="One per image, in the order sent: a reading, or that image's error."
+    )
+
+
 class FeedbackIn(ImageIn):
     label: Digit = Field(description="What the digit really is, 0..9.")
     predicted: Digit | None = Field(
