@@ -361,6 +361,9 @@ def test_a_progress_bar_on_a_terminal_only_and_not_with_quiet(tmp_path: Path) ->
     assert status == 0 and "30/30" in shown, shown
     status, shown = on_a_terminal("predict", "-q", "-f", "json", str(folder), cwd=tmp_path)
     assert status == 0 and "30/30" not in shown and "predict" not in shown, shown
+    # a whole test set: evaluate's bar counts images
+    status, shown = on_a_terminal("evaluate", "-m", "fast", "-o", str(tmp_path / "e"), cwd=tmp_path)
+    assert status == 0 and "evaluate" in shown and "10000/10000" in shown, shown
     piped_run = digitrec("predict", "-f", "json", str(folder))  # stderr a pipe: no bar
     assert piped_run.returncode == 0 and piped_run.stderr == ""
     assert len(piped_run.stdout.splitlines()) == 30

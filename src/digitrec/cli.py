@@ -444,6 +444,7 @@ def evaluate(
         ),
     ] = None,
     tta: Annotated[bool, typer.Option(help=TTA_HELP)] = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Test accuracy, per-class figures, confusion matrix, worst mistakes, calibration."""
     from digitrec import data as datasets
@@ -454,8 +455,12 @@ def evaluate(
     ref = resolve(model)
     predictor = Predictor(ref, threads=0)
     out = output or ref.run_dir or Path("evaluation") / ref.name
-    dataset = datasets.load(data, "test") if data else None
-    report = run_evaluate(predictor, dataset, out, tta=tta)
+    dataset = datasets.load(data, "test") if data else datasets.load_mnist("test")
+    with _bar(len(dataset.images), "evaluate", quiet) as bar:
+        task = bar.add_task("", total=len(dataset.images))
+        report = run_evaluate(
+            predictor, dataset, out, tta=tta, progress=lambda n: bar.advance(task, n)
+        )
     table = Table("digit", "precision", "recall", "F1", "support", title=f"{ref.name}")
     for d, row in report.per_class.items():
         table.add_row(
@@ -801,6 +806,7 @@ def submit(
     ),
     model: ModelOpt = None,
     tta: Annotated[bool, typer.Option(help=TTA_HELP)] = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Write a Kaggle "Digit Recognizer" submission: ImageId,Label."""
     from digitrec.data import load_csv
@@ -809,7 +815,10 @@ def submit(
 
     dataset = load_csv(test_csv)
     predictor = Predictor.load(model, threads=0)
-    labels = write_submission(predictor, dataset, output, tta=tta)
+    with _bar(len(dataset.images), "submit", quiet) as bar:
+        task = bar.add_task("", total=len(dataset.images))
+        progress = lambda n: bar.advance(task, n)  # noqa: E731
+        labels = write_submission(predictor, dataset, output, tta=tta, progress=progress)
     print(f"wrote {shown(output)}: {len(labels):,} predictions (model {predictor.name})")
 
 
