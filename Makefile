@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: setup system serve train test test-all bench lint clean
+.PHONY: setup system serve train test test-all bench lint container-check docs clean
 
 setup: $(STAMP)
 
@@ -44,6 +44,10 @@ bench: setup
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check src tests benchmarks tools
 	$(BIN)/mypy src/digitrec
+
+# Build the Containerfile with podman, run it, ask /readyz (root on Debian; installs podman).
+container-check: setup
+	PYTHON=$(BIN)/python bash tools/container-check.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
