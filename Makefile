@@ -4,6 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
+API_MODULES := digitrec.api digitrec.data digitrec.errors
 
 .PHONY: setup system serve train test test-all bench lint container-check docs clean
 
@@ -44,6 +45,10 @@ bench: setup
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check src tests benchmarks tools
 	$(BIN)/mypy src/digitrec
+
+# The API reference, from the docstrings (pdoc; a warning is an error): build/api/index.html
+docs: setup
+	$(BIN)/python -W error -m pdoc $(API_MODULES) -o build/api
 
 # Build the Containerfile with podman, run it, ask /readyz (root on Debian; installs podman).
 container-check: setup

@@ -34,6 +34,9 @@ from digitrec.training.config import TrainConfig, recipe_config
 if TYPE_CHECKING:
     from digitrec.training.loop import Run
 
+# The public API (re-exported by the package, and the API reference's page: `make docs`).
+__all__ = ["Image_", "Ink", "Model", "Prediction", "Reading", "Report", "as_source", "fit", "load"]
+
 Image_ = bytes | str | os.PathLike[str] | Image.Image | np.ndarray
 """What the API takes as an image: a path, the file's bytes, a PIL image or a NumPy array."""
 
@@ -156,6 +159,21 @@ class Model:
             if hint is None:
                 raise
             raise hint from None
+
+    def submit(
+        self,
+        data: str | os.PathLike[str] | datasets.Dataset,
+        output: str | os.PathLike[str],
+        tta: bool = False,
+    ) -> np.ndarray:
+        """A Kaggle "Digit Recognizer" submission, as `digitrec submit`: the images of `data`
+        (Kaggle's test.csv, or a Dataset) answered, and `output` written as `ImageId,Label`
+        (ImageId from 1). Returns the labels, (N,) int."""
+        from digitrec.submit import write_submission
+
+        if not isinstance(data, datasets.Dataset):
+            data = datasets.load(os.fspath(data), "test")
+        return write_submission(self.predictor, data, Path(output), tta=tta)
 
 
 def load(model: str | os.PathLike[str] | Run | None = None, threads: int = 0) -> Model:
