@@ -5,6 +5,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 API_MODULES := digitrec.api digitrec.data digitrec.errors
+# The public API's files: mypy --strict on these (make lint; tests/test_typing.py)
+PUBLIC := src/digitrec/__init__.py src/digitrec/api.py src/digitrec/errors.py \
+	src/digitrec/extras.py src/digitrec/data.py src/digitrec/predictor.py src/digitrec/evaluate.py
 
 .PHONY: setup system serve train test test-all bench lint container-check docs clean
 
@@ -45,6 +48,7 @@ bench: setup
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check src tests benchmarks tools
 	$(BIN)/mypy src/digitrec
+	$(BIN)/mypy --strict --follow-imports=silent $(PUBLIC)
 
 # The API reference, from the docstrings (pdoc; a warning is an error): build/api/index.html
 docs: setup

@@ -75,7 +75,8 @@ def zoom(images: np.ndarray, factor: float) -> np.ndarray:
     """(..., H, W) images enlarged (factor > 1) or shrunk about their centre, bilinear, zeros
     outside: two small matrix products per image."""
     rows, cols = _zoom_matrix(images.shape[-2], factor), _zoom_matrix(images.shape[-1], factor)
-    return (rows @ images @ cols.T).astype(np.float32)
+    zoomed: np.ndarray = (rows @ images @ cols.T).astype(np.float32)
+    return zoomed
 
 
 @functools.lru_cache(maxsize=16)
@@ -216,7 +217,7 @@ class Predictor:
                 parts.append(self.predict_array(x[start : start + PROGRESS_CHUNK], tta))
                 progress(len(parts[-1]))
             return np.concatenate(parts)
-        probs = self.session.run(None, {"image": x})[0]
+        probs: np.ndarray = self.session.run(None, {"image": x})[0]
         if tta:
             for f in TTA_ZOOMS:
                 probs = probs + self.session.run(None, {"image": zoom(x, f)})[0]
