@@ -97,6 +97,14 @@ def test_the_count_and_the_form_of_several_images_are_bounded(client: TestClient
         assert r.status_code == 422 and "list" in r.json()["error"]
     r = client.post("/api/v1/predict", files={"upload": ("7.png", SEVEN, "image/png")})
     assert r.status_code == 422 and "'files'" in r.json()["error"]
+    r = client.post("/api/v1/read", files={"files": (None, "not a file")})  # a text part
+    assert (r.status_code, r.json()) == (
+        422,
+        {"error": "multipart field 'files' takes image files, not text"},
+    )
+    for path in ("/api/v1/predict", "/api/v1/feedback"):  # JSON that is not even UTF-8
+        r = client.post(path, content=b"\xff\xfe{", headers={"content-type": "application/json"})
+        assert (r.status_code, r.json()) == (422, {"error": "body is not valid JSON"}), path
     # The total size is the body limit's: one request over it is a 413 as always.
     small = create_app(Settings(data_dir=client.app.state.settings.data_dir, max_body_bytes=4096))
     with TestClient(small) as c:

@@ -47,13 +47,19 @@ async def images_in(request: Request) -> bytes | list[bytes | Problem]:
             return await image_bytes(request)
         if not parts:
             raise malformed("multipart field 'file' (one image) or 'files' (several) is missing")
+        if any(name == "files" and not isinstance(value, UploadFile) for name, value in parts):
+            raise malformed("multipart field 'files' takes image files, not text")
         bounded(len(parts))
         return [await _part(value) for _, value in parts]
     if content_type == "application/json" or content_type.endswith("+json"):
         body = parse_json(await request.body())
         if isinstance(body, dict) and "images" in body and "image" not in body:
             texts = body["images"]
-            if not isinstance(texts, list) or not texts:
+            if (
+                not isinstance(texts, list)
+                or not texts
+                or not all(isinstance(x, str) for x in texts)
+            ):
                 raise malformed('"images" must be a list of data URLs or base64 strings')
             bounded(len(texts))
             return [_text(t) for t in texts]

@@ -18,6 +18,7 @@ from digitrec.serve.feedback_routes import feedback
 from digitrec.serve.many import MAX_IMAGES, answer_each, images_in
 from digitrec.serve.schemas import (
     ERRORS,
+    SEVEN_PNG,
     Health,
     ModelCard,
     PredictionOut,
@@ -36,7 +37,9 @@ def image_body(several: dict[str, Any]) -> dict[str, Any]:
     """The request body of /predict and /read for /docs: one image or several, in each form
     (FastAPI cannot infer them from one handler)."""
     data_url = {"type": "string", "description": "data URL or base64"}
-    binary = {"type": "string", "format": "binary"}
+    # OpenAPI 3.1: a file is any bytes (3.0's format: binary). No "type": on the wire every
+    # multipart part is bytes, whatever type a client had in mind.
+    binary = {"contentMediaType": "application/octet-stream"}
     return {
         "requestBody": {
             "required": True,
@@ -48,7 +51,11 @@ def image_body(several: dict[str, Any]) -> dict[str, Any]:
                         f'{MAX_IMAGES}), answered as {{"answers": [...]}}',
                         "properties": {
                             "file": binary,
-                            "files": {"type": "array", "items": binary, "maxItems": MAX_IMAGES},
+                            "files": {
+                                "type": "array",
+                                "items": binary,
+                                "maxItems": MAX_IMAGES,
+                            },
                         },
                     }
                 },
@@ -57,7 +64,7 @@ def image_body(several: dict[str, Any]) -> dict[str, Any]:
                         "oneOf": [
                             {
                                 "type": "object",
-                                "properties": {"image": data_url},
+                                "properties": {"image": {**data_url, "minLength": 1}},
                                 "required": ["image"],
                             },
                             {
@@ -76,14 +83,13 @@ def image_body(several: dict[str, Any]) -> dict[str, Any]:
                     },
                     "examples": {"several": {"value": several}},
                 },
-                "image/*": {"schema": binary},
+                "image/*": {"schema": {"type": "string", "format": "binary"}},
             },
         }
     }
 
 
-DOT = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAAAAAA6fptVAAAACklEQVR4nGNgAAAAAgABSK+kcQAAAABJRU5ErkJggg=="
-PREDICTIONS_EXAMPLE = {"images": [f"data:image/png;base64,{DOT}", DOT]}
+PREDICTIONS_EXAMPLE = {"images": [f"data:image/png;base64,{SEVEN_PNG}", SEVEN_PNG]}
 READINGS_EXAMPLE = PREDICTIONS_EXAMPLE
 
 # --- the page and liveness -------------------------------------------------------
