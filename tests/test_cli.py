@@ -321,8 +321,8 @@ def test_dash_reads_an_image_or_file_names_from_stdin(tmp_path: Path) -> None:
         1,
         "error: -: no image and no file names on standard input\n",
     )
-    done = piped("predict", "-", stdin=b"\xff\xfe\x00garbage")
-    assert done.returncode == 1 and done.stderr.decode().startswith("error: -: standard input")
+    done = piped("predict", "-", stdin=b"\xff\xfe\x00garbage")  # binary, but no image
+    assert done.returncode == 1 and done.stderr.decode().startswith("-: not an image")
 
 
 def on_a_terminal(*args: str, cwd: Path) -> tuple[int, str]:

@@ -524,32 +524,19 @@ def ship(
 
 
 STDIN = Path("-")  # an image read from standard input
-# How the image formats we read begin (WebP: RIFF....WEBP, checked apart).
-IMAGE_MAGIC = (
-    b"\x89PNG\r\n\x1a\n",
-    b"\xff\xd8\xff",
-    b"GIF87a",
-    b"GIF89a",
-    b"BM",
-    b"II*\0",
-    b"MM\0*",
-)
 
 
 def _stdin_items() -> list[str]:
     """`-`: standard input holds one image (its bytes), or file names, one per line (what
     `find` or `ls` print)."""
     data = sys.stdin.buffer.read()
-    if data.startswith(IMAGE_MAGIC) or data[8:12] == b"WEBP":
-        _stdin_image[0] = data
-        return ["-"]
-    try:
-        text = data.decode()
+    try:  # an image is binary: NUL bytes, or bytes that are no UTF-8 (PNG's, JPEG's first)
+        text = None if b"\0" in data else data.decode()
     except UnicodeDecodeError:
-        raise DigitrecError(
-            "-: standard input is neither an image (PNG, JPEG, WebP, BMP, GIF, TIFF) nor file "
-            "names, one per line"
-        ) from None
+        text = None
+    if text is None:
+        _stdin_image[0] = data  # the image loader says if it is none it can read
+        return ["-"]
     names = [line for line in text.splitlines() if line.strip()]
     if not names:
         raise DigitrecError("-: no image and no file names on standard input")
