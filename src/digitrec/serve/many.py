@@ -100,7 +100,8 @@ async def answer_each(
             refused()
             return {"error": str(image), "status": image.status}
         try:
-            return (await answer(image)).to_dict()  # type: ignore[no-any-return]
+            answered: dict[str, Any] = (await answer(image)).to_dict()
+            return answered
         except ImageError as e:
             return {"error": str(e), "status": e.status}
 

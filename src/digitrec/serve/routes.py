@@ -256,7 +256,10 @@ def answer_head(router: APIRouter) -> None:
     OpenAPI schema (it would repeat the GET's operation); the server sends the GET's status and
     headers without the body."""
     for route in list(router.routes):
-        if isinstance(route, APIRoute) and "GET" in route.methods and "HEAD" not in route.methods:
+        if not isinstance(route, APIRoute):
+            continue
+        methods = route.methods or set()
+        if "GET" in methods and "HEAD" not in methods:
             router.add_api_route(
                 route.path.removeprefix(router.prefix),  # add_api_route puts it back
                 route.endpoint,
