@@ -155,7 +155,9 @@ def test_metrics_count_answers_by_outcome_digit_and_model(client: TestClient) ->
         out["confident"] = sample(
             text, "digitrec_confidence_bucket", route=route, model=model, le="0.5"
         )
-        out["answers with ink"] = sample(text, "digitrec_confidence_count", route=route)
+        out["answers with ink"] = sample(
+            text, "digitrec_confidence_count", route=route, model=model
+        )
         return out
 
     before = counts()
