@@ -232,6 +232,7 @@ async def phone_page(browser: Any, url: str) -> tuple[Any, Any, Any]:
         is_mobile=True,
         has_touch=True,
         bypass_csp=True,  # the server's policy forbids eval, which wait_for_function polls with
+        service_workers="block",
     )
     page = await context.new_page()
     await page.add_init_script(INSTRUMENT)
@@ -364,7 +365,9 @@ async def part_phone(browser: Any, server: Server, count: int) -> dict[str, Any]
 
 
 async def part_desktop(browser: Any, server: Server, count: int) -> dict[str, Any]:
-    context = await browser.new_context(viewport={"width": 1280, "height": 800}, bypass_csp=True)
+    context = await browser.new_context(
+        viewport={"width": 1280, "height": 800}, bypass_csp=True, service_workers="block"
+    )
     page = await context.new_page()
     await page.add_init_script(INSTRUMENT)
     await page.goto(server.url + "/")

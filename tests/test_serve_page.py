@@ -49,7 +49,7 @@ def phone(browser, server) -> Any:  # type: ignore[no-untyped-def]
     """A 360 x 740 phone, device scale 3, touch, with the page instrumented."""
     context = browser.new_context(
         viewport={"width": 360, "height": 740}, device_scale_factor=3, is_mobile=True,
-        has_touch=True,
+        has_touch=True, service_workers="block",  # the page's own requests, seen and routed
     )  # fmt: skip
     page = context.new_page()
     page.add_init_script(bench.INSTRUMENT)
@@ -346,6 +346,7 @@ def test_axe_finds_nothing_in_any_state(browser, server, width: int, tmp_path: P
         viewport={"width": width, "height": 740 if phone_like else 800},
         device_scale_factor=3 if phone_like else 1, is_mobile=phone_like, has_touch=phone_like,
         bypass_csp=True,  # the server's policy allows no inline script: axe is one
+        service_workers="block",  # page.route must see the page's requests
     )  # fmt: skip
     page = context.new_page()
     page.goto(server[0] + "/")

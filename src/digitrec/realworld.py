@@ -16,6 +16,7 @@ report: MNIST validation, each real dev set, and our generated set's `val` split
 from __future__ import annotations
 
 import csv
+import io
 import os
 from collections import Counter
 from dataclasses import dataclass, field
@@ -30,12 +31,21 @@ ROOT = Path(__file__).resolve().parents[2]
 REAL_DIR = Path(os.environ.get("DIGITREC_REAL", ROOT / "data" / "real"))
 GENERATED_DIR = ROOT / "tests" / "realworld"
 REAL_SETS = ("semeion", "mfeat")
+PEN_FILE = REAL_DIR / "pendigits" / "strokes.jsonl"
+PEN_WRITERS = (1, 2, 3, 4, 5, 6, 7)  # the writers of PEN_FILE
+PEN_BRUSHES = (10, 22)  # px on the 280-px canvas: the page's brush as people leave it set
 
 
 @dataclass(frozen=True)
 class Sample:
-    path: Path
+    path: Path  # the file, or a name for an image made in memory (`data`)
     label: str  # a digit, a written number, or "" for a blank image
+    data: bytes | None = None  # the image itself when it is not a file (a rendered canvas)
+    writer: int = 0  # who wrote it, where known (pen strokes)
+
+    @property
+    def source(self) -> Path | bytes:
+        return self.path if self.data is None else self.data
 
 
 def load_real(name: str, directory: Path = REAL_DIR) -> list[Sample]:
@@ -65,6 +75,103 @@ def load_generated(split: str = "val", directory: Path = GENERATED_DIR) -> dict[
                 out.setdefault(row["kind"], []).append(
                     Sample(directory / row["file"], row["label"])
                 )
+    return out
+
+
+def pen_canvases(
+    writers: tuple[int, ...] = PEN_WRITERS, per_digit: int = 1, seed: int = 0
+) -> list[Sample]:
+    """Real writers' pen digits drawn as the page's canvas exports them (PNG, transparent, a
+    round brush of PEN_BRUSHES px, black or white ink, device pixel ratio 1-3, the digit 45-85%
+    of the canvas's height somewhere on it): the realistic drawings models are scored on,
+    never on writers they trained on."""
+    from digitrec.vision import canvas
+
+    rng = np.random.default_rng(seed)
+    out: list[Sample] = []
+    for d in canvas.load_pen(PEN_FILE):
+        if d.writer not in writers:
+            continue
+        for k in range(per_digit):
+            dpr = float(rng.choice((1.0, 2.0, 3.0)))
+            h = canvas.SIDE * rng.uniform(0.45, 0.85)
+            w = h * rng.uniform(0.7, 1.0)
+            box = (rng.uniform(0, canvas.SIDE - w), rng.uniform(0, canvas.SIDE - h), w, h)
+            ink = canvas.INK if rng.random() < 0.5 else (255, 255, 255)
+            rgba = canvas.draw(
+                canvas.place(d.strokes, box), float(rng.uniform(*PEN_BRUSHES)), dpr=dpr, ink=ink
+            )
+            name = Path(f"pendigits/w{d.writer}/{len(out):04d}-{k}.png")
+            out.append(Sample(name, str(d.label), canvas.to_png(rgba), d.writer))
+    return out
+
+
+def realistic_canvases(count: int = 64) -> list[bytes]:
+    """What speed is measured on besides benchmarks/canvas7.png: `count` real writers' pen
+    digits from every writer, drawn as the page exports them (pen_canvases: brush 10-22 px,
+    black or white ink, dpr 1-3, the digit anywhere), as PNG bytes."""
+    drawn = pen_canvases(per_digit=1, seed=2024)
+    step = max(1, len(drawn) // count)
+    return [s.data for s in drawn[::step][:count] if s.data is not None]
+
+
+def pen_numbers(
+    writers: tuple[int, ...] = PEN_WRITERS,
+    count: int = 200,
+    seed: int = 0,
+    digits: tuple[int, int] = (3, 6),
+    low_resolution: bool = False,
+) -> list[Sample]:
+    """Numbers written with real writers' pen digits (one writer per number, `digits` long),
+    as the page's number-mode canvas exports them (canvas.compose: gaps from wide to touching
+    and overlapping, a drifting baseline, slant; brush PEN_BRUSHES, dpr 1-3). With
+    `low_resolution`, each is instead a small capture (digits 8-32 px tall) enlarged to 40-100
+    px, blocky or smooth, dark ink on light paper, as a PNG."""
+    from PIL import Image
+
+    from digitrec.vision import canvas
+
+    rng = np.random.default_rng(seed)
+    by_writer: dict[int, list[Any]] = {}
+    for d in canvas.load_pen(PEN_FILE):
+        if d.writer in writers:
+            by_writer.setdefault(d.writer, []).append(d)
+    out = []
+    for k in range(count):
+        pool = by_writer[int(rng.choice(sorted(by_writer)))]
+        chosen = [
+            pool[int(i)] for i in rng.choice(len(pool), int(rng.integers(digits[0], digits[1] + 1)))
+        ]
+        strokes = canvas.compose([d.strokes for d in chosen], rng)
+        brush = float(rng.uniform(*PEN_BRUSHES))
+        dpr = float(rng.choice((1.0, 2.0, 3.0)))
+        size = (2 * canvas.SIDE, canvas.SIDE)
+        flat = [s for d in strokes for s in d]
+        label = "".join(str(d.label) for d in chosen)
+        name = Path(f"pennumbers/w{chosen[0].writer}/{k:04d}-{label}.png")
+        if not low_resolution:
+            data = canvas.to_png(canvas.draw(flat, brush, size, dpr))
+        else:
+            alpha = canvas.draw_alpha(
+                flat, brush, (round(size[0] * dpr), round(size[1] * dpr)), dpr
+            )
+            ys, xs = np.nonzero(alpha)
+            pad = int(brush * dpr)
+            crop = alpha[
+                max(0, ys.min() - pad) : ys.max() + pad, max(0, xs.min() - pad) : xs.max() + pad
+            ]
+            f = rng.uniform(8, 32) / (crop.shape[0] - 2 * pad)
+            small = Image.fromarray(255 - crop).resize(
+                (max(2, round(crop.shape[1] * f)), max(2, round(crop.shape[0] * f))),
+                Image.Resampling.BOX,
+            )
+            g = rng.uniform(40, 100) / (small.height * (crop.shape[0] - 2 * pad) / crop.shape[0])
+            resample = Image.Resampling.NEAREST if rng.random() < 0.5 else Image.Resampling.BILINEAR
+            big = small.resize((round(small.width * g), round(small.height * g)), resample)
+            buf = io.BytesIO()
+            big.save(buf, format="PNG")
+            data = buf.getvalue()
+        out.append(Sample(name, label, data, chosen[0].writer))
     return out
 
 
@@ -109,7 +216,7 @@ class SetScore:
 def score_digits(predictor: Any, name: str, samples: list[Sample]) -> SetScore:
     """Single digits (or blanks, label ""): one `predict` each."""
     score = SetScore(name)
-    answers = predictor.predict_many([s.path for s in samples])
+    answers = predictor.predict_many([s.source for s in samples])
     for sample, p in zip(samples, answers, strict=True):
         score.total += 1
         if p.digit is None:
@@ -131,7 +238,7 @@ def score_numbers(predictor: Any, name: str, samples: list[Sample]) -> SetScore:
     """Written numbers: `read` each, right when the text is exactly the label."""
     score = SetScore(name)
     for sample in samples:
-        reading = predictor.read(sample.path)
+        reading = predictor.read(sample.source)
         score.total += 1
         if reading.text == sample.label:
             score.correct += 1
@@ -159,16 +266,20 @@ def score_all(predictor: Any, split: str = "val") -> list[SetScore]:
     return scores + list(score_generated(predictor, split).values())
 
 
-def selection_score(scores: list[SetScore], mnist_val: float | None) -> dict[str, Any]:
+def selection_score(
+    scores: list[SetScore], mnist_val: float | None, pen: dict[str, float] | None = None
+) -> dict[str, Any]:
     """The declared selection score, from `score_all(predictor, "val")`: the mean of MNIST
-    validation accuracy, each real dev set's accuracy and our generated set's `val` accuracy
-    (its kinds pooled). `mnist_val` is the model's (its card's or its run's); None leaves it
-    out of the mean (`complete` then says so)."""
+    validation accuracy, each real dev set's accuracy, our generated set's `val` accuracy
+    (its kinds pooled) and, given `pen` (pen_parts), real writers' canvases and numbers by
+    writers the model never trained on. `mnist_val` is the model's (its card's or its run's);
+    None leaves it out of the mean (`complete` then says so)."""
     real = [s for s in scores if s.name in REAL_SETS]
     generated = [s for s in scores if s.name not in REAL_SETS]
     parts: dict[str, float] = {} if mnist_val is None else {"mnist_val": float(mnist_val)}
     parts.update({s.name: s.accuracy for s in real})
     parts["generated_val"] = sum(s.correct for s in generated) / sum(s.total for s in generated)
+    parts.update(pen or {})
     images = {s.name: s.total for s in real}
     images["generated_val"] = sum(s.total for s in generated)
     return {
@@ -186,4 +297,27 @@ def card_selection(name: str, onnx: Path, card: dict[str, Any]) -> dict[str, Any
     from digitrec.shipped import ModelRef
 
     predictor = Predictor(ModelRef(name, onnx, card), threads=0)
-    return selection_score(score_all(predictor, "val"), card.get("val_accuracy"))
+    return selection_score(
+        score_all(predictor, "val"), card.get("val_accuracy"), pen_parts(predictor, card)
+    )
+
+
+PEN_SELECTION = {"per_digit": 1, "numbers": 100, "seed": 5}  # what pen_parts draws and reads
+
+
+def pen_parts(predictor: Any, card: dict[str, Any]) -> dict[str, float]:
+    """The selection score's real-writer parts: accuracy on canvases and exact numbers by pen
+    writers the model never trained on. A model trained on every pen writer brings them from
+    its writer-wise folds (the card's `pen_folds`, from `benchmarks/pen.py --folds`)."""
+    folds = card.get("pen_folds")
+    if folds:
+        return {"pen_canvases": float(folds["canvases"]), "pen_numbers": float(folds["numbers"])}
+    unseen = tuple(w for w in PEN_WRITERS if w not in set(card.get("pen_writers_trained", [])))
+    if not unseen:
+        return {}
+    canvases = pen_canvases(unseen, PEN_SELECTION["per_digit"], PEN_SELECTION["seed"])
+    numbers = pen_numbers(unseen, PEN_SELECTION["numbers"], PEN_SELECTION["seed"])
+    return {
+        "pen_canvases": score_digits(predictor, "pen canvases", canvases).accuracy,
+        "pen_numbers": score_numbers(predictor, "pen numbers", numbers).accuracy,
+    }

@@ -35,6 +35,7 @@ from digitrec.serve.batch import Batcher
 from digitrec.serve.deps import Runner, get_predictor, model_of
 from digitrec.serve.edge import Edge
 from digitrec.serve.lane import PredictLane
+from digitrec.serve.ondevice_routes import router as ondevice_router
 from digitrec.serve.protocol import LimitedHttpTools
 from digitrec.serve.routes import DOCS_ASSETS, STATIC, routers
 from digitrec.serve.settings import Settings
@@ -123,6 +124,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, e: HTTPException) -> JSONResponse:
+        if e.status_code == 400 and e.detail == "There was an error parsing the body":
+            # FastAPI's answer to a JSON body that is not even UTF-8: malformed, as any bad JSON
+            return error_response(422, "body is not valid JSON")
         return error_response(e.status_code, str(e.detail), getattr(e, "headers", None))
 
     @app.exception_handler(Exception)
@@ -191,6 +195,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     for router in routers:
         app.include_router(router)
+    app.include_router(ondevice_router)  # the model on the device (ondevice_routes.py)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.mount("/docs/assets", StaticFiles(directory=DOCS_ASSETS), name="docs-assets")
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
+from digitrec.errors import ImageError
 from digitrec.serve import metrics
 from digitrec.vision import png
 
@@ -35,6 +36,7 @@ MAX_BATCHED = 32
 MAX_BATCHED_BYTES = 256 * 1024
 MAX_BATCHED_PIXELS = 1_200_000  # a PNG canvas: a 360-px canvas at a phone's 3x is 1,080^2
 MAX_BATCHED_PHOTO = 300_000  # any other format (goes the long way, not png.alpha's): 550^2
+ROUTE = "/api/v1/predict"  # what the answers are counted under (metrics.answered)
 
 
 def batched(image: bytes) -> bool:
@@ -63,6 +65,15 @@ class Batcher:
         self.worker: asyncio.Task[None] | None = None  # drains the queue; None when it is empty
 
     async def predict(self, model: Model, image: bytes) -> Prediction:
+        try:
+            answer = await self._predict(model, image)
+        except ImageError:
+            metrics.refused(ROUTE, model)
+            raise
+        metrics.answered(ROUTE, model, answer)
+        return answer
+
+    async def _predict(self, model: Model, image: bytes) -> Prediction:
         if not batched(image):
             return await self.runner(model.predict, image)
         future = asyncio.get_running_loop().create_future()

@@ -24,8 +24,11 @@ access = logging.getLogger("digitrec.access")
 
 # The page's own script and style files, its images (the 28x28 the model saw) as data: URLs,
 # its requests to this server; nothing inline, nothing from elsewhere, never in a frame.
+# 'wasm-unsafe-eval' lets it compile WebAssembly (ONNX Runtime Web, the model on the device)
+# and nothing else: no eval, no inline script.
 PAGE_POLICY = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; "
+    "img-src 'self' data: blob:; "
     "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
     "form-action 'self'; frame-ancestors 'none'"
 )

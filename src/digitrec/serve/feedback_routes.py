@@ -22,6 +22,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from digitrec.feedback import Store, StoreError, stored_changes
+from digitrec.serve import idempotency
 from digitrec.serve.deps import PredictorDep, RunnerDep, StoreDep, decode_image_text
 from digitrec.serve.schemas import (
     ERRORS,
@@ -111,12 +112,26 @@ async def post_feedback(
     """Store a correction durably, as pending review: the 201 comes after the commit."""
     if (no := refused(request, store)) is not None:
         return no
+    # A correction sent again with its Idempotency-Key is answered as before, not stored twice.
+    key = idempotency.key_of(request.headers)
+    keys = idempotency.keys_of(request.app) if key else None
+    stored = await run(keys.claim, key) if keys and key else None
+    if stored == idempotency.IN_FLIGHT:
+        return error(409, "this correction is being stored; send it again in a moment")
+    if stored is not None:
+        return FeedbackOut(id=stored, label=body.label, predicted=body.predicted, model=model.name)
     try:
         row_id = await run(
             store_row, store, body, model.name, request.app.state.settings.feedback_max_bytes
         )
-    except StoreError as e:
-        return error(e.status, f"{e}; predictions still work")
+    except BaseException as e:
+        if keys and key:
+            await run(keys.release, key)
+        if isinstance(e, StoreError):
+            return error(e.status, f"{e}; predictions still work")
+        raise
+    if keys and key:
+        await run(keys.done, key, row_id)
     return FeedbackOut(id=row_id, label=body.label, predicted=body.predicted, model=model.name)
 
 

@@ -8,11 +8,20 @@ from pydantic import BaseModel, Field
 
 Digit = Annotated[int, Field(strict=True, ge=0, le=9)]
 
+# A 7 from the MNIST test set, dark ink on white, 28x28 PNG: examples that /docs can send.
+SEVEN_PNG = (
+    "iVBORw0KGgoAAAANSUhEUgAAABwAAAAcCAAAAABXZoBIAAAA2ElEQVR42mP8z4AbMDEMJUkWCLVmthRHtIQKmiQjxJ"
+    "9KDxgYGHi1oYIyZSbIOmdf1Lp2/sAJ2ccMDCyizxnkTJB1MjAwMDC8P29ymoGBQ03z3ZQsiMh/DLCGSe8thIUp+VKM"
+    "YQ2UiemVqa8F1WFsdI1H2BgP/selc9tvZ0sGHDq/GbEfhXPQJRsZPf/jktzCwn8Ml+QbJcbI/zgk/5gwqtzBJXmTkX"
+    "HTfxySD+QZe/4hSyL7c9YjBntGFE8j1B3iZWQ8/R+HziNfGJR5sCUTCNDfK4QtmWAHAPRoNF1JY7DJAAAAAElFTkSuQmCC"
+)
+
 
 class ImageIn(BaseModel):
     image: str = Field(
         description="The image as a data URL (data:image/png;base64,...) or bare base64.",
-        examples=["data:image/png;base64,iVBORw0KGgo..."],
+        examples=[f"data:image/png;base64,{SEVEN_PNG}"],
+        json_schema_extra={"minLength": 1},  # "" is refused as empty (the schema only)
     )
 
 
@@ -51,6 +60,25 @@ class ReadingOut(BaseModel):
     digits: list[ReadDigitOut] = Field(description="Left to right, uncertain ones included.")
     reason: str | None = Field(
         default=None, description='Only when text is null: "empty" or "uncertain".'
+    )
+
+
+class ImageErrorOut(BaseModel):
+    error: str = Field(description="Why this image has no answer.")
+    status: int = Field(
+        description="The status a request with this image alone would have had (413, 415, 422)."
+    )
+
+
+class PredictionsOut(BaseModel):
+    answers: list[PredictionOut | ImageErrorOut] = Field(
+        description="One per image, in the order sent: an answer, or that image's error."
+    )
+
+
+class ReadingsOut(BaseModel):
+    answers: list[ReadingOut | ImageErrorOut] = Field(
+        description="One per image, in the order sent: a reading, or that image's error."
     )
 
 

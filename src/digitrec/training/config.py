@@ -60,6 +60,12 @@ class TrainConfig:
     flag_ones: float = 0.0  # share of '1's given a flag before augmenting (augment.flag_ones)
     styles: float = 0.0  # share of each batch taken from its copies in other styles (styles.py)
     strokes: float = 0.0  # share of each batch replaced by digits drawn from strokes (strokes.py)
+    pen: float = 0.0  # share of each batch replaced by real writers' pen digits drawn as the
+    #   page draws them (pen.py: data/real/pendigits)
+    pen_writers: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7)  # the pen writers trained on; the
+    #   others are for scoring (benchmarks/pen.py rotates them)
+    init: str = ""  # start from trained weights: a run directory, or a shipped model's member
+    #   as NAME:K (best:0); "" = fresh weights
     val_fraction: float = 0.2  # validation carved from the 60,000 training images
     seed: int = 5  # controls the split, initial weights, batch order and augmentation
     split_seed: int = -1  # the validation split's seed; -1 = seed (ensemble members share one)
@@ -79,7 +85,9 @@ class TrainConfig:
             raise DigitrecError(f"epochs {self.epochs}: must be a positive number")
         if self.batch_size < 1:
             raise DigitrecError(f"batch_size {self.batch_size}: must be at least 1")
-        for name in ("flag_ones", "styles", "strokes"):
+        if any(not 1 <= w <= 7 for w in self.pen_writers):
+            raise DigitrecError(f"pen_writers {self.pen_writers}: writers are 1-7")
+        for name in ("flag_ones", "styles", "strokes", "pen"):
             if not 0 <= getattr(self, name) <= 1:
                 raise DigitrecError(f"{name} {getattr(self, name)}: a share, must be in [0, 1]")
 

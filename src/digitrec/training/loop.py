@@ -33,13 +33,15 @@ from digitrec.errors import DigitrecError
 from digitrec.files import load_checkpoint, load_weights, save_weights
 from digitrec.machine import cpu_name
 from digitrec.runs import RunDir
-from digitrec.training import augment, distributed, models, strokes, styles
+from digitrec.training import augment, distributed, models, pen, strokes, styles
 from digitrec.training.config import TrainConfig, default_output, from_dict
 from digitrec.training.optim import EMA, Optimizers, learning_rate, make_optimizer
 
 log = logging.getLogger(__name__)
 
 STROKE_DIGITS = 20_000  # digits drawn once per run for TrainConfig.strokes
+PEN_RENDERS = 12  # ways each pen digit is drawn once per run for TrainConfig.pen (~15,000 images
+#   from 5 writers)
 Progress = Callable[[int, int, dict[str, float]], None]  # (epoch, step in epoch, running stats)
 
 
@@ -61,6 +63,7 @@ class Batches:
     y_val: torch.Tensor
     styled: torch.Tensor | None = None  # x in other styles and captures (styles.py)
     drawn: tuple[torch.Tensor, torch.Tensor] | None = None  # digits drawn from strokes, labels
+    pen: tuple[torch.Tensor, torch.Tensor] | None = None  # real writers' pen digits, labels
 
 
 @dataclass
@@ -178,9 +181,14 @@ def setup(cfg: TrainConfig, command: str, resume_from: Path | None) -> State:
     if cfg.strokes:  # digits formed as writers outside MNIST form them (~5 ms each)
         images, labels = strokes.render(min(STROKE_DIGITS, len(train_set)), cfg.seed)
         batches.drawn = to_tensor(images, dev), torch.from_numpy(labels).to(dev)
+    if cfg.pen:  # real writers' strokes drawn as the page draws them (~3 ms each)
+        images, labels = pen.render(pen.load(cfg.pen_writers), PEN_RENDERS, cfg.seed)
+        batches.pen = to_tensor(images, dev), torch.from_numpy(labels).to(dev)
 
     model = models.create(cfg.model).to(dev).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-    if hasattr(model, "fit_data"):  # a data-dependent initialisation (models.PatchWhitening)
+    if cfg.init:  # fine-tuning trained weights
+        model.load_state_dict(initial_weights(cfg.init))
+    elif hasattr(model, "fit_data"):  # a data-dependent initialisation (models.PatchWhitening)
         model.fit_data(batches.x)
     steps_per_epoch = math.ceil(len(batches.x) / cfg.batch_size)
     s = State(
@@ -233,11 +241,12 @@ def train_one_epoch(s: State, epoch: int, progress: Progress | None) -> tuple[in
         if d.styled is not None:
             styled = torch.rand(len(index), generator=s.generator).to(dev) < cfg.styles
             xb = torch.where(styled.view(-1, 1, 1, 1), d.styled[index], xb)
-        if d.drawn is not None:
-            drawn = torch.rand(len(index), generator=s.generator).to(dev) < cfg.strokes
-            pick = torch.randint(len(d.drawn[0]), (len(index),), generator=s.generator).to(dev)
-            xb = torch.where(drawn.view(-1, 1, 1, 1), d.drawn[0][pick], xb)
-            yb = torch.where(drawn, d.drawn[1][pick], yb)
+        for pool, share in ((d.drawn, cfg.strokes), (d.pen, cfg.pen)):
+            if pool is not None:  # a share of the batch replaced by images from the pool
+                taken = torch.rand(len(index), generator=s.generator).to(dev) < share
+                pick = torch.randint(len(pool[0]), (len(index),), generator=s.generator).to(dev)
+                xb = torch.where(taken.view(-1, 1, 1, 1), pool[0][pick], xb)
+                yb = torch.where(taken, pool[1][pick], yb)
         if cfg.flag_ones:
             xb = augment.flag_ones(xb, yb, s.generator, cfg.flag_ones)
         xb = augment.apply(xb, cfg.augment, s.generator).contiguous(
@@ -464,6 +473,24 @@ def load_training_data(cfg: TrainConfig) -> tuple[data.Dataset, data.Dataset]:
             train_set.source,
         )
     return train_set, val_set
+
+
+def initial_weights(spec: str) -> dict[str, Any]:
+    """TrainConfig.init's weights: a run directory's best, or a shipped model's member (NAME:K)."""
+    name, _, member = spec.rpartition(":")
+    if name and member.isdigit() and not Path(spec).exists():
+        from digitrec.shipped import MODELS_DIR
+
+        prefix = f"member{member}."
+        found = {
+            k[len(prefix) :]: v
+            for k, v in load_weights(MODELS_DIR / f"{name}.safetensors").items()
+            if k.startswith(prefix)
+        }
+        if not found:
+            raise DigitrecError(f"init {spec!r}: shipped model {name!r} has no member {member}")
+        return found
+    return load_weights(RunDir(Path(spec)).weights)
 
 
 def load_run_model(run: RunDir) -> tuple[nn.Module, dict[str, Any]]:

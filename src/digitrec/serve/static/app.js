@@ -375,9 +375,11 @@ async function send() {
   const image = currentImage();
   state.inflight = true;
   state.liveAt = performance.now();
-  let answer = null;
+  let answer = null, side = "server";
   try {
-    answer = await post(number ? "/api/v1/read" : "/api/v1/predict", { image });
+    const mine = number ? null : await answerOnDevice();  // the end of this file
+    if (mine) { answer = { ok: true, data: mine }; side = "device"; }
+    else answer = await post(number ? "/api/v1/read" : "/api/v1/predict", { image });
   } catch { /* answer stays null: the server cannot be reached */ }
   state.inflight = false;
   state.took = performance.now() - state.liveAt;
@@ -391,6 +393,7 @@ async function send() {
       state.lastAnswer = { number, data: answer.data, image };
       if (number) showReading(answer.data, image, final);
       else showPrediction(answer.data, image, final);
+      setAnsweredBy(side);
     }
   }
   ask();  // a newer drawing, if there is one
@@ -1002,6 +1005,41 @@ for (let d = 0; d < 10; d++) {
   });
 }
 
+// ---------------------------------------------------------------- answers on the device (ondevice.js)
+// A drawing in digit mode is answered in the browser once the model has loaded there (as the
+// server would be asked: live while drawing, at once on pointer-up); a number, a photo,
+// or a browser that cannot, goes to the server. The footer says which answered. sw.js keeps
+// the page, the runtime and the model for offline use.
+const answeredBy = document.createElement("span");
+answeredBy.id = "answered-by";
+$("model-name").after(answeredBy);
+function setAnsweredBy(side) {
+  answeredBy.textContent = side ? ` · answered ${side === "device" ? "on this device" : "by the server"}` : "";
+}
+state.device = null;
+import("/static/ondevice.js")
+  .then((m) => m.load().then((device) => { state.device = device; state.deviceModule = m; }))
+  .catch(() => {})
+  .finally(() => { document.documentElement.dataset.device = state.device ? "ready" : "off"; });
+// The answer to the drawing as it is, from the model in the browser; null where it cannot.
+async function answerOnDevice() {
+  if (!state.device || state.mode !== "digit" || state.photo || !state.strokes.length) return null;
+  // Only the strokes' box is read from the canvas (their half width and two pixels of
+  // anti-aliasing around their points), in canvas pixels.
+  const scale = canvas.width / logicalWidth();
+  let x0 = Infinity, y0 = Infinity, x1 = -Infinity, y1 = -Infinity;
+  for (const { size, points } of state.strokes) {
+    for (const [x, y] of points) {
+      x0 = Math.min(x0, x - size / 2 - 2); x1 = Math.max(x1, x + size / 2 + 2);
+      y0 = Math.min(y0, y - size / 2 - 2); y1 = Math.max(y1, y + size / 2 + 2);
+    }
+  }
+  const box = { x: x0 * scale, y: y0 * scale, w: (x1 - x0) * scale, h: (y1 - y0) * scale };
+  const a = await state.device.predict(canvas, box).catch(() => null);
+  return a && { ...a, preprocessed: state.deviceModule.dataUrl(a.image28) };
+}
+if ("serviceWorker" in navigator) navigator.serviceWorker.register("/sw.js").catch(() => {});
+
 // ---------------------------------------------------------------- start
 
 buildBars();
@@ -1020,3 +1058,4 @@ fetch("/healthz").then((r) => r.json()).then((h) => { $("model-name").textConten
 fetch("/api/v1/model").then((r) => r.json()).then((card) => {
   if (typeof card.uncertain_below === "number") state.uncertainBelow = card.uncertain_below;
 }).catch(() => {});
+
