@@ -274,6 +274,14 @@ def test_retype_the_whole_number(page, server) -> None:  # type: ignore[no-untyp
 # --- honest words ---------------------------------------------------------------------------------
 
 
+def server_answers(page) -> None:  # type: ignore[no-untyped-def]
+    """The page reloaded without the model in the browser (static/ondevice.js not served): a
+    digit is answered by the server, whose answers page.route can change."""
+    page.route("**/static/ondevice.js", lambda route: route.abort())
+    page.reload()
+    sync_api.expect(page.locator("html")).to_have_attribute("data-device", "off")
+
+
 def make_digit_uncertain(route) -> None:  # type: ignore[no-untyped-def]
     response = route.fetch()
     p = response.json()
@@ -287,6 +295,7 @@ def make_digit_uncertain(route) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_an_uncertain_digit_is_not_sure_not_not_a_digit(page, server) -> None:  # type: ignore[no-untyped-def]
+    server_answers(page)
     page.route("**/api/v1/predict", make_digit_uncertain)
     draw_with_mouse(page, [[(150, 45), (146, 100), (142, 160), (138, 235)]])
     expect_answer(page, "?")
@@ -350,6 +359,7 @@ def test_axe_finds_nothing_in_any_state(browser, server, width: int, tmp_path: P
     )  # fmt: skip
     page = context.new_page()
     page.goto(server[0] + "/")
+    server_answers(page)
     found: dict[str, list[str]] = {}
     found["start"] = axe(page)
     draw_with_mouse(page, [[(65, 60), (140, 58), (215, 60), (180, 120), (150, 180), (125, 240)]])
