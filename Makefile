@@ -8,6 +8,8 @@ API_MODULES := digitrec.api digitrec.data digitrec.errors
 # The public API's files: mypy --strict on these (make lint; tests/test_typing.py)
 PUBLIC := src/digitrec/__init__.py src/digitrec/api.py src/digitrec/errors.py \
 	src/digitrec/extras.py src/digitrec/data.py src/digitrec/predictor.py src/digitrec/evaluate.py
+# axe-core, the accessibility checker the browser tests run in the page (from the npm registry).
+AXE := $(VENV)/axe/node_modules/axe-core/axe.min.js
 
 .PHONY: setup system serve train test test-all bench lint container-check docs clean
 
@@ -26,6 +28,9 @@ $(TEST_STAMP): $(STAMP)
 	$(BIN)/pip install --quiet -e ".[ray]"
 	touch $(TEST_STAMP)
 
+$(AXE):
+	npm install --silent --no-audit --no-fund --prefix $(VENV)/axe axe-core@4.14.1
+
 # System packages the tests need: Chromium (browser tests), PostgreSQL (feedback on a database).
 system:
 	@bash tools/install-system.sh
@@ -36,10 +41,10 @@ serve: setup
 train: setup
 	$(BIN)/digitrec train --model seed
 
-test: $(TEST_STAMP) system
+test: $(TEST_STAMP) $(AXE) system
 	$(BIN)/python -m pytest
 
-test-all: $(TEST_STAMP) system
+test-all: $(TEST_STAMP) $(AXE) system
 	$(BIN)/python -m pytest -m "slow or not slow"
 
 bench: setup

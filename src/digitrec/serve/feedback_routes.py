@@ -1,10 +1,13 @@
-"""POST /api/v1/feedback: "it was a 7", kept for retraining (digitrec.feedback).
+"""POST /api/v1/feedback: "it was a 7", kept for retraining (digitrec.feedback); and
+POST /api/v1/feedback/reading: "it reads 21667, not 216674" for a number, with its boxes and
+the edits (a digit changed, deleted, inserted, or the number typed), so that split and merge
+errors become data too.
 
 Worth keeping, and cheap to refuse: each client (connection address) may post `feedback_burst`
-corrections at once, refilled at `feedback_per_minute` (429 with Retry-After past it); an image
-without ink is a 422; the store is capped (`feedback_max_bytes`, 507 when full) and a store that
-cannot write answers 503 while predictions go on. The image is decoded in the same bounded pool
-as /predict and /read (the app's Runner), never in Starlette's 40-thread one.
+corrections of either kind at once, refilled at `feedback_per_minute` (429 with Retry-After past
+it); an image without ink is a 422; the store is capped (`feedback_max_bytes`, 507 when full)
+and a store that cannot write answers 503 while predictions go on. The image is decoded in the
+same bounded pool as /predict and /read (the app's Runner), never in Starlette's 40-thread one.
 """
 
 from __future__ import annotations
@@ -18,10 +21,17 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from digitrec.feedback import Store, StoreError
+from digitrec.feedback import Store, StoreError, stored_changes
 from digitrec.serve import idempotency
 from digitrec.serve.deps import PredictorDep, RunnerDep, StoreDep, decode_image_text
-from digitrec.serve.schemas import ERRORS, FEEDBACK_ERRORS, FeedbackIn, FeedbackOut
+from digitrec.serve.schemas import (
+    ERRORS,
+    FEEDBACK_ERRORS,
+    FeedbackIn,
+    FeedbackOut,
+    ReadingFeedbackIn,
+    ReadingFeedbackOut,
+)
 from digitrec.vision.preprocess import MIN_SIDE, load_image, preprocess
 
 
@@ -77,13 +87,9 @@ def store_row(store: Store, body: FeedbackIn, model: str, max_bytes: int | None)
 feedback = APIRouter(prefix="/api/v1", tags=["feedback"])
 
 
-@feedback.post(
-    "/feedback", status_code=201, response_model=FeedbackOut, responses=ERRORS | FEEDBACK_ERRORS
-)
-async def post_feedback(
-    request: Request, body: FeedbackIn, model: PredictorDep, store: StoreDep, run: RunnerDep
-) -> Any:
-    """Store a correction durably, as pending review: the 201 comes after the commit."""
+def refused(request: Request, store: Store) -> JSONResponse | None:
+    """The 429 of a client past its rate, or the 503 of a store that cannot write: before the
+    image is decoded."""
     client = request.client.host if request.client else "unknown"
     wait = rate_limit(request.app).take(client)
     if wait:
@@ -92,8 +98,20 @@ async def post_feedback(
             "too many corrections from this address; try again later",
             {"Retry-After": str(max(1, math.ceil(wait)))},
         )
-    if not store.writable():  # refused before the image is decoded
+    if not store.writable():
         return error(503, "the feedback store is unavailable; predictions still work")
+    return None
+
+
+@feedback.post(
+    "/feedback", status_code=201, response_model=FeedbackOut, responses=ERRORS | FEEDBACK_ERRORS
+)
+async def post_feedback(
+    request: Request, body: FeedbackIn, model: PredictorDep, store: StoreDep, run: RunnerDep
+) -> Any:
+    """Store a correction durably, as pending review: the 201 comes after the commit."""
+    if (no := refused(request, store)) is not None:
+        return no
     # A correction sent again with its Idempotency-Key is answered as before, not stored twice.
     key = idempotency.key_of(request.headers)
     keys = idempotency.keys_of(request.app) if key else None
@@ -115,3 +133,36 @@ async def post_feedback(
     if keys and key:
         await run(keys.done, key, row_id)
     return FeedbackOut(id=row_id, label=body.label, predicted=body.predicted, model=model.name)
+
+
+def store_reading(store: Store, body: ReadingFeedbackIn, model: str, max_bytes: int | None) -> int:
+    """Decode (the image at its own size: the boxes are in its pixels) and store; in the pool."""
+    image = load_image(decode_image_text(body.image))
+    changes = [c.model_dump(exclude_none=True) for c in body.changes]
+    return store.add_reading(
+        image, body.read, body.text, body.boxes, changes, model, body.drawing, max_bytes
+    )
+
+
+@feedback.post(
+    "/feedback/reading",
+    status_code=201,
+    response_model=ReadingFeedbackOut,
+    responses=ERRORS | FEEDBACK_ERRORS,
+)
+async def post_reading_feedback(
+    request: Request, body: ReadingFeedbackIn, model: PredictorDep, store: StoreDep, run: RunnerDep
+) -> Any:
+    """Store a corrected number durably, as pending review: the image read, the boxes, the
+    digits read, the number as the person says it is and the edits between them."""
+    if (no := refused(request, store)) is not None:
+        return no
+    settings = request.app.state.settings
+    try:
+        row_id = await run(store_reading, store, body, model.name, settings.feedback_max_bytes)
+    except StoreError as e:
+        return error(e.status, f"{e}; predictions still work")
+    changes = stored_changes(body.read, [c.model_dump() for c in body.changes])
+    return ReadingFeedbackOut(
+        id=row_id, read=body.read, text=body.text, changes=changes, model=model.name
+    )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -93,6 +93,56 @@ class FeedbackOut(BaseModel):
     id: int
     label: int
     predicted: int | None
+    model: str
+
+
+Digits = Annotated[str, Field(pattern=r"^[0-9]{1,64}$")]
+Box = Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=4, max_length=4)]
+
+
+class NumberChange(BaseModel):
+    """One edit of a number read. `index` is a position among the digits read."""
+
+    kind: Literal["change", "delete", "insert", "retype"] = Field(
+        description='"change" digit `index` to `to`; "delete" digit `index` (it was no digit, '
+        'or a piece of another); "insert" `to` before digit `index` (the count read: at the '
+        'end); "retype": the whole number is `to`.'
+    )
+    index: Annotated[int, Field(ge=0, le=64)] | None = Field(
+        default=None, description="Which digit read (not for retype)."
+    )
+    to: str | None = Field(
+        default=None,
+        pattern=r"^[0-9]{1,64}$",
+        description="The digit (change, insert) or the number (retype).",
+    )
+
+
+class ReadingFeedbackIn(ImageIn):
+    read: Digits = Field(description="The digits the model read, left to right (`text` of "
+                         "/read, its best guesses when uncertain).")  # fmt: skip
+    boxes: list[Box] = Field(
+        max_length=64, description="The digits' boxes as /read gave them, [x, y, w, h] each."
+    )
+    text: Digits = Field(description="The number as the person says it is.")
+    changes: list[NumberChange] = Field(
+        min_length=1, max_length=64, description="The edits that turn `read` into `text`."
+    )
+    drawing: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_-]{1,64}$",
+        description="An id the client gives the image read: a later row with the same id "
+        "supersedes an earlier one (the page saves after each edit).",
+    )
+
+
+class ReadingFeedbackOut(BaseModel):
+    id: int
+    read: str
+    text: str
+    changes: list[dict[str, Any]] = Field(
+        description='As stored: {"kind", "index", "from", "to"}, "from" being what was read.'
+    )
     model: str
 
 
