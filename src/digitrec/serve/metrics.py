@@ -56,7 +56,8 @@ MODEL = Gauge(
 
 # Why a request was refused, from its status (the {"error"} body says it in words).
 REASONS = {
-    400: "bad_request",  # HTTP the parser cannot read, or a Host not served
+    400: "bad_request",  # HTTP the parser cannot read, or a Host not served (or none)
+    403: "cross_site",  # a correction from another site's page, or without the API key
     404: "not_found",
     405: "method_not_allowed",
     408: "too_slow",  # headers or body not sent in time
