@@ -8,6 +8,7 @@ answered as a JSON 500 without a traceback; the server keeps serving.
 from __future__ import annotations
 
 import gc
+import json
 import logging
 import os
 import shutil
@@ -37,7 +38,7 @@ from digitrec.serve.edge import Edge
 from digitrec.serve.lane import PredictLane
 from digitrec.serve.protocol import LimitedHttpTools
 from digitrec.serve.routes import DOCS_ASSETS, STATIC, routers
-from digitrec.serve.settings import Settings
+from digitrec.serve.settings import Settings, loopback_hosts
 from digitrec.serve.workers import SUPPORTED as REUSE_PORT
 from digitrec.serve.workers import cores, serve_workers
 
@@ -202,6 +203,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         fastapi=app,
         allowed_hosts=settings.allowed_hosts,
         access_log=settings.access_log,
+        feedback_key=(
+            settings.feedback_api_key.get_secret_value() if settings.feedback_api_key else None
+        ),
     )
     access = logging.getLogger("digitrec.access")
     if settings.access_log and not access.handlers:
@@ -246,6 +250,9 @@ def run_server(
     from digitrec.shipped import resolve
 
     resolve(model)
+    if "DIGITREC_ALLOWED_HOSTS" not in os.environ and loopback_hosts(host):
+        # Loopback: the localhost names only, so that no other site reaches it (DNS rebinding).
+        os.environ["DIGITREC_ALLOWED_HOSTS"] = json.dumps(loopback_hosts(host))
     settings = Settings()
     if settings.database:  # a bad URL (or no driver) is one line here
         from digitrec.feedback_pg import shown_url

@@ -331,6 +331,8 @@ class LimitedHttpTools(HttpToolsProtocol):
         if self.refused or self.transport.is_closing():
             return
         self.refused = True
+        self.connections.discard(self)  # lingering: no longer one of the limit's connections
+        self.table.pop(self, None)
         self._disarm()
         self._unset_keepalive_if_required()
         for cycle in (self.cycle, *(c for c, _ in self.pipeline)):

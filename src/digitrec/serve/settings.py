@@ -51,9 +51,15 @@ class Settings(BaseSettings):
     feedback_max_bytes: int = Field(default=1024**3, gt=0)
 
     # Host names this server answers to (the Host header, without its port), "*.example.org"
-    # for any subdomain; any other is a 400. Empty (the default): every name, as on localhost.
-    # From the environment as JSON: DIGITREC_ALLOWED_HOSTS='["digits.example.org"]'.
+    # for any subdomain; any other is a 400. Empty: every name. `digitrec serve` on a loopback
+    # address sets the localhost names (loopback_hosts) unless this is set: a page elsewhere
+    # cannot reach it by DNS rebinding. From the environment as JSON:
+    # DIGITREC_ALLOWED_HOSTS='["digits.example.org"]'.
     allowed_hosts: list[str] = []
+    # Corrections (POST /api/v1/feedback) are taken from this server's own page (a browser's
+    # Origin or Sec-Fetch-Site says so) or from clients that are no browser, else 403. With a
+    # key, only requests carrying it in X-API-Key are taken (scripts; the page then cannot).
+    feedback_api_key: SecretStr | None = None
     # One JSON line per request on the "digitrec.access" logger: request id, method, path,
     # status, milliseconds, client address. Off: a line per request costs more than a drawing.
     access_log: bool = False
@@ -84,3 +90,15 @@ class Settings(BaseSettings):
             body_seconds=self.body_timeout,
             discard_bytes=self.discard_bytes,
         )
+
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
+
+
+def loopback_hosts(host: str) -> list[str]:
+    """The Host names a server bound to `host` answers by default: the localhost names when
+    it listens on a loopback address, else none set (every name: the operator names the site)."""
+    name = host.strip("[]").lower()
+    if name in ("localhost", "::1") or name.startswith("127."):
+        return ["localhost", "127.0.0.1", "[::1]", "::1", *([name] if name not in LOOPBACK else [])]
+    return []
