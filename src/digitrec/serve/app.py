@@ -152,7 +152,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         sha = model_sha(model.card, model.name)
         app.state.model_header = f"{model.name}; sha256={sha[:12]}".encode()
         metrics.model_serving(model.name, sha)
-        app.state.runner = Runner(settings.inference_threads, settings.inline_inference)
+        app.state.runner = Runner(
+            settings.inference_threads,
+            settings.inline_inference,
+            settings.decode_pixels,
+            settings.decode_wait,
+        )
         app.state.batcher = Batcher(app.state.runner)
         database = settings.database.get_secret_value() if settings.database else None
         app.state.store = await run_in_threadpool(open_store, settings.data_dir, database)
@@ -177,6 +182,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if app.state.balancer is not None:
                 app.state.balancer.close()
             gc.unfreeze()
+            app.state.runner.close()
             app.state.store.close()
 
     app = FastAPI(
@@ -203,6 +209,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         fastapi=app,
         allowed_hosts=settings.allowed_hosts,
         access_log=settings.access_log,
+        read_budget=(settings.read_seconds, settings.read_parts),
         feedback_key=(
             settings.feedback_api_key.get_secret_value() if settings.feedback_api_key else None
         ),

@@ -7,12 +7,23 @@ per request cost ~0.15 ms of CPU, and a batch of 16 runs the models in about 60%
 (two `best` members) of the time of 16 single runs); with one request at a time it is a batch
 of one and adds no wait. One batch at a time because a worker has a core at most: a second thread
 would only contend for the GIL.
+
+Only what costs like a drawing joins a batch: everything in a batch waits for all of it. The
+cost is estimated from the image's header by a model measured on the `fast` model
+(benchmarks/abuse.py --probes cost prints the figures): a PNG that png.alpha reads (8-bit with
+alpha, shorter side under 2 * MIN_SIDE: what a canvas exports) costs about FAST_NS a pixel;
+anything else goes Pillow's way and costs up to SLOW_NS a pixel (a 3 KB 1000x1000 PNG of thin
+bars: 96-133 ms). An image whose estimate is over MAX_BATCHED_MS runs in the photo pool
+(deps.Runner) instead; one that claimed the fast path and is not on it (mixed PNG filters, an
+opaque background) is sent there from the batch thread, before it is preprocessed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import io
+import struct
 import warnings
 from typing import TYPE_CHECKING, Any
 
@@ -28,30 +39,70 @@ if TYPE_CHECKING:
 # A batch is preprocessed image by image in one thread call; this bounds how long the requests
 # at its end wait (32 drawn canvases: a few tens of ms).
 MAX_BATCHED = 32
-# What joins a batch: a drawing. Anything bigger (a photo, a huge canvas, a strip) takes up to
-# a second to decode and preprocess: it runs in the pool beside the batches (deps.Runner), so
-# the drawings never wait behind it. Judged from the header, before any decoding, as the size
-# of a body says little (a 48 KB PNG can hold 25 megapixels).
-MAX_BATCHED_BYTES = 256 * 1024
-MAX_BATCHED_PIXELS = 1_200_000  # a PNG canvas: a 360-px canvas at a phone's 3x is 1,080^2
-MAX_BATCHED_PHOTO = 300_000  # any other format (goes the long way, not png.alpha's): 550^2
+# The cost model (ms of one core, 2-core AMD EPYC, `fast` model, one thread; see above).
+MAX_BATCHED_MS = 8.0  # what joins a batch: ~5 drawn canvases' worth at most
+FIXED_MS = 0.5  # decode set-up, the model's share, the answer
+FAST_NS = 5.0  # png.alpha's path: 0.4 ms for a 280x280 canvas, 0.7 ms for 720x720
+SLOW_NS = 150.0  # Pillow's path, worst measured: thin bars, 1000x1000, 96-133 ms
+FAST_SIDE = 1023  # preprocess.canvas_alpha's max_short_side (2 * MIN_SIDE - 1)
+MAX_BATCHED_BYTES = 256 * 1024  # a body this big is no drawing, whatever it holds
+
+
+def header(image: bytes) -> tuple[int, int, bool] | None:
+    """(width, height, png.alpha may read it) from the header alone; None: no image header."""
+    shape = png.size(image)
+    if shape is not None:
+        width, height = shape
+        depth, colour, interlace = image[24], image[25], image[28]
+        fast = depth == 8 and colour in (4, 6) and interlace == 0
+        return width, height, fast and min(width, height) <= FAST_SIDE
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a decompression bomb's: refused where decoded
+            with Image.open(io.BytesIO(image)) as opened:  # reads the header alone
+                width, height = opened.size
+    except Exception:  # not an image
+        return None
+    return width, height, False
+
+
+def image_pixels(image: bytes) -> int:
+    """Pixels `image` decodes to, from its header (0: not an image, refused before decoding)."""
+    try:
+        shape = header(image)
+    except (IndexError, struct.error):
+        return 0
+    return 0 if shape is None else shape[0] * shape[1]
+
+
+def estimate_ms(image: bytes) -> float:
+    """The cost model: ms of CPU to preprocess `image`, from its header."""
+    if len(image) > MAX_BATCHED_BYTES:
+        return float("inf")
+    shape = header(image)
+    if shape is None:  # not an image: fails as fast in the batch as anywhere
+        return FIXED_MS
+    width, height, fast = shape
+    return FIXED_MS + width * height * (FAST_NS if fast else SLOW_NS) / 1e6
 
 
 def batched(image: bytes) -> bool:
     """True for a drawing, which joins a batch; False for anything that may take longer."""
-    if len(image) > MAX_BATCHED_BYTES:
+    return estimate_ms(image) <= MAX_BATCHED_MS
+
+
+def off_the_fast_path(image: bytes) -> bool:
+    """A batched image the model's estimate took for a canvas that png.alpha cannot read."""
+    shape = header(image)
+    if shape is None or not shape[2] or FIXED_MS + shape[0] * shape[1] * SLOW_NS / 1e6 <= MAX_BATCHED_MS:
         return False
-    shape = png.size(image)
-    if shape is not None:
-        return shape[0] * shape[1] <= MAX_BATCHED_PIXELS
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # a decompression bomb's: refused where decoded
-            with Image.open(io.BytesIO(image)) as header:  # reads the header alone
-                width, height = header.size
-    except Exception:  # not an image: fails as fast in the batch as anywhere
-        return True
-    return width * height <= MAX_BATCHED_PHOTO
+    from digitrec.vision.preprocess import canvas_alpha
+
+    return canvas_alpha(image) is None
+
+
+class Rerouted(Exception):
+    """Taken out of a batch (off_the_fast_path): answered from the photo pool instead."""
 
 
 class Batcher:
@@ -64,14 +115,20 @@ class Batcher:
 
     async def predict(self, model: Model, image: bytes) -> Prediction:
         if not batched(image):
+            metrics.BATCH_ROUTE.labels("pool").inc()
             return await self.runner(model.predict, image)
         future = asyncio.get_running_loop().create_future()
         self.queue.append((model, image, future))
         if self.worker is None:
-            self.worker = asyncio.create_task(self._drain())
+            # Its own context: not the first request's (its work budget, digitrec.work).
+            self.worker = asyncio.create_task(self._drain(), context=contextvars.Context())
         answer = await future
+        if isinstance(answer, Rerouted):
+            metrics.BATCH_ROUTE.labels("rerouted").inc()
+            return await self.runner(model.predict, image)
         if isinstance(answer, Exception):
             raise answer  # this request's own error: the handlers in app.py answer it
+        metrics.BATCH_ROUTE.labels("batch").inc()
         return answer
 
     async def _drain(self) -> None:
@@ -84,7 +141,7 @@ class Batcher:
                 batch, self.queue = self.queue[:n], self.queue[n:]
                 metrics.BATCH_SIZE.observe(n)
                 try:
-                    answers = await self.runner.batch(model.predict_each, [q[1] for q in batch])
+                    answers = await self.runner.batch(run_batch, model, [q[1] for q in batch])
                     if len(answers) != len(batch):
                         raise RuntimeError(f"{len(answers)} answers to {len(batch)} images")
                 except Exception as e:  # a bug in the batch call itself: each request a 500
@@ -94,3 +151,11 @@ class Batcher:
                         future.set_result(answer)
         finally:
             self.worker = None
+
+
+def run_batch(model: Model, images: list[bytes]) -> list[Any]:
+    """model.predict_each on the images that are on the fast path; Rerouted for the others."""
+    out: list[Any] = [Rerouted() if off_the_fast_path(image) else None for image in images]
+    kept = [image for image, o in zip(images, out, strict=True) if o is None]
+    answers = iter(model.predict_each(kept) if kept else [])
+    return [o if o is not None else next(answers) for o in out]

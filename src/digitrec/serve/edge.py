@@ -19,6 +19,7 @@ from typing import Any
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from digitrec import work
 from digitrec.serve import metrics
 
 access = logging.getLogger("digitrec.access")
@@ -62,6 +63,7 @@ ROUTES = {
     ]
 }
 FEEDBACK = "/api/v1/feedback"
+READ = "/api/v1/read"
 SAFE = ("GET", "HEAD", "OPTIONS")
 REQUEST_ID = re.compile(rb"[A-Za-z0-9._-]{1,64}")  # a caller's X-Request-ID kept as it is
 
@@ -117,12 +119,14 @@ class Edge:
         allowed_hosts: list[str],
         access_log: bool = False,
         feedback_key: str | None = None,
+        read_budget: tuple[float, int] = (10.0, 300),
     ):
         # `fastapi`: the app this wraps; its state holds the model's header (set in lifespan)
         self.app, self.fastapi = app, fastapi
         self.allowed_hosts = [h.lower() for h in allowed_hosts]
         self.access_log = access_log
         self.feedback_key = feedback_key.encode() if feedback_key else None
+        self.read_budget = read_budget  # seconds, ink parts (digitrec.work)
 
     def refusal(self, scope: Scope, host: bytes) -> tuple[int, str] | None:
         """(status, why) for a request refused before the app, else None."""
@@ -198,6 +202,10 @@ class Edge:
             status, what = refused
             response = JSONResponse({"error": what}, status_code=status, headers={"connection": "close"})
             return await response(scope, receive, edge_send)
+        if path == READ:  # its work is bounded, and stops when the client goes (protocol.py)
+            budget = work.Budget(*self.read_budget)
+            scope.setdefault("extensions", {})["digitrec.budget"] = budget
+            work.current.set(budget)  # this request's task and the threads it runs work in
         try:
             await self.app(scope, receive, edge_send)
         finally:

@@ -42,6 +42,12 @@ BATCH_SIZE = Histogram(
     "Drawings preprocessed and answered together in one model call",
     buckets=(1, 2, 4, 8, 16, 32),
 )
+BATCH_ROUTE = Counter(
+    "digitrec_predict_route",
+    "Images on /predict by where they ran: the shared batch, the photo pool, or taken out of a "
+    "batch for the pool (the cost model's guess of a canvas was wrong)",
+    ["where"],
+)
 REJECTS = Counter(
     "digitrec_rejects",
     "Requests refused (4xx, or cut off by the server's HTTP limits), by reason",

@@ -182,6 +182,10 @@ class LimitedHttpTools(HttpToolsProtocol):
                     other.table.pop(other, None)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self.cycle is not None and not self.cycle.response_complete:
+            budget = self.cycle.scope.get("extensions", {}).get("digitrec.budget")
+            if budget is not None:
+                budget.cancel()  # the client went away: its work stops (digitrec.work)
         self._disarm()
         for timer in (self.write_deadline, self.linger):
             if timer is not None:

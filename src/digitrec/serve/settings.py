@@ -33,6 +33,16 @@ class Settings(BaseSettings):
     # Threads one worker preprocesses in at once, off the event loop: each runs a batch of
     # drawings (serve/batch.py) or one photo. Bounds memory.
     inference_threads: int = Field(default=2, ge=1)
+    # Pixels one worker decodes at once in that pool (judged from each image's header): an
+    # image holds ~15 bytes a pixel while decoded (a 25-megapixel WebP: ~370 MB), so this
+    # bounds a worker's memory to its ~250 MB at rest plus ~15 bytes x this. Past it an image
+    # waits up to decode_wait seconds, then is refused 503 with Retry-After.
+    decode_pixels: int = Field(default=25_000_000, ge=1_000_000)
+    decode_wait: float = Field(default=10.0, gt=0)
+    # /read: the work on one image stops past read_seconds, or before segmentation when its
+    # ink has over read_parts separate marks: 422 with the reason (digitrec.work).
+    read_seconds: float = Field(default=10.0, gt=0)
+    read_parts: int = Field(default=300, ge=10)
     # Run inference on the event loop instead: no faster since requests are batched (one
     # thread hop per batch), and one large photo (seconds of preprocessing) then stalls every
     # request. For benchmarks.
