@@ -9,13 +9,15 @@ of one and adds no wait. One batch at a time because a worker has a core at most
 would only contend for the GIL.
 
 Only what costs like a drawing joins a batch: everything in a batch waits for all of it. The
-cost is estimated from the image's header by a model measured on the `fast` model
-(benchmarks/abuse.py --probes cost prints the figures): a PNG that png.alpha reads (8-bit with
-alpha, shorter side under 2 * MIN_SIDE: what a canvas exports) costs about FAST_NS a pixel;
-anything else goes Pillow's way and costs up to SLOW_NS a pixel (a 3 KB 1000x1000 PNG of thin
-bars: 96-133 ms). An image whose estimate is over MAX_BATCHED_MS runs in the photo pool
-(deps.Runner) instead; one that claimed the fast path and is not on it (mixed PNG filters, an
-opaque background) is sent there from the batch thread, before it is preprocessed.
+cost is estimated from the image's header by a model measured on the `fast` model: a PNG with
+an alpha channel (what a canvas exports), if its background is transparent, is read from its
+alpha channel alone, about ALPHA_NS a pixel (png.alpha's path for Chromium's canvases is
+faster still); anything else goes through the ink map, up to SLOW_NS a pixel (a 3 KB 1000x1000
+PNG of thin bars: 96-133 ms). An image whose estimate is over MAX_BATCHED_MS runs in the photo
+pool (deps.Runner) instead. The header cannot tell a transparent background from an opaque
+one, so a PNG with alpha that would be too slow the ink map's way is checked in the batch
+thread, before it is preprocessed (canvas_alpha, else its alpha channel decoded), and sent to
+the pool when its background is opaque.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import struct
 import warnings
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from PIL import Image
 
 from digitrec.serve import metrics
@@ -42,20 +45,16 @@ MAX_BATCHED = 32
 # The cost model (ms of one core, 2-core AMD EPYC, `fast` model, one thread; see above).
 MAX_BATCHED_MS = 8.0  # what joins a batch: ~5 drawn canvases' worth at most
 FIXED_MS = 0.5  # decode set-up, the model's share, the answer
-FAST_NS = 5.0  # png.alpha's path: 0.4 ms for a 280x280 canvas, 0.7 ms for 720x720
-SLOW_NS = 150.0  # Pillow's path, worst measured: thin bars, 1000x1000, 96-133 ms
-FAST_SIDE = 1023  # preprocess.canvas_alpha's max_short_side (2 * MIN_SIDE - 1)
+ALPHA_NS = 20.0  # a transparent canvas through Pillow: 1.6 ms for 280x280
+SLOW_NS = 150.0  # the ink map's path, worst measured: thin bars, 1000x1000, 96-133 ms
 MAX_BATCHED_BYTES = 256 * 1024  # a body this big is no drawing, whatever it holds
 
 
 def header(image: bytes) -> tuple[int, int, bool] | None:
-    """(width, height, png.alpha may read it) from the header alone; None: no image header."""
+    """(width, height, has an alpha channel) from the header alone; None: no image header."""
     shape = png.size(image)
     if shape is not None:
-        width, height = shape
-        depth, colour, interlace = image[24], image[25], image[28]
-        fast = depth == 8 and colour in (4, 6) and interlace == 0
-        return width, height, fast and min(width, height) <= FAST_SIDE
+        return shape[0], shape[1], image[25] in (4, 6)  # colour type: grey or RGB + alpha
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # a decompression bomb's: refused where decoded
@@ -76,14 +75,15 @@ def image_pixels(image: bytes) -> int:
 
 
 def estimate_ms(image: bytes) -> float:
-    """The cost model: ms of CPU to preprocess `image`, from its header."""
+    """The cost model: ms of CPU to preprocess `image`, from its header (a PNG with alpha is
+    taken for a transparent canvas; opaque_canvas() checks that in the batch)."""
     if len(image) > MAX_BATCHED_BYTES:
         return float("inf")
     shape = header(image)
     if shape is None:  # not an image: fails as fast in the batch as anywhere
         return FIXED_MS
-    width, height, fast = shape
-    return FIXED_MS + width * height * (FAST_NS if fast else SLOW_NS) / 1e6
+    width, height, alpha = shape
+    return FIXED_MS + width * height * (ALPHA_NS if alpha else SLOW_NS) / 1e6
 
 
 def batched(image: bytes) -> bool:
@@ -91,18 +91,28 @@ def batched(image: bytes) -> bool:
     return estimate_ms(image) <= MAX_BATCHED_MS
 
 
-def off_the_fast_path(image: bytes) -> bool:
-    """A batched image the model's estimate took for a canvas that png.alpha cannot read."""
+def opaque_canvas(image: bytes) -> bool:
+    """A batched PNG with alpha whose background is not transparent, and too big for the ink
+    map's path to cost like a drawing: it is answered from the pool (in the batch thread)."""
     shape = header(image)
-    if shape is None or not shape[2] or FIXED_MS + shape[0] * shape[1] * SLOW_NS / 1e6 <= MAX_BATCHED_MS:
+    if shape is None or not shape[2]:
         return False
-    from digitrec.vision.preprocess import canvas_alpha
+    if FIXED_MS + shape[0] * shape[1] * SLOW_NS / 1e6 <= MAX_BATCHED_MS:
+        return False
+    from digitrec.vision import preprocess
 
-    return canvas_alpha(image) is None
+    if preprocess.canvas_alpha(image) is not None:  # png.alpha: Chromium's canvases, ~0.1 ms
+        return False
+    try:
+        with Image.open(io.BytesIO(image)) as opened:
+            alpha = np.asarray(opened.getchannel("A"))
+    except Exception:  # a broken file: it fails as fast in the batch
+        return False
+    return not preprocess._transparent(alpha)
 
 
 class Rerouted(Exception):
-    """Taken out of a batch (off_the_fast_path): answered from the photo pool instead."""
+    """Taken out of a batch (opaque_canvas): answered from the photo pool instead."""
 
 
 class Batcher:
@@ -155,7 +165,7 @@ class Batcher:
 
 def run_batch(model: Model, images: list[bytes]) -> list[Any]:
     """model.predict_each on the images that are on the fast path; Rerouted for the others."""
-    out: list[Any] = [Rerouted() if off_the_fast_path(image) else None for image in images]
+    out: list[Any] = [Rerouted() if opaque_canvas(image) else None for image in images]
     kept = [image for image, o in zip(images, out, strict=True) if o is None]
     answers = iter(model.predict_each(kept) if kept else [])
     return [o if o is not None else next(answers) for o in out]
