@@ -116,12 +116,13 @@ class Runner:
         self.pool.shutdown(wait=False, cancel_futures=True)
 
 
-POOL_NICE = 10  # the pool's threads: a tenth of the batch thread's CPU share where both run
+POOL_NICE = 10  # the pool's threads: ~a tenth of the batch thread's CPU share where both want it
 
 
 def _lower_priority() -> None:
     with contextlib.suppress(OSError, AttributeError):  # Linux: a thread's own nice value
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), POOL_NICE)
+        thread = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, thread, os.getpriority(os.PRIO_PROCESS, thread) + POOL_NICE)
 
 
 def pixels_in(args: Sequence[Any]) -> int:
