@@ -827,8 +827,8 @@ def main() -> None:
                 tallies: dict[str, Tally] = {}
                 threads = [
                     threading.Thread(
-                        target=lambda n=n: tallies.__setitem__(
-                            n, probe(n, port, until, args.timeout)
+                        target=lambda n=n, t=tallies, u=until: t.__setitem__(
+                            n, probe(n, port, u, args.timeout)
                         )
                     )
                     for n in phase

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import socket
 import threading
 import time
 from pathlib import Path
@@ -19,12 +18,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageDraw
-from test_serve_hardening import SEVEN, Server, abuse, is_json_error, metric
 
 from digitrec import work
 from digitrec.errors import ImageError
 from digitrec.serve.batch import batched, estimate_ms, opaque_canvas
 from digitrec.serve.deps import Busy, PixelBudget, Runner, pixels_in
+from test_serve_hardening import SEVEN, Server, abuse, is_json_error, metric
 
 
 def png(image: Image.Image) -> bytes:
@@ -168,7 +167,9 @@ def tiled(count: int, gap: int = 8, noise: float = 0.0, strokes: int = 0, seed: 
 def test_an_image_of_thousands_of_marks_is_refused_before_segmentation(tmp_path: Path) -> None:
     with Server(tmp_path, read_parts=300) as server, server.connect() as sock:
         start = time.monotonic()
-        status, _, body = server.ask(sock, abuse.http_request("/api/v1/read", tiled(2025), "image/png"))
+        status, _, body = server.ask(
+            sock, abuse.http_request("/api/v1/read", tiled(2025), "image/png")
+        )
         assert status == 422 and "separate marks" in json.loads(body)["error"]
         assert time.monotonic() - start < 20  # was minutes: the quadratic pass never runs
         status, _, _ = server.ask(sock, abuse.http_request("/api/v1/read", SEVEN, "image/png"))

@@ -48,7 +48,11 @@ LIMITS = Limits(head_seconds=1.0, body_seconds=1.0, discard_bytes=8 * 1024 * 102
 
 class Server:
     def __init__(
-        self, tmp: Path, limits: Limits = LIMITS, uvicorn_options: dict | None = None, **settings: object
+        self,
+        tmp: Path,
+        limits: Limits = LIMITS,
+        uvicorn_options: dict | None = None,
+        **settings: object,
     ):
         LimitedHttpTools.configured = limits
         self.app = create_app(Settings(data_dir=tmp, model="fast", **settings))  # type: ignore[arg-type]

@@ -18,9 +18,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from test_serve_hardening import SEVEN, Server, abuse, is_json_error, metric
 
 from digitrec.serve.protocol import Limits
+from test_serve_hardening import SEVEN, Server, abuse, is_json_error, metric
 
 SECURITY = ("content-security-policy", "x-content-type-options", "x-frame-options")
 
@@ -134,7 +134,9 @@ def test_past_the_limit_with_every_connection_busy_the_503_is_json_and_counted(
                 busy.append(sock)
             time.sleep(0.3)
             with server.connect() as sock:
-                status, headers, body = server.ask(sock, abuse.http_request("/healthz", method="GET"))
+                status, headers, body = server.ask(
+                    sock, abuse.http_request("/healthz", method="GET")
+                )
             assert status == 503 and is_json_error(body)
             assert headers["retry-after"] and headers["connection"] == "close"
             assert all(h in headers for h in SECURITY)

@@ -105,7 +105,7 @@ class Runner:
         async with self.budget.hold(pixels_in(args)):
             context = contextvars.copy_context()  # the request's work budget (digitrec.work)
             loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self.pool, context.run, fn, *args)  # type: ignore[arg-type]
+            return await loop.run_in_executor(self.pool, context.run, fn, *args)
 
     async def batch(self, fn: Callable[..., T], *args: Any) -> T:
         if self.inline:
@@ -146,8 +146,7 @@ class Busy(HTTPException):
     def __init__(self, retry: int):
         super().__init__(
             503,
-            "this server is decoding as many pixels as its memory budget allows; "
-            "try again shortly",
+            "this server is decoding as many pixels as its memory budget allows; try again shortly",
             headers={"Retry-After": str(retry)},
         )
 

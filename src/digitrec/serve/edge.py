@@ -200,7 +200,9 @@ class Edge:
         refused = self.refusal(scope, host)
         if refused is not None:
             status, what = refused
-            response = JSONResponse({"error": what}, status_code=status, headers={"connection": "close"})
+            response = JSONResponse(
+                {"error": what}, status_code=status, headers={"connection": "close"}
+            )
             return await response(scope, receive, edge_send)
         if path == READ:  # its work is bounded, and stops when the client goes (protocol.py)
             budget = work.Budget(*self.read_budget)

@@ -183,7 +183,8 @@ class LimitedHttpTools(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.cycle is not None and not self.cycle.response_complete:
-            budget = self.cycle.scope.get("extensions", {}).get("digitrec.budget")
+            extensions: dict[str, Any] = self.cycle.scope.get("extensions") or {}
+            budget = extensions.get("digitrec.budget")
             if budget is not None:
                 budget.cancel()  # the client went away: its work stops (digitrec.work)
         self._disarm()
@@ -213,10 +214,10 @@ class LimitedHttpTools(HttpToolsProtocol):
             return
         self._watch_idle()
 
-    def eof_received(self) -> bool | None:
+    def eof_received(self) -> None:
         if self.refused:
             self.transport.close()
-        return super().eof_received()
+        super().eof_received()
 
     def send_400_response(self, msg: str) -> None:
         what = "not an HTTP request this server can read"
@@ -270,7 +271,8 @@ class LimitedHttpTools(HttpToolsProtocol):
         limit, before = self.limit_concurrency, self.cycle
         if limit is not None and (len(self.connections) >= limit or len(self.tasks) >= limit):
             self.app = busy
-        self.scope["extensions"] = {"digitrec.pipelined": self.pipelined}  # type: ignore[typeddict-unknown-key]
+        extensions: Any = {"digitrec.pipelined": self.pipelined}
+        self.scope["extensions"] = extensions
         self.limit_concurrency = None
         try:
             super().on_headers_complete()

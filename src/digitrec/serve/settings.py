@@ -53,8 +53,13 @@ class Settings(BaseSettings):
     # Feedback (serve/feedback_routes.py): corrections one client address may post at once,
     # refilled at feedback_per_minute (0: no limit); past it a 429 with Retry-After. A person
     # at the page corrects a digit every few seconds at most; the burst lets a class behind one
-    # address (NAT) through. Counted per worker process.
+    # address (NAT) through.
     feedback_per_minute: float = Field(default=20.0, ge=0)
+    # Counted per client over all workers (a SQLite file they share) and, with `database`, over
+    # every replica on it (serve/ratelimit.py). A client is its connection's address (IPv6: its
+    # /64); X-Forwarded-For is believed only from these proxies' addresses or networks
+    # (DIGITREC_TRUSTED_PROXIES='["10.0.0.0/8"]'); empty (the default): never.
+    trusted_proxies: list[str] = []
     feedback_burst: int = Field(default=100, ge=1)
     # The feedback store's cap, bytes (1 GiB: ~200,000 drawn canvases at ~5 KB a row, at least
     # ~7,500 rows of the largest, feedback.ROW_MAX_BYTES); full: 507.
