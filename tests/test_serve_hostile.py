@@ -254,13 +254,15 @@ def test_an_http11_request_without_host_is_400_an_http10_one_is_served(server: S
         assert status == 200
 
 
-def feedback(server: Server, **headers: str) -> int:
+def correction(**headers: str) -> bytes:
     image = "data:image/png;base64," + base64.b64encode(SEVEN).decode()
     body = json.dumps({"image": image, "label": 7}).encode()
+    return abuse.http_request("/api/v1/feedback", body, "application/json", **headers)
+
+
+def feedback(server: Server, **headers: str) -> int:
     with server.connect() as sock:
-        status, _, _ = server.ask(
-            sock, abuse.http_request("/api/v1/feedback", body, "application/json", **headers)
-        )
+        status, _, _ = server.ask(sock, correction(**headers))
     return status
 
 
@@ -286,3 +288,24 @@ def test_a_loopback_server_answers_localhost_names_only_by_default() -> None:
     assert "localhost" in loopback_hosts("127.0.0.1") and "127.0.0.1" in loopback_hosts("127.0.0.1")
     assert loopback_hosts("0.0.0.0") == []  # bound for others: the operator names the site
     assert Settings().allowed_hosts == []
+
+
+# ---------------------------------------------------------------- smaller contract points
+
+
+def test_a_json_body_that_is_not_utf8_is_422_on_every_route(server: Server) -> None:
+    with server.connect() as sock:
+        for path in abuse.PATHS:
+            request = abuse.http_request(path, b"\xff", "application/json")
+            status, _, body = server.ask(sock, request)
+            assert status == 422 and is_json_error(body), (path, status, body)
+
+
+def test_a_full_stores_507_names_its_real_cap(tmp_path: Path) -> None:
+    with Server(tmp_path, feedback_max_bytes=200_000, feedback_per_minute=0) as server:
+        for _ in range(200):
+            with server.connect() as sock:
+                status, _, body = server.ask(sock, correction())
+            if status != 201:
+                break
+    assert status == 507 and "200,000 bytes" in json.loads(body)["error"]

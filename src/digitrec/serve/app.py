@@ -124,6 +124,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, e: HTTPException) -> JSONResponse:
+        if e.status_code == 400 and e.detail == "There was an error parsing the body":
+            # FastAPI's answer to a JSON body that is not UTF-8: malformed, as on every route
+            return error_response(422, "body is not valid JSON")
         return error_response(e.status_code, str(e.detail), getattr(e, "headers", None))
 
     @app.exception_handler(Exception)
