@@ -55,6 +55,7 @@ import json
 import os
 import random
 import select
+import selectors
 import socket
 import subprocess
 import tempfile
@@ -441,6 +442,7 @@ def flood(port: int, tally: Tally, until: float, late: bool) -> None:
     idle ones; a connection the server closes is counted (a close, not a crash) and re-opened."""
     request = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1\r\n\r\n"
     held: dict[socket.socket, float] = {}
+    watch = selectors.DefaultSelector()  # epoll: select() stops at fd 1024
 
     def opened() -> None:
         try:
@@ -461,12 +463,13 @@ def flood(port: int, tally: Tally, until: float, late: bool) -> None:
                 return
         sock.setblocking(False)
         held[sock] = time.perf_counter()
+        watch.register(sock, selectors.EVENT_READ)
 
     while len(held) < FLOOD and time.perf_counter() < until:
         opened()
     while time.perf_counter() < until:
-        ready, _, _ = select.select(list(held)[:1000], [], [], 0.2)
-        for sock in ready:
+        for key, _ in watch.select(0.2):
+            sock = key.fileobj
             try:
                 data = sock.recv(65536)
             except OSError:
@@ -474,10 +477,12 @@ def flood(port: int, tally: Tally, until: float, late: bool) -> None:
             if not data:
                 tally.notes["closed by the server"] += 1
                 tally.times.append(time.perf_counter() - held.pop(sock))
+                watch.unregister(sock)
                 sock.close()
                 opened()
     for sock in held:
         sock.close()
+    watch.close()
     tally.slowest = max(tally.times, default=0.0)
 
 
