@@ -397,6 +397,8 @@ def send_one(
     tally.statuses[status] += 1
     if status >= 400 and not body.startswith(b'{"error"'):
         tally.notes["not a JSON error"] += 1
+    if status == 503:  # a refusal by design (connection limit, pixel budget), not a fault
+        tally.notes["503 " + headers.get("retry-after", "no Retry-After")] += 1
     if headers.get("connection") == "close" or closes:
         sock.close()
         return None
