@@ -629,7 +629,7 @@ def probe(name: str, port: int, until: float, timeout: float) -> Tally:
                 request = http_request("/healthz", method="GET", X_Big="a" * 65536)
             else:
                 request = (
-                    "GET /healthz HTTP/1.1\r\nHost: x\r\n"
+                    "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                     + "".join(f"X-{k}: 1\r\n" for k in range(200))
                     + "\r\n"
                 ).encode()

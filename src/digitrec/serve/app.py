@@ -262,9 +262,6 @@ def run_server(
     from digitrec.shipped import resolve
 
     resolve(model)
-    if "DIGITREC_ALLOWED_HOSTS" not in os.environ and loopback_hosts(host):
-        # Loopback: the localhost names only, so that no other site reaches it (DNS rebinding).
-        os.environ["DIGITREC_ALLOWED_HOSTS"] = json.dumps(loopback_hosts(host))
     settings = Settings()
     if settings.database:  # a bad URL (or no driver) is one line here
         from digitrec.feedback_pg import shown_url
@@ -299,12 +296,19 @@ def run_server(
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         metrics_dir = tempfile.mkdtemp(prefix="digitrec-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    # Loopback: the localhost names only, so that no other site reaches it (DNS rebinding);
+    # set for the workers, and taken back when the server stops.
+    local_hosts = "DIGITREC_ALLOWED_HOSTS" not in os.environ and bool(loopback_hosts(host))
+    if local_hosts:
+        os.environ["DIGITREC_ALLOWED_HOSTS"] = json.dumps(loopback_hosts(host))
     try:
         if workers > 1 and REUSE_PORT:
             serve_workers(uvicorn.Config("digitrec.serve.app:create_app", **options))
         else:
             uvicorn.run("digitrec.serve.app:create_app", **options)
     finally:
+        if local_hosts:
+            os.environ.pop("DIGITREC_ALLOWED_HOSTS", None)
         if metrics_dir is not None:
             os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
             shutil.rmtree(metrics_dir, ignore_errors=True)
