@@ -366,6 +366,7 @@ class Graceful:
     def __init__(self, protocol: LimitedHttpTools):
         self.protocol = protocol
         self.transport = protocol.transport
+        self.write, self.is_closing = self.transport.write, self.transport.is_closing  # hot
 
     def close(self) -> None:
         if self.protocol.message_done and not self.protocol.head_size:
