@@ -527,7 +527,12 @@ class FeedbackStore:
                     free = db.execute("PRAGMA freelist_count").fetchone()[0]
                     if (pages - free) * size + adding > max_bytes:
                         raise StoreFull(
-                            f"the feedback store is full (its cap is {max_bytes / 1e6:,.0f} MB)"
+                            "the feedback store is full (its cap is "
+                            + (
+                                f"{max_bytes / 1e6:,.0f} MB)"
+                                if max_bytes >= 10**7
+                                else f"{max_bytes:,} bytes)"
+                            )
                         )
                 cur = db.execute(sql, values)
         except sqlite3.OperationalError as e:

@@ -20,7 +20,7 @@ import numpy as np
 import onnxruntime as ort
 from PIL import Image
 
-from digitrec import shipped
+from digitrec import shipped, work
 from digitrec.errors import ModelError
 from digitrec.vision import png, preprocess
 
@@ -293,12 +293,15 @@ class Predictor:
             else:
                 image = preprocess.load_image(source, preprocess.MIN_SIDE)
             full = image.info.get("full_size", image.size)
+            work.check()  # a server's budget per request (digitrec.work): no-op elsewhere
             ink = preprocess.ink_map(image)
         if preprocess.is_blank(ink):
             return Reading(None, [], 0.0, "empty")
-        from digitrec.vision.segment import segment
+        from digitrec.vision.segment import INK, segment
 
+        work.check_parts(ink, INK)  # segmentation's cost grows with the parts: capped first
         parts = segment(ink, score=lambda images: self.predict_array(images).max(axis=1))
+        work.check()
         if not parts:
             return Reading(None, [], 0.0, "empty")
         probs = self.predict_array(np.stack([preprocess.to_mnist(p.ink) for p in parts]))

@@ -3,19 +3,17 @@ POST /api/v1/feedback/reading: "it reads 21667, not 216674" for a number, with i
 the edits (a digit changed, deleted, inserted, or the number typed), so that split and merge
 errors become data too.
 
-Worth keeping, and cheap to refuse: each client (connection address) may post `feedback_burst`
-corrections of either kind at once, refilled at `feedback_per_minute` (429 with Retry-After past
-it); an image without ink is a 422; the store is capped (`feedback_max_bytes`, 507 when full)
-and a store that cannot write answers 503 while predictions go on. The image is decoded in the
-same bounded pool as /predict and /read (the app's Runner), never in Starlette's 40-thread one.
+Worth keeping, and cheap to refuse: each client (serve/ratelimit.py: its address, by /64 for
+IPv6) may post `feedback_burst` corrections of either kind at once, refilled at
+`feedback_per_minute` (429 with Retry-After past it), counted over all workers; an image
+without ink is a 422; the store is capped (`feedback_max_bytes`, 507 when full) and a store that
+cannot write answers 503 while predictions go on. The image is decoded in the same bounded pool
+as /predict and /read (the app's Runner), never in Starlette's 40-thread one.
 """
 
 from __future__ import annotations
 
 import math
-import threading
-import time
-from collections import OrderedDict
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -24,6 +22,8 @@ from fastapi.responses import JSONResponse
 from digitrec.feedback import Store, StoreError, stored_changes
 from digitrec.serve import idempotency
 from digitrec.serve.deps import PredictorDep, RunnerDep, StoreDep, decode_image_text
+from digitrec.serve.ratelimit import Limit, client_id, make_limit
+from digitrec.serve.ratelimit import MemoryLimit as RateLimit  # noqa: F401 (its old name)
 from digitrec.serve.schemas import (
     ERRORS,
     FEEDBACK_ERRORS,
@@ -35,42 +35,12 @@ from digitrec.serve.schemas import (
 from digitrec.vision.preprocess import MIN_SIDE, load_image, preprocess
 
 
-class RateLimit:
-    """A token bucket per client: `burst` posts at once, refilled at `per_minute`.
-
-    In memory, per worker process (with `--workers N` a client spread over N workers gets up
-    to N times the rate; the store's cap bounds the total whatever the rate). At most `clients`
-    buckets are kept, the least recently seen forgotten first. `per_minute` 0: no limit.
-    """
-
-    def __init__(self, per_minute: float, burst: int, clients: int = 10_000):
-        self.rate, self.burst, self.clients = per_minute / 60, burst, clients
-        self.buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # tokens, when
-        self.lock = threading.Lock()
-
-    def take(self, client: str, at: float | None = None) -> float:
-        """0 when a post is allowed (a token taken), else the seconds until one will be."""
-        if self.rate <= 0:
-            return 0.0
-        at = time.monotonic() if at is None else at
-        with self.lock:
-            tokens, then = self.buckets.pop(client, (float(self.burst), at))
-            tokens = min(float(self.burst), tokens + (at - then) * self.rate)
-            wait = 0.0 if tokens >= 1 else (1 - tokens) / self.rate
-            self.buckets[client] = (tokens - 1 if wait == 0 else tokens, at)
-            if len(self.buckets) > self.clients:
-                self.buckets.popitem(last=False)
-        return wait
-
-
-def rate_limit(app: Any) -> RateLimit:
-    """The app's limiter, made from its settings on first use."""
+def rate_limit(app: Any) -> Limit:
+    """The app's limiter, made from its settings on first use (shared by the workers and, on
+    PostgreSQL, the replicas: serve/ratelimit.py)."""
     limiter = getattr(app.state, "feedback_limit", None)
     if limiter is None:
-        settings = app.state.settings
-        limiter = app.state.feedback_limit = RateLimit(
-            settings.feedback_per_minute, settings.feedback_burst
-        )
+        limiter = app.state.feedback_limit = make_limit(app.state.settings)
     return limiter
 
 
@@ -90,7 +60,11 @@ feedback = APIRouter(prefix="/api/v1", tags=["feedback"])
 def refused(request: Request, store: Store) -> JSONResponse | None:
     """The 429 of a client past its rate, or the 503 of a store that cannot write: before the
     image is decoded."""
-    client = request.client.host if request.client else "unknown"
+    client = client_id(
+        request.client.host if request.client else None,
+        request.headers.get("x-forwarded-for"),
+        request.app.state.settings.trusted_proxies,
+    )
     wait = rate_limit(request.app).take(client)
     if wait:
         return error(

@@ -43,6 +43,12 @@ BATCH_SIZE = Histogram(
     "Drawings preprocessed and answered together in one model call",
     buckets=(1, 2, 4, 8, 16, 32),
 )
+BATCH_ROUTE = Counter(
+    "digitrec_predict_route",
+    "Images on /predict by where they ran: the shared batch, the photo pool, or taken out of a "
+    "batch for the pool (the cost model's guess of a canvas was wrong)",
+    ["where"],
+)
 REJECTS = Counter(
     "digitrec_rejects",
     "Requests refused (4xx, or cut off by the server's HTTP limits), by reason",
@@ -80,7 +86,8 @@ CONFIDENCE = Histogram(
 
 # Why a request was refused, from its status (the {"error"} body says it in words).
 REASONS = {
-    400: "bad_request",  # HTTP the parser cannot read, or a Host not served
+    400: "bad_request",  # HTTP the parser cannot read, or a Host not served (or none)
+    403: "cross_site",  # a correction from another site's page, or without the API key
     404: "not_found",
     405: "method_not_allowed",
     408: "too_slow",  # headers or body not sent in time

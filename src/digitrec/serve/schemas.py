@@ -17,11 +17,23 @@ SEVEN_PNG = (
 )
 
 
+# A 28x28 PNG of a drawn 7 (132 bytes): the example /docs sends is an image the API takes.
+EXAMPLE_IMAGE = (
+    "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAABwAAAAcCAAAAABXZoBIAAAAS0lEQVR42sXSQQoAIAgEQD"
+    "f6/5ftEqVW0l7Ki6COIAiVcxR536w9w5c1k8ia6tbqwvYSY5Q8ZUJSGshJCynpICM9JGSA9zJCwYe/bVcbDTk2PeiE"
+    "AAAAAElFTkSuQmCC"
+)
+
+
 class ImageIn(BaseModel):
     image: str = Field(
+        min_length=1,
         description="The image as a data URL (data:image/png;base64,...) or bare base64.",
-        examples=[f"data:image/png;base64,{SEVEN_PNG}"],
-        json_schema_extra={"minLength": 1},  # "" is refused as empty (the schema only)
+        examples=[EXAMPLE_IMAGE],
+        json_schema_extra={
+            "contentMediaType": "image/*",
+            "pattern": r"^(data:image/[-+.\w]+;base64,)?[A-Za-z0-9+/=\s]+$",
+        },
     )
 
 
@@ -165,13 +177,18 @@ ModelCard = dict[str, Any]
 
 # Documented on every route that takes input; the body is always {"error": "..."}.
 ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorOut, "description": "Unreadable HTTP, no Host, or a Host not served"},
+    408: {"model": ErrorOut, "description": "Headers or body not sent in time"},
     413: {"model": ErrorOut, "description": "Body or image too large"},
     415: {"model": ErrorOut, "description": "Not an image"},
-    422: {"model": ErrorOut, "description": "Malformed request"},
+    422: {"model": ErrorOut, "description": "Malformed request, or over the work budget"},
+    431: {"model": ErrorOut, "description": "Request headers too large or too many"},
+    503: {"model": ErrorOut, "description": "Busy: connection limit or pixel budget (Retry-After)"},
 }
 
 # /feedback's own: a client past its rate, a store that cannot take the row.
 FEEDBACK_ERRORS: dict[int | str, dict[str, Any]] = {
+    403: {"model": ErrorOut, "description": "From another site's page, or without the API key"},
     422: {"model": ErrorOut, "description": "Malformed request, or an image without ink"},
     429: {"model": ErrorOut, "description": "Too many corrections from this address (Retry-After)"},
     503: {"model": ErrorOut, "description": "Feedback store unavailable (read-only, locked)"},
