@@ -49,7 +49,7 @@ def test_fine_tuning_on_some_writers_is_scored_on_the_others(
         "fast", data=str(tmp_path / "train.csv"), max_steps=6, val_fraction=0.2, pen=0.5,
         pen_writers=(3, 4, 5, 6, 7), init=str(trained_run), output=str(tmp_path / "run"),
     )  # fmt: skip
-    run = train(cfg, test=False)
+    run = train(cfg)  # scored on the test set too: ship reports it
     saved = json.loads((run.directory / "config.json").read_text())["train"]
     assert saved["pen"] == 0.5 and saved["pen_writers"] == [3, 4, 5, 6, 7]
     assert saved["init"] == str(trained_run)

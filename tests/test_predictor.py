@@ -43,12 +43,12 @@ def test_shipped_model_matches_its_card(card: dict) -> None:
 
 
 def test_default_model_is_the_best_shipped_on_validation() -> None:
-    """The default is chosen on validation accuracy (shipped.default_choice: the smallest model
-    within noise of the best), and is at least 99.6% on the test set (the 99.7% target of the
-    accuracy issue is not reached yet: see BENCHMARKS.md)."""
+    """The default is chosen on the selection score (shipped.default_choice: the smallest model
+    within noise of the best), and is at least 99.5% on the MNIST test set: the floor for a
+    default chosen for real handwriting (DESIGN.md; BENCHMARKS.md, "Real writers' drawings")."""
     default = Predictor.load().card
     assert default["name"] == shipped.default_choice(shipped.shipped_cards())
-    assert default["test_accuracy"] >= 0.996, default["name"]
+    assert default["test_accuracy"] >= 0.995, default["name"]
 
 
 def test_default_choice_takes_the_smaller_model_unless_the_bigger_is_clearly_better() -> None:

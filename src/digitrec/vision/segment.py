@@ -189,10 +189,12 @@ def _one_digit(a: _Part, b: _Part, tallest: int) -> bool:
     # A piece shorter than a digit: inside the digit's column span (the bar of a 5, the bar of
     # a 7 over its leg), or right beside it and off the baseline (the 'L' of a 4 drawn apart
     # from its stem). A small digit sits on the baseline and stays apart.
-    # A mark beside a digit that is much shorter (a dash, an apostrophe) is a separator.
+    # Beside a digit, a much shorter mark is a separator (a dash, an apostrophe), unless it is
+    # a bar across the digit's top (a 7's or a 5's, drawn apart).
     inside = overlap >= 0.5 * short.w
     beside = overlap > -0.2 * tallest and short.y1 < tall.y1 - 0.2 * tall.h
-    return inside or (beside and short.h >= SEPARATOR * tall.h)
+    bar = short.w >= short.h and short.y0 <= tall.y0 + 0.15 * tall.h
+    return inside or (beside and (short.h >= SEPARATOR * tall.h or bar))
 
 
 def _slant(strokes: np.ndarray) -> float:
