@@ -1,0 +1,91 @@
+"""The sequence reader at serving time: a written number read whole, on ONNX Runtime (no torch).
+
+models/reader.onnx (training/sequence.py) reads the ink map's line (vision/line.py) and gives
+per-frame probabilities; best-path decoding gives the digits, each with the frames it spans
+(its box) and its probability. The number's confidence is the product of its digits'; a
+number under the card's `uncertain_below`, or with a digit under `digit_below`, is
+"uncertain". `combine` joins its answer with the segmentation reader's (predictor.Predictor).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import onnxruntime as ort
+
+from digitrec import shipped
+from digitrec.errors import ModelError
+from digitrec.vision import line as L
+
+if TYPE_CHECKING:
+    from digitrec.predictor import Reading
+
+NAME = "reader"  # models/reader.onnx + reader.json
+
+
+class SequenceReader:
+    def __init__(self, onnx: Path, card: dict, threads: int = 1):  # type: ignore[type-arg]
+        self.card = card
+        self.uncertain_below = float(card.get("uncertain_below", 0.5))
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        try:
+            self.session = ort.InferenceSession(str(onnx), options, providers=["CPUExecutionProvider"])
+        except Exception as e:  # ONNX Runtime raises its own types for truncated graphs
+            raise ModelError(f"{onnx}: cannot load the ONNX model ({e})") from None
+
+    @classmethod
+    def load(cls, directory: Path | None = None, threads: int = 1) -> SequenceReader | None:
+        """The shipped reader, its sha256 checked; None when none is shipped."""
+        directory = shipped.MODELS_DIR if directory is None else directory
+        card_path = directory / f"{NAME}.json"
+        if not card_path.exists():
+            return None
+        card = json.loads(card_path.read_text())
+        shipped.verify(card, directory)
+        return cls(directory / f"{NAME}.onnx", card, threads)
+
+    def frames(self, line: L.Line) -> np.ndarray:
+        """(T, 11) frame probabilities of one normalised line."""
+        return self.session.run(None, {"line": line.image[None, None]})[0][0]
+
+    def read_ink(self, ink: np.ndarray) -> tuple[list[tuple[L.Char, tuple[int, int, int, int]]], float]:
+        """An ink map -> ([(char, box on the ink map)], the number's confidence)."""
+        line = L.normalise(ink)
+        if line is None:
+            return [], 0.0
+        chars = L.decode(self.frames(line))
+        confidence = math.prod(c.probability for c in chars) if chars else 0.0
+        return [(c, L.char_box(line, c, ink)) for c in chars], confidence
+
+
+def combine(segments: Reading, sequence: Reading, reader: SequenceReader) -> Reading:
+    """One answer from the two readers (thresholds from the reader's card, chosen on data kept
+    from training: BENCHMARKS.md, "Reading numbers whole").
+
+    Where both read the same digits and the sequence reader's confidence is at least
+    `agree_below`, that is the answer, with the segmentation reader's boxes (cut around each
+    digit's ink). Else the sequence reader's answer when its confidence is at least
+    `uncertain_below`. Else "uncertain", listing the sequence reader's digits and candidates."""
+    from digitrec.predictor import Reading
+
+    agree_below = float(reader.card.get("agree_below", reader.uncertain_below))
+    confidence = sequence.confidence
+    if sequence.digits and sequence.guess == segments.guess and confidence >= agree_below:
+        digits = [
+            dataclasses.replace(seg, confidence=max(seg.confidence, seq.confidence))
+            for seg, seq in zip(segments.digits, sequence.digits, strict=True)
+        ]
+        return Reading(sequence.guess, digits, max(confidence, segments.confidence))
+    if sequence.text is not None:
+        return sequence
+    if not sequence.digits:
+        return segments if segments.text is None else Reading(None, segments.digits, 0.0, "uncertain")
+    return Reading(None, sequence.digits, confidence, "uncertain")
