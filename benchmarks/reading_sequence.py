@@ -63,7 +63,9 @@ def answer(row: Row, policy: str, predictor: Predictor) -> str | None:
     if policy == "segment":
         return row.segments.text
     if policy == "sequence":
-        return row.sequence.text
+        assert predictor.sequence is not None
+        sure = row.sequence.digits and row.sequence.confidence >= predictor.sequence.uncertain_below
+        return row.sequence.guess if sure else None
     assert predictor.sequence is not None
     return combine(row.segments, row.sequence, predictor.sequence).text
 
@@ -87,23 +89,21 @@ def by_length(rows: list[Row], policy: str, predictor: Predictor) -> str:
 
 
 def choose(sets: dict[str, list[Row]], predictor: Predictor) -> None:
-    """Thresholds (A, T) keeping wrong answers under 1% on every set, answering the most."""
+    """Thresholds (T, A, S) keeping wrong answers under 1% on every set, answering the most."""
     assert predictor.sequence is not None
     card = predictor.sequence.card
     best = None
     for t in np.arange(0.3, 1.0, 0.02):
         for a in np.arange(0.0, t + 1e-9, 0.05):
-            card["uncertain_below"], card["agree_below"] = float(t), float(a)
-            predictor.sequence.uncertain_below = float(t)
-            for rows in sets.values():  # the sequence reader's own answer moves with T
-                for r in rows:
-                    r.sequence.text = r.sequence.guess if r.sequence.digits and r.sequence.confidence >= t else None
-            scores = [score(rows, "combined", predictor) for rows in sets.values()]
-            if max(s["wrong"] for s in scores) < 0.01:
-                answered = float(np.mean([s["exact"] for s in scores]))
-                if best is None or answered > best[0]:
-                    best = (answered, float(t), float(a))
-    print(f"chosen: {best}  (mean exact, uncertain_below T, agree_below A)")
+            for s in (2.0, 0.99, 0.95, 0.9, 0.8):
+                card["uncertain_below"], card["agree_below"], card["segment_below"] = float(t), float(a), s
+                predictor.sequence.uncertain_below = float(t)
+                scores = [score(rows, "combined", predictor) for rows in sets.values()]
+                if max(x["wrong"] for x in scores) < 0.01:
+                    exact = float(np.mean([x["exact"] for x in scores]))
+                    if best is None or exact > best[0]:
+                        best = (exact, round(float(t), 2), round(float(a), 2), s)
+    print(f"chosen: {best}  (mean exact, uncertain_below T, agree_below A, segment_below S)")
 
 
 def main() -> None:
@@ -113,6 +113,7 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=300, help="numbers per pen set (default: 300)")
     parser.add_argument("--seed", type=int, default=11, help="pen_numbers seed (default: 11)")
     parser.add_argument("--split", default="val", help="tests/realworld split (default: val)")
+    parser.add_argument("--stretches", default=None, help="widths to read at, e.g. 0.8,1,1.25 (default: the card's)")
     parser.add_argument("--choose", action="store_true", help="print the thresholds to ship")
     parser.add_argument("--errors", action="store_true", help="list the sequence reader's errors")
     args = parser.parse_args()
@@ -120,11 +121,13 @@ def main() -> None:
     predictor = Predictor.load(args.model)
     if predictor.sequence is None:
         raise SystemExit("no sequence reader shipped (models/reader.onnx)")
+    if args.stretches:
+        predictor.sequence.card["stretches"] = [float(x) for x in args.stretches.split(",")]
     cpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
     model_name = next((ln.split(":", 1)[1].strip() for ln in cpu.splitlines() if "Model name" in ln), platform.processor())
     print(f"{time.strftime('%Y-%m-%d')}  {model_name}  one thread  classifier {predictor.name}  "
           f"reader {predictor.sequence.card.get('name')}  thresholds T={predictor.sequence.uncertain_below}"
-          f" A={predictor.sequence.card.get('agree_below')}")  # fmt: skip
+          f" A={predictor.sequence.card.get('agree_below')} stretches {predictor.sequence.card.get('stretches', [1.0])}")  # fmt: skip
     samples = {
         f"pen canvases w{args.writers}": realworld.pen_numbers(writers, args.count, args.seed),
         f"pen low-res w{args.writers}": realworld.pen_numbers(writers, args.count, args.seed, low_resolution=True),

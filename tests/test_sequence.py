@@ -120,9 +120,11 @@ def _with_mark(kind: str, seed: int) -> tuple[bytes, str]:
 
 @pytest.mark.parametrize("kind", [".", ",", "-", "=", "/"])
 def test_a_separator_is_never_read_as_a_digit(predictor: Predictor, kind: str) -> None:
+    """The mark adds no digit: every answer given has as many digits as were written, and most
+    are exact."""
     answers = [(predictor.read(png).text, label) for png, label in (_with_mark(kind, s) for s in range(8))]
-    assert all(text in (label, None) for text, label in answers), answers
-    assert sum(text == label for text, label in answers) >= 5, answers
+    assert all(text is None or len(text) == len(label) for text, label in answers), answers
+    assert sum(text == label for text, label in answers) >= 6, answers
 
 
 def _reading(text: str, confidence: float, x0: int = 0) -> Reading:

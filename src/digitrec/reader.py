@@ -57,12 +57,22 @@ class SequenceReader:
         return self.session.run(None, {"line": line.image[None, None]})[0][0]
 
     def read_ink(self, ink: np.ndarray) -> tuple[list[tuple[L.Char, tuple[int, int, int, int]]], float]:
-        """An ink map -> ([(char, box on the ink map)], the number's confidence)."""
-        line = L.normalise(ink)
-        if line is None:
-            return [], 0.0
-        chars = L.decode(self.frames(line))
-        confidence = math.prod(c.probability for c in chars) if chars else 0.0
+        """An ink map -> ([(char, box on the ink map)], the number's confidence).
+
+        The line is read at each of the card's `stretches` (widths; [1.0] unless the card says
+        otherwise); the most confident reading is the answer, its confidence scaled by the share
+        of readings that agree with it (a number read differently at another width is in doubt).
+        """
+        readings = []
+        for stretch in self.card.get("stretches", [1.0]):
+            line = L.normalise(ink, stretch)
+            if line is None:
+                return [], 0.0
+            chars = L.decode(self.frames(line))
+            confidence = math.prod(c.probability for c in chars) if chars else 0.0
+            readings.append((line, chars, confidence, "".join(str(c.digit) for c in chars)))
+        line, chars, confidence, text = max(readings, key=lambda r: r[2])
+        confidence *= sum(r[3] == text for r in readings) / len(readings)
         return [(c, L.char_box(line, c, ink)) for c in chars], confidence
 
 
@@ -72,11 +82,14 @@ def combine(segments: Reading, sequence: Reading, reader: SequenceReader) -> Rea
 
     Where both read the same digits and the sequence reader's confidence is at least
     `agree_below`, that is the answer, with the segmentation reader's boxes (cut around each
-    digit's ink). Else the sequence reader's answer when its confidence is at least
-    `uncertain_below`. Else "uncertain", listing the sequence reader's digits and candidates."""
+    digit's ink). Else an answer only one of them is sure of: the sequence reader's with a
+    confidence of at least `uncertain_below`, the segmentation reader's with at least
+    `segment_below` (over 1: never alone). Both sure of different numbers, or neither sure:
+    "uncertain", listing the sequence reader's digits and candidates."""
     from digitrec.predictor import Reading
 
     agree_below = float(reader.card.get("agree_below", reader.uncertain_below))
+    segment_below = float(reader.card.get("segment_below", 2.0))
     confidence = sequence.confidence
     if sequence.digits and sequence.guess == segments.guess and confidence >= agree_below:
         digits = [
@@ -84,8 +97,10 @@ def combine(segments: Reading, sequence: Reading, reader: SequenceReader) -> Rea
             for seg, seq in zip(segments.digits, sequence.digits, strict=True)
         ]
         return Reading(sequence.guess, digits, max(confidence, segments.confidence))
-    if sequence.text is not None:
-        return sequence
+    sure = [r for r, t in ((sequence, reader.uncertain_below), (segments, segment_below))
+            if r.digits and r.confidence >= t]  # fmt: skip
+    if len(sure) == 1:
+        return Reading(sure[0].guess, sure[0].digits, sure[0].confidence)
     if not sequence.digits:
         return segments if segments.text is None else Reading(None, segments.digits, 0.0, "uncertain")
     return Reading(None, sequence.digits, confidence, "uncertain")

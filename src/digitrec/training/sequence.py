@@ -57,6 +57,8 @@ class Config:
     steps: int = 100_000  # schedule length in steps; the budget is whichever of steps and minutes ends first
     channels: tuple[int, ...] = (16, 32, 64, 64, 96)
     seed: int = 0
+    widen: float = 0.0  # share of lines narrowed or widened
+    init: str = ""  # a run directory whose weights to start from ("" for none)
 
 
 # ---------------------------------------------------------------- the model
@@ -224,8 +226,9 @@ def _slant(ink: np.ndarray, shear: float) -> np.ndarray:
     return cv2.warpAffine(ink, m, (w + int(abs(shear) * h) + 1, h), flags=cv2.INTER_LINEAR)
 
 
-def seen(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """The line as the reader gets it: (HEIGHT, W) from line.normalise, after the capture."""
+def seen(ink: np.ndarray, rng: np.random.Generator, cfg_widen: float = 0.0) -> np.ndarray:
+    """The line as the reader gets it: (HEIGHT, W) from line.normalise, after the capture;
+    a `cfg_widen` share of lines narrowed or widened (0.74-1.35 x: wide and narrow hands)."""
     u = rng.random()
     if u < 0.3:  # a low-resolution capture enlarged: the digits 8-32 px tall
         h, w = ink.shape
@@ -241,7 +244,7 @@ def seen(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         ink = cv2.dilate(ink, k) if rng.random() < 0.5 else cv2.erode(ink, k)
     if rng.random() < 0.2:  # faint ink
         ink = ink * rng.uniform(0.5, 1.0)
-    line = L.normalise(ink)
+    line = L.normalise(ink, float(np.exp(rng.uniform(-0.3, 0.3))) if rng.random() < cfg_widen else 1.0)
     assert line is not None
     return line.image
 
@@ -267,7 +270,7 @@ class Lines:
             labels = [int(self.mnist_labels[i]) for i in idx]
             glyphs = [_tight(self.mnist[i].astype(np.float32) / 255) for i in idx]
             glyphs = [cv2.resize(x, (max(1, round(x.shape[1] * GLYPH_HEIGHT / x.shape[0])), GLYPH_HEIGHT)) for x in glyphs]
-        return seen(write_line(glyphs, rng), rng), "".join(map(str, labels))
+        return seen(write_line(glyphs, rng), rng, cfg.widen), "".join(map(str, labels))
 
     def batch(self, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """(N, 1, 32, Wmax) lines, concatenated targets, input (frame) lengths, target lengths."""
@@ -294,7 +297,7 @@ def train(cfg: Config, out: Path) -> dict[str, float]:
     t0 = time.perf_counter()
     lines = Lines(cfg)
     log.info("glyphs ready in %.0f s", time.perf_counter() - t0)
-    model = Reader(cfg.channels)
+    model = load(Path(cfg.init)).train() if cfg.init else Reader(cfg.channels)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
     ctc = nn.CTCLoss(blank=L.BLANK, zero_infinity=True)
     start, seen_n, loss_avg, right = time.perf_counter(), 0, 0.0, 0.0
@@ -303,7 +306,7 @@ def train(cfg: Config, out: Path) -> dict[str, float]:
         # learning rate: warm up, then cosine down over the wall-clock budget (the machine is
         # shared, so steps per minute vary); whichever of steps and minutes ends first
         done = max(step / cfg.steps, (time.perf_counter() - start) / 60 / cfg.minutes)
-        lr = cfg.lr * min(1.0, step / 100) * 0.5 * (1 + math.cos(math.pi * min(done, 1.0)))
+        lr = cfg.lr * min(1.0, step / (20 if cfg.init else 100)) * 0.5 * (1 + math.cos(math.pi * min(done, 1.0)))
         for group in opt.param_groups:
             group["lr"] = lr
         # data, forward/backward, step
@@ -418,6 +421,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=Config.steps, help="schedule length in steps (default: 100000)")
     parser.add_argument("--writers", default="1,2,3,4,5", help="pen writers that train (default: 1,2,3,4,5)")
     parser.add_argument("--seed", type=int, default=0, help="default: 0")
+    parser.add_argument("--lr", type=float, default=Config.lr, help="peak learning rate (default: 2e-3)")
+    parser.add_argument("--widen", type=float, default=0.0, help="share of lines narrowed or widened (default: 0)")
+    parser.add_argument("--init", default="", help="start from this run's weights (default: none)")
     parser.add_argument("--ship", type=Path, default=None, help="only ship the run to this models folder")
     parser.add_argument("--uncertain-below", type=float, default=0.5, help="with --ship (default: 0.5)")
     parser.add_argument("--agree-below", type=float, default=0.5, help="with --ship (default: 0.5)")
@@ -430,7 +436,8 @@ def main() -> None:
         ship(args.out, args.ship, thresholds, args.command)
         return
     writers = tuple(int(w) for w in args.writers.split(",") if w)
-    cfg = Config(writers=writers, minutes=args.minutes, steps=args.steps, seed=args.seed)
+    cfg = Config(writers=writers, minutes=args.minutes, steps=args.steps, seed=args.seed,
+                 lr=args.lr, widen=args.widen, init=args.init)
     log.info("%s", cfg)
     log.info("parameters %d", sum(p.numel() for p in Reader(cfg.channels).parameters()))
     train(cfg, args.out)

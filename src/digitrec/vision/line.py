@@ -36,16 +36,17 @@ class Line:
     image: np.ndarray  # (HEIGHT, W) float32 in [0, 1], ink high
     x0: float  # the ink map's column at the line's column PAD_X
     y0: float  # the ink map's row at the line's row (HEIGHT - INK_HEIGHT) // 2
-    scale: float  # line px per ink-map px (horizontally; vertically the same unless squeezed)
-    scale_x: float
+    scale: float  # line px per ink-map px, vertically
+    scale_x: float  # and horizontally (the same unless stretched or squeezed)
 
 
-def fit(ink: np.ndarray) -> tuple[np.ndarray, float, float]:
-    """(h, w) ink cropped to its inked box -> ((HEIGHT, W) float32 line, scale_y, scale_x)."""
+def fit(ink: np.ndarray, stretch: float = 1.0) -> tuple[np.ndarray, float, float]:
+    """(h, w) ink cropped to its inked box -> ((HEIGHT, W) float32 line, scale_y, scale_x);
+    `stretch` widens it (more frames per digit)."""
     h, w = ink.shape
     scale = INK_HEIGHT / h
-    width = max(1, round(w * scale))
-    scale_x = scale
+    width = max(1, round(w * scale * stretch))
+    scale_x = width / w
     if width > MAX_WIDTH - 2 * PAD_X:
         width = MAX_WIDTH - 2 * PAD_X
         scale_x = width / w
@@ -58,15 +59,15 @@ def fit(ink: np.ndarray) -> tuple[np.ndarray, float, float]:
     return out, scale, scale_x
 
 
-def normalise(ink: np.ndarray) -> Line | None:
-    """An ink map (H, W) float in [0, 1] -> the line the sequence reader reads; None when no
-    pixel holds ink."""
+def normalise(ink: np.ndarray, stretch: float = 1.0) -> Line | None:
+    """An ink map (H, W) float in [0, 1] -> the line the sequence reader reads (`stretch`: its
+    width times this); None when no pixel holds ink."""
     rows = np.flatnonzero((ink > INK_FLOOR).any(axis=1))
     cols = np.flatnonzero((ink > INK_FLOOR).any(axis=0))
     if rows.size == 0:
         return None
     crop = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
-    image, scale, scale_x = fit(crop)
+    image, scale, scale_x = fit(crop, stretch)
     return Line(image, float(cols[0]), float(rows[0]), scale, scale_x)
 
 
