@@ -84,7 +84,8 @@ def by_length(rows: list[Row], policy: str, predictor: Predictor) -> str:
     for r in rows:
         groups[len(r.label)].append(r)
     return "  ".join(
-        f"{k}:{score(g, policy, predictor)['exact']:.0%}({len(g)})" for k, g in sorted(groups.items())
+        f"{k}:{score(g, policy, predictor)['exact']:.0%}({len(g)})"
+        for k, g in sorted(groups.items())
     )
 
 
@@ -96,7 +97,11 @@ def choose(sets: dict[str, list[Row]], predictor: Predictor) -> None:
     for t in np.arange(0.3, 1.0, 0.02):
         for a in np.arange(0.0, t + 1e-9, 0.05):
             for s in (2.0, 0.99, 0.95, 0.9, 0.8):
-                card["uncertain_below"], card["agree_below"], card["segment_below"] = float(t), float(a), s
+                card["uncertain_below"], card["agree_below"], card["segment_below"] = (
+                    float(t),
+                    float(a),
+                    s,
+                )
                 predictor.sequence.uncertain_below = float(t)
                 scores = [score(rows, "combined", predictor) for rows in sets.values()]
                 if max(x["wrong"] for x in scores) < 0.01:
@@ -108,12 +113,16 @@ def choose(sets: dict[str, list[Row]], predictor: Predictor) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=None, help="digit classifier (default: the shipped default)")
+    parser.add_argument(
+        "--model", default=None, help="digit classifier (default: the shipped default)"
+    )
     parser.add_argument("--writers", default="6,7", help="pen writers to read (default: 6,7)")
     parser.add_argument("--count", type=int, default=300, help="numbers per pen set (default: 300)")
     parser.add_argument("--seed", type=int, default=11, help="pen_numbers seed (default: 11)")
     parser.add_argument("--split", default="val", help="tests/realworld split (default: val)")
-    parser.add_argument("--stretches", default=None, help="widths to read at, e.g. 0.8,1,1.25 (default: the card's)")
+    parser.add_argument(
+        "--stretches", default=None, help="widths to read at, e.g. 0.8,1,1.25 (default: the card's)"
+    )
     parser.add_argument("--choose", action="store_true", help="print the thresholds to ship")
     parser.add_argument("--errors", action="store_true", help="list the sequence reader's errors")
     args = parser.parse_args()
@@ -124,13 +133,21 @@ def main() -> None:
     if args.stretches:
         predictor.sequence.card["stretches"] = [float(x) for x in args.stretches.split(",")]
     cpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-    model_name = next((ln.split(":", 1)[1].strip() for ln in cpu.splitlines() if "Model name" in ln), platform.processor())
-    print(f"{time.strftime('%Y-%m-%d')}  {model_name}  one thread  classifier {predictor.name}  "
-          f"reader {predictor.sequence.card.get('name')}  thresholds T={predictor.sequence.uncertain_below}"
-          f" A={predictor.sequence.card.get('agree_below')} stretches {predictor.sequence.card.get('stretches', [1.0])}")  # fmt: skip
+    model_name = next(
+        (ln.split(":", 1)[1].strip() for ln in cpu.splitlines() if "Model name" in ln),
+        platform.processor(),
+    )
+    card = predictor.sequence.card
+    print(
+        f"{time.strftime('%Y-%m-%d')}  {model_name}  one thread  classifier {predictor.name}  "
+        f"reader: T={card.get('uncertain_below')} A={card.get('agree_below')} "
+        f"S={card.get('segment_below')} stretches {card.get('stretches', [1.0])}"
+    )
     samples = {
         f"pen canvases w{args.writers}": realworld.pen_numbers(writers, args.count, args.seed),
-        f"pen low-res w{args.writers}": realworld.pen_numbers(writers, args.count, args.seed, low_resolution=True),
+        f"pen low-res w{args.writers}": realworld.pen_numbers(
+            writers, args.count, args.seed, low_resolution=True
+        ),
         f"generated numbers {args.split}": realworld.load_generated(args.split)["numbers"],
     }
     sets = {name: read_all(predictor, s) for name, s in samples.items()}
@@ -138,14 +155,23 @@ def main() -> None:
         print(f"{name} ({len(rows)} strings)")
         for policy in ("segment", "sequence", "combined"):
             s = score(rows, policy, predictor)
-            print(f"  {policy:9s} exact {s['exact']:6.1%}  wrong {s['wrong']:5.1%}  answered "
-                  f"{s['answered']:6.1%}  right of given {s['right_of_given']:6.1%}  | {by_length(rows, policy, predictor)}")  # fmt: skip
-        seg_ms, seq_ms = np.median([r.ms_segment for r in rows]), np.median([r.ms_sequence for r in rows])
+            print(
+                f"  {policy:9s} exact {s['exact']:6.1%}  wrong {s['wrong']:5.1%}  answered "
+                f"{s['answered']:6.1%}  right of given {s['right_of_given']:6.1%}  | "
+                + by_length(rows, policy, predictor)
+            )
+        seg_ms, seq_ms = (
+            np.median([r.ms_segment for r in rows]),
+            np.median([r.ms_sequence for r in rows]),
+        )
         print(f"  ms p50: segmentation {seg_ms:.1f}, sequence {seq_ms:.1f} (each with the ink map)")
         if args.errors:
             for r in rows:
                 if r.sequence.guess != r.label:
-                    print(f"    {r.label!r} -> sequence {r.sequence.guess!r} ({r.sequence.confidence:.2f}), segment {r.segments.guess!r}")
+                    print(
+                        f"    {r.label!r} -> sequence {r.sequence.guess!r} "
+                        f"({r.sequence.confidence:.2f}), segment {r.segments.guess!r}"
+                    )
     if args.choose:
         choose(sets, predictor)
 

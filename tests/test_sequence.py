@@ -68,14 +68,17 @@ def test_unseen_writers_numbers_are_read(predictor: Predictor) -> None:
     samples = realworld.pen_numbers(UNSEEN, count=40, seed=3)
     answers = [predictor.read(s.source) for s in samples]
     exact = sum(a.text == s.label for a, s in zip(answers, samples, strict=True))
-    wrong = sum(a.text is not None and a.text != s.label for a, s in zip(answers, samples, strict=True))
+    wrong = sum(
+        a.text is not None and a.text != s.label for a, s in zip(answers, samples, strict=True)
+    )
     assert exact >= 34 and wrong <= 2, (exact, wrong)
 
 
 def test_boxes_are_inside_the_image_left_to_right(predictor: Predictor) -> None:
     for s in realworld.pen_numbers(UNSEEN, count=5, seed=4):
-        from PIL import Image
         import io
+
+        from PIL import Image
 
         size = Image.open(io.BytesIO(s.data or b"")).size
         reading = predictor.read(s.source)
@@ -83,7 +86,7 @@ def test_boxes_are_inside_the_image_left_to_right(predictor: Predictor) -> None:
         assert xs == sorted(xs)
         for d in reading.digits:
             x, y, w, h = d.box
-            assert 0 <= x and 0 <= y and w > 0 and h > 0 and x + w <= size[0] and y + h <= size[1]
+            assert x >= 0 and y >= 0 and w > 0 and h > 0 and x + w <= size[0] and y + h <= size[1]
 
 
 def _with_mark(kind: str, seed: int) -> tuple[bytes, str]:
@@ -94,7 +97,7 @@ def _with_mark(kind: str, seed: int) -> tuple[bytes, str]:
     chosen = [pool[int(i)] for i in rng.choice(len(pool), 4)]
     digits = canvas.compose([d.strokes for d in chosen], rng)
     every = np.vstack([p for d in digits for p in d])
-    (left, top), (right, bottom) = every.min(0), every.max(0)
+    (_, top), (right, bottom) = every.min(0), every.max(0)
     h = bottom - top
     if kind in (".", ","):  # room after the first digit for the thousands mark
         shift = np.vstack(digits[0]).max(0)[0] + 0.3 * h - np.vstack(digits[1]).min(0)[0]
@@ -104,7 +107,8 @@ def _with_mark(kind: str, seed: int) -> tuple[bytes, str]:
     end = right + 0.25 * h
     marks = {
         ".": [np.array([[mid_gap, bottom - 0.02 * h]])],
-        ",": [np.array([[mid_gap + 0.04 * h, bottom - 0.05 * h], [mid_gap - 0.04 * h, bottom + 0.15 * h]])],
+        ",": [np.array([[mid_gap + 0.04 * h, bottom - 0.05 * h],
+                        [mid_gap - 0.04 * h, bottom + 0.15 * h]])],
         "-": [np.array([[end, top + 0.5 * h], [end + 0.35 * h, top + 0.5 * h]])],
         "=": [np.array([[end, top + 0.35 * h], [end + 0.35 * h, top + 0.35 * h]]),
               np.array([[end, top + 0.6 * h], [end + 0.35 * h, top + 0.6 * h]])],
@@ -122,7 +126,9 @@ def _with_mark(kind: str, seed: int) -> tuple[bytes, str]:
 def test_a_separator_is_never_read_as_a_digit(predictor: Predictor, kind: str) -> None:
     """The mark adds no digit: every answer given has as many digits as were written, and most
     are exact."""
-    answers = [(predictor.read(png).text, label) for png, label in (_with_mark(kind, s) for s in range(8))]
+    answers = [
+        (predictor.read(png).text, label) for png, label in (_with_mark(kind, s) for s in range(8))
+    ]
     assert all(text is None or len(text) == len(label) for text, label in answers), answers
     assert sum(text == label for text, label in answers) >= 6, answers
 

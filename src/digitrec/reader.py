@@ -2,16 +2,16 @@
 
 models/reader.onnx (training/sequence.py) reads the ink map's line (vision/line.py) and gives
 per-frame probabilities; best-path decoding gives the digits, each with the frames it spans
-(its box) and its probability. The number's confidence is the product of its digits'; a
-number under the card's `uncertain_below`, or with a digit under `digit_below`, is
-"uncertain". `combine` joins its answer with the segmentation reader's (predictor.Predictor).
+(its box) and its probability. The number's confidence (line.confidence) is the product of
+its digits', lowered by any probability left on digits the path does not read; a number
+under the card's `uncertain_below` is "uncertain". `combine` joins its answer with the
+segmentation reader's (predictor.Predictor).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -37,7 +37,9 @@ class SequenceReader:
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         try:
-            self.session = ort.InferenceSession(str(onnx), options, providers=["CPUExecutionProvider"])
+            self.session = ort.InferenceSession(
+                str(onnx), options, providers=["CPUExecutionProvider"]
+            )
         except Exception as e:  # ONNX Runtime raises its own types for truncated graphs
             raise ModelError(f"{onnx}: cannot load the ONNX model ({e})") from None
 
@@ -56,7 +58,9 @@ class SequenceReader:
         """(T, 11) frame probabilities of one normalised line."""
         return self.session.run(None, {"line": line.image[None, None]})[0][0]
 
-    def read_ink(self, ink: np.ndarray) -> tuple[list[tuple[L.Char, tuple[int, int, int, int]]], float]:
+    def read_ink(
+        self, ink: np.ndarray
+    ) -> tuple[list[tuple[L.Char, tuple[int, int, int, int]]], float]:
         """An ink map -> ([(char, box on the ink map)], the number's confidence).
 
         The line is read at each of the card's `stretches` (widths; [1.0] unless the card says
@@ -68,8 +72,9 @@ class SequenceReader:
             line = L.normalise(ink, stretch)
             if line is None:
                 return [], 0.0
-            chars = L.decode(self.frames(line))
-            confidence = math.prod(c.probability for c in chars) if chars else 0.0
+            probs = self.frames(line)
+            chars = L.decode(probs)
+            confidence = L.confidence(probs, chars)
             readings.append((line, chars, confidence, "".join(str(c.digit) for c in chars)))
         line, chars, confidence, text = max(readings, key=lambda r: r[2])
         confidence *= sum(r[3] == text for r in readings) / len(readings)
@@ -102,5 +107,7 @@ def combine(segments: Reading, sequence: Reading, reader: SequenceReader) -> Rea
     if len(sure) == 1:
         return Reading(sure[0].guess, sure[0].digits, sure[0].confidence)
     if not sequence.digits:
-        return segments if segments.text is None else Reading(None, segments.digits, 0.0, "uncertain")
+        return (
+            segments if segments.text is None else Reading(None, segments.digits, 0.0, "uncertain")
+        )
     return Reading(None, sequence.digits, confidence, "uncertain")

@@ -54,7 +54,9 @@ class Config:
     batch: int = 48
     lr: float = 2e-3  # peak (Adam, one-cycle)
     minutes: float = 40.0  # wall-clock training budget
-    steps: int = 100_000  # schedule length in steps; the budget is whichever of steps and minutes ends first
+    steps: int = (
+        100_000  # schedule length in steps; the budget is whichever of steps and minutes ends first
+    )
     channels: tuple[int, ...] = (16, 32, 64, 64, 96)
     seed: int = 0
     widen: float = 0.0  # share of lines narrowed or widened
@@ -104,7 +106,9 @@ class Softmaxed(nn.Module):
 # ---------------------------------------------------------------- digits to write with
 
 
-def pen_glyphs(writers: tuple[int, ...], variants: int, seed: int) -> dict[int, list[tuple[int, np.ndarray]]]:
+def pen_glyphs(
+    writers: tuple[int, ...], variants: int, seed: int
+) -> dict[int, list[tuple[int, np.ndarray]]]:
     """{writer: [(label, (h, w) float32 ink)]}: each pen digit drawn `variants` ways."""
     from digitrec.training import pen
 
@@ -153,9 +157,19 @@ def _mark(kind: str, h: float, stroke: float, rng: np.random.Generator) -> np.nd
     elif kind in ("-", "~"):
         w = max(4, round(h * rng.uniform(0.25, 0.6 if kind == "-" else 1.5)))
         img = np.zeros((t + 4, w + 2 * t), np.float32)
-        cv2.line(img, (t, 2 + t // 2), (w + t, 2 + t // 2 + int(rng.integers(-1, 2))), 1.0, t, cv2.LINE_AA)
+        cv2.line(
+            img,
+            (t, 2 + t // 2),
+            (w + t, 2 + t // 2 + int(rng.integers(-1, 2))),
+            1.0,
+            t,
+            cv2.LINE_AA,
+        )
     elif kind == "=":
-        w, sep = max(4, round(h * rng.uniform(0.3, 0.6))), max(t + 2, round(h * rng.uniform(0.15, 0.3)))
+        w, sep = (
+            max(4, round(h * rng.uniform(0.3, 0.6))),
+            max(t + 2, round(h * rng.uniform(0.15, 0.3))),
+        )
         img = np.zeros((sep + 2 * t + 2, w + 2 * t), np.float32)
         cv2.line(img, (t, t), (w + t, t), 1.0, t, cv2.LINE_AA)
         cv2.line(img, (t, t + sep), (w + t, t + sep), 1.0, t, cv2.LINE_AA)
@@ -179,7 +193,13 @@ def write_line(glyphs: list[np.ndarray], rng: np.random.Generator) -> np.ndarray
     for x in glyphs:
         h = g * rng.uniform(0.85, 1.1)
         w = max(2, round(x.shape[1] * h / x.shape[0]))
-        pieces.append((cv2.resize(x, (w, round(h)), interpolation=cv2.INTER_AREA), g - h + rng.uniform(-0.08, 0.08) * g, True))
+        pieces.append(
+            (
+                cv2.resize(x, (w, round(h)), interpolation=cv2.INTER_AREA),
+                g - h + rng.uniform(-0.08, 0.08) * g,
+                True,
+            )
+        )
     if rng.random() < 0.3:  # separators: a thousands mark inside, or an end mark
         kind = MARKS[int(rng.integers(len(MARKS)))]
         mark = _mark(kind, g, stroke, rng)
@@ -189,16 +209,26 @@ def write_line(glyphs: list[np.ndarray], rng: np.random.Generator) -> np.ndarray
             top = g - mark.shape[0] + rng.uniform(-3, 3)
         else:
             top = g * rng.uniform(0.35, 0.65) - mark.shape[0] / 2
-        at = int(rng.integers(1, len(pieces) + 1)) if kind in (".", ",") and len(pieces) > 1 else len(pieces)
+        at = (
+            int(rng.integers(1, len(pieces) + 1))
+            if kind in (".", ",") and len(pieces) > 1
+            else len(pieces)
+        )
         if rng.random() < 0.3 and kind not in (".", ","):
             at = 0
         pieces.insert(at, (mark, top, False))
     # x positions: the gap between inked boxes, in digit heights
     xs, x = [], 0.0
-    for ink, _, is_digit in pieces:
+    for ink, _, _ in pieces:
         xs.append(x)
         u = rng.random()
-        gap = rng.uniform(0.05, 0.6) if u < 0.55 else rng.uniform(-0.05, 0.05) if u < 0.8 else rng.uniform(-0.2, -0.05)
+        gap = (
+            rng.uniform(0.05, 0.6)
+            if u < 0.55
+            else rng.uniform(-0.05, 0.05)
+            if u < 0.8
+            else rng.uniform(-0.2, -0.05)
+        )
         x += ink.shape[1] + gap * g
     width = int(max(x0 + p[0].shape[1] for x0, p in zip(xs, pieces, strict=True))) + 4
     tops = [p[1] for p in pieces]
@@ -212,10 +242,23 @@ def write_line(glyphs: list[np.ndarray], rng: np.random.Generator) -> np.ndarray
     if rng.random() < 0.1:  # underlined
         y = height - 1 - int(rng.integers(0, 3))
         out = np.vstack([out, np.zeros((int(stroke) + 6, width), np.float32)])
-        cv2.line(out, (int(rng.integers(0, 8)), y + 3), (width - int(rng.integers(0, 8)), y + 3 + int(rng.integers(-2, 3))), 1.0, max(1, round(stroke)), cv2.LINE_AA)
+        cv2.line(
+            out,
+            (int(rng.integers(0, 8)), y + 3),
+            (width - int(rng.integers(0, 8)), y + 3 + int(rng.integers(-2, 3))),
+            1.0,
+            max(1, round(stroke)),
+            cv2.LINE_AA,
+        )
     if rng.random() < 0.15:  # specks
         for _ in range(int(rng.integers(1, 4))):
-            cv2.circle(out, (int(rng.integers(0, out.shape[1])), int(rng.integers(0, out.shape[0]))), int(rng.integers(1, 3)), float(rng.uniform(0.4, 1)), -1)
+            cv2.circle(
+                out,
+                (int(rng.integers(0, out.shape[1])), int(rng.integers(0, out.shape[0]))),
+                int(rng.integers(1, 3)),
+                float(rng.uniform(0.4, 1)),
+                -1,
+            )
     return _slant(out, rng.uniform(-0.3, 0.3))
 
 
@@ -233,10 +276,14 @@ def seen(ink: np.ndarray, rng: np.random.Generator, cfg_widen: float = 0.0) -> n
     if u < 0.3:  # a low-resolution capture enlarged: the digits 8-32 px tall
         h, w = ink.shape
         f = rng.uniform(8, 32) / GLYPH_HEIGHT
-        small = cv2.resize(ink, (max(2, round(w * f)), max(2, round(h * f))), interpolation=cv2.INTER_AREA)
+        small = cv2.resize(
+            ink, (max(2, round(w * f)), max(2, round(h * f))), interpolation=cv2.INTER_AREA
+        )
         g = rng.uniform(40, 100) / (GLYPH_HEIGHT * f)
         interp = cv2.INTER_NEAREST if rng.random() < 0.5 else cv2.INTER_LINEAR
-        ink = cv2.resize(small, (round(small.shape[1] * g), round(small.shape[0] * g)), interpolation=interp)
+        ink = cv2.resize(
+            small, (round(small.shape[1] * g), round(small.shape[0] * g)), interpolation=interp
+        )
         if rng.random() < 0.5:  # the ink map of a photo: contrast stretched, weak ink dropped
             ink = np.clip((ink - 0.15) / 0.6, 0, 1)
     elif u < 0.45:  # bolder or thinner strokes
@@ -244,7 +291,9 @@ def seen(ink: np.ndarray, rng: np.random.Generator, cfg_widen: float = 0.0) -> n
         ink = cv2.dilate(ink, k) if rng.random() < 0.5 else cv2.erode(ink, k)
     if rng.random() < 0.2:  # faint ink
         ink = ink * rng.uniform(0.5, 1.0)
-    line = L.normalise(ink, float(np.exp(rng.uniform(-0.3, 0.3))) if rng.random() < cfg_widen else 1.0)
+    line = L.normalise(
+        ink, float(np.exp(rng.uniform(-0.3, 0.3))) if rng.random() < cfg_widen else 1.0
+    )
     assert line is not None
     return line.image
 
@@ -269,7 +318,10 @@ class Lines:
             idx = rng.integers(0, len(self.mnist), k)
             labels = [int(self.mnist_labels[i]) for i in idx]
             glyphs = [_tight(self.mnist[i].astype(np.float32) / 255) for i in idx]
-            glyphs = [cv2.resize(x, (max(1, round(x.shape[1] * GLYPH_HEIGHT / x.shape[0])), GLYPH_HEIGHT)) for x in glyphs]
+            glyphs = [
+                cv2.resize(x, (max(1, round(x.shape[1] * GLYPH_HEIGHT / x.shape[0])), GLYPH_HEIGHT))
+                for x in glyphs
+            ]
         return seen(write_line(glyphs, rng), rng, cfg.widen), "".join(map(str, labels))
 
     def batch(self, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -306,7 +358,12 @@ def train(cfg: Config, out: Path) -> dict[str, float]:
         # learning rate: warm up, then cosine down over the wall-clock budget (the machine is
         # shared, so steps per minute vary); whichever of steps and minutes ends first
         done = max(step / cfg.steps, (time.perf_counter() - start) / 60 / cfg.minutes)
-        lr = cfg.lr * min(1.0, step / (20 if cfg.init else 100)) * 0.5 * (1 + math.cos(math.pi * min(done, 1.0)))
+        lr = (
+            cfg.lr
+            * min(1.0, step / (20 if cfg.init else 100))
+            * 0.5
+            * (1 + math.cos(math.pi * min(done, 1.0)))
+        )
         for group in opt.param_groups:
             group["lr"] = lr
         # data, forward/backward, step
@@ -331,19 +388,29 @@ def train(cfg: Config, out: Path) -> dict[str, float]:
             if done >= 1.0:
                 log.info("time budget reached")
                 break
-    metrics = {"steps": step + 1, "lines": seen_n, "loss": loss_avg, "train_seconds": time.perf_counter() - t0}
+    metrics = {
+        "steps": step + 1,
+        "lines": seen_n,
+        "loss": loss_avg,
+        "train_seconds": time.perf_counter() - t0,
+    }
     save_weights(out / "model.safetensors", model.state_dict())
     write_json(out / "metrics.json", metrics)
     return metrics
 
 
-def _exact(logits: torch.Tensor, targets: torch.Tensor, frames: torch.Tensor, lengths: torch.Tensor) -> float:
+def _exact(
+    logits: torch.Tensor, targets: torch.Tensor, frames: torch.Tensor, lengths: torch.Tensor
+) -> float:
     probs = logits.softmax(1).transpose(1, 2).numpy()
     texts, k = [], 0
     for n in lengths.tolist():
         texts.append("".join(map(str, targets[k : k + n].tolist())))
         k += n
-    got = ["".join(str(c.digit) for c in L.decode(p[:f])) for p, f in zip(probs, frames.tolist(), strict=True)]
+    got = [
+        "".join(str(c.digit) for c in L.decode(p[:f]))
+        for p, f in zip(probs, frames.tolist(), strict=True)
+    ]
     return float(np.mean([a == b for a, b in zip(got, texts, strict=True)]))
 
 
@@ -371,7 +438,9 @@ def export(run: Path, onnx: Path) -> None:
     x = torch.rand(2, 1, L.HEIGHT, 200)
     with torch.no_grad():
         expected = module(x).numpy()
-    got = ort.InferenceSession(blob, providers=["CPUExecutionProvider"]).run(None, {"line": x.numpy()})[0]
+    got = ort.InferenceSession(blob, providers=["CPUExecutionProvider"]).run(
+        None, {"line": x.numpy()}
+    )[0]
     if not np.allclose(expected, got, atol=1e-4):
         raise RuntimeError(f"ONNX Runtime disagrees with torch by {np.abs(expected - got).max()}")
     atomic_write_bytes(onnx, blob)
@@ -416,18 +485,36 @@ def ship(run: Path, models: Path, thresholds: dict[str, float], command: str) ->
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("runs/reader"), help="run directory (default: runs/reader)")
-    parser.add_argument("--minutes", type=float, default=Config.minutes, help="wall-clock budget (default: 40)")
-    parser.add_argument("--steps", type=int, default=Config.steps, help="schedule length in steps (default: 100000)")
-    parser.add_argument("--writers", default="1,2,3,4,5", help="pen writers that train (default: 1,2,3,4,5)")
+    parser.add_argument(
+        "--out", type=Path, default=Path("runs/reader"), help="run directory (default: runs/reader)"
+    )
+    parser.add_argument(
+        "--minutes", type=float, default=Config.minutes, help="wall-clock budget (default: 40)"
+    )
+    parser.add_argument(
+        "--steps", type=int, default=Config.steps, help="schedule length in steps (default: 100000)"
+    )
+    parser.add_argument(
+        "--writers", default="1,2,3,4,5", help="pen writers that train (default: 1,2,3,4,5)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="default: 0")
-    parser.add_argument("--lr", type=float, default=Config.lr, help="peak learning rate (default: 2e-3)")
-    parser.add_argument("--widen", type=float, default=0.0, help="share of lines narrowed or widened (default: 0)")
+    parser.add_argument(
+        "--lr", type=float, default=Config.lr, help="peak learning rate (default: 2e-3)"
+    )
+    parser.add_argument(
+        "--widen", type=float, default=0.0, help="share of lines narrowed or widened (default: 0)"
+    )
     parser.add_argument("--init", default="", help="start from this run's weights (default: none)")
-    parser.add_argument("--ship", type=Path, default=None, help="only ship the run to this models folder")
-    parser.add_argument("--uncertain-below", type=float, default=0.5, help="with --ship (default: 0.5)")
+    parser.add_argument(
+        "--ship", type=Path, default=None, help="only ship the run to this models folder"
+    )
+    parser.add_argument(
+        "--uncertain-below", type=float, default=0.5, help="with --ship (default: 0.5)"
+    )
     parser.add_argument("--agree-below", type=float, default=0.5, help="with --ship (default: 0.5)")
-    parser.add_argument("--command", default="", help="with --ship: the command that trained the run")
+    parser.add_argument(
+        "--command", default="", help="with --ship: the command that trained the run"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(1)
@@ -436,8 +523,15 @@ def main() -> None:
         ship(args.out, args.ship, thresholds, args.command)
         return
     writers = tuple(int(w) for w in args.writers.split(",") if w)
-    cfg = Config(writers=writers, minutes=args.minutes, steps=args.steps, seed=args.seed,
-                 lr=args.lr, widen=args.widen, init=args.init)
+    cfg = Config(
+        writers=writers,
+        minutes=args.minutes,
+        steps=args.steps,
+        seed=args.seed,
+        lr=args.lr,
+        widen=args.widen,
+        init=args.init,
+    )
     log.info("%s", cfg)
     log.info("parameters %d", sum(p.numel() for p in Reader(cfg.channels).parameters()))
     train(cfg, args.out)

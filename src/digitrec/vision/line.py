@@ -94,8 +94,12 @@ def decode(probs: np.ndarray) -> list[Char]:
             digits = probs[peak, :BLANK]
             order = np.argsort(-digits)[:3]
             chars.append(
-                Char(c, float(probs[t : end + 1, c].max()),
-                     [(int(d), float(digits[d])) for d in order], (t, end))  # fmt: skip
+                Char(
+                    c,
+                    float(probs[t : end + 1, c].max()),
+                    [(int(d), float(digits[d])) for d in order],
+                    (t, end),
+                )  # fmt: skip
             )
         t = end + 1
     return chars
@@ -114,3 +118,19 @@ def char_box(line: Line, char: Char, ink: np.ndarray) -> tuple[int, int, int, in
     else:
         y0, y1 = int(rows[0]), int(rows[-1]) + 1
     return (x0, y0, x1 - x0, max(1, min(y1, ink.shape[0]) - y0))
+
+
+def confidence(probs: np.ndarray, chars: list[Char], reach: int = 2) -> float:
+    """How sure the reading of (T, 11) frame probabilities is: the product of its digits'
+    probabilities, times one less the most probability any frame gives to a digit that is not
+    read there (within `reach` frames of a digit read as that digit). A digit the best path
+    drops (one hidden in its neighbour's ink, one of two alike run together) leaves such mass
+    behind; the digits' own probabilities do not see it."""
+    if not chars:
+        return 0.0
+    allowed = np.zeros_like(probs, dtype=bool)
+    allowed[:, BLANK] = True
+    for c in chars:
+        allowed[max(0, c.frames[0] - reach) : c.frames[1] + reach + 1, c.digit] = True
+    other = float(np.where(allowed, 0.0, probs).sum(axis=1).max())
+    return float(np.prod([c.probability for c in chars])) * (1.0 - other)
