@@ -13,10 +13,11 @@ Sets (never trained on): real pen-stroke writers' numbers (realworld.pen_numbers
 (a wrong text given with no doubt flagged), answered (share with a text), per length; ms per
 string p50 on one thread.
 
-    python benchmarks/reading_sequence.py --writers 7 --split val [--choose] [--errors]
+    python benchmarks/reading_sequence.py --writers 7 --split test --choose-writers 6 [--errors]
 
-`--choose` prints, for the sets read, the thresholds that keep wrong answers under 1% of all
-strings while answering most (choose on writers and splits the report does not use).
+`--choose-writers` first reads those writers' numbers and the val split and picks the
+thresholds that keep wrong answers under 1% of the strings of each set while reading the most
+exactly, then scores the sets named by --writers and --split with them.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ def read_all(predictor: Predictor, samples: list[realworld.Sample]) -> list[Row]
             t1 = time.perf_counter()
             seg = predictor._segments(ink, full)
             t2 = time.perf_counter()
-            seq = predictor._sequence(ink, full)
+            seq = predictor._sequence(ink, full, seg)
             t3 = time.perf_counter()
             rows.append(Row(s.label, seg, seq, 1000 * (t2 - t0), 1000 * (t1 - t0 + t3 - t2)))
     return rows
@@ -109,6 +110,22 @@ def choose(sets: dict[str, list[Row]], predictor: Predictor) -> None:
                     if best is None or exact > best[0]:
                         best = (exact, round(float(t), 2), round(float(a), 2), s)
     print(f"chosen: {best}  (mean exact, uncertain_below T, agree_below A, segment_below S)")
+    if best is not None:
+        card["uncertain_below"], card["agree_below"], card["segment_below"] = best[1:]
+        predictor.sequence.uncertain_below = best[1]
+
+
+def sets_of(
+    writers: tuple[int, ...], split: str, args: argparse.Namespace
+) -> dict[str, list[realworld.Sample]]:
+    w = ",".join(map(str, writers))
+    return {
+        f"pen canvases w{w}": realworld.pen_numbers(writers, args.count, args.seed),
+        f"pen low-res w{w}": realworld.pen_numbers(
+            writers, args.count, args.seed, low_resolution=True
+        ),
+        f"generated numbers {split}": realworld.load_generated(split)["numbers"],
+    }
 
 
 def main() -> None:
@@ -123,7 +140,12 @@ def main() -> None:
     parser.add_argument(
         "--stretches", default=None, help="widths to read at, e.g. 0.8,1,1.25 (default: the card's)"
     )
-    parser.add_argument("--choose", action="store_true", help="print the thresholds to ship")
+    parser.add_argument(
+        "--choose-writers",
+        default="",
+        help="first choose the thresholds (T, A, S) on these writers' numbers and the val split, "
+        "then score the sets above with them (default: the card's thresholds)",
+    )
     parser.add_argument("--errors", action="store_true", help="list the sequence reader's errors")
     args = parser.parse_args()
     writers = tuple(int(w) for w in args.writers.split(","))
@@ -143,14 +165,14 @@ def main() -> None:
         f"reader: T={card.get('uncertain_below')} A={card.get('agree_below')} "
         f"S={card.get('segment_below')} stretches {card.get('stretches', [1.0])}"
     )
-    samples = {
-        f"pen canvases w{args.writers}": realworld.pen_numbers(writers, args.count, args.seed),
-        f"pen low-res w{args.writers}": realworld.pen_numbers(
-            writers, args.count, args.seed, low_resolution=True
-        ),
-        f"generated numbers {args.split}": realworld.load_generated(args.split)["numbers"],
-    }
-    sets = {name: read_all(predictor, s) for name, s in samples.items()}
+    if args.choose_writers:
+        chosen = tuple(int(w) for w in args.choose_writers.split(","))
+        assert not set(chosen) & set(writers), "choose on other writers than those scored"
+        choose(
+            {name: read_all(predictor, s) for name, s in sets_of(chosen, "val", args).items()},
+            predictor,
+        )
+    sets = {name: read_all(predictor, s) for name, s in sets_of(writers, args.split, args).items()}
     for name, rows in sets.items():
         print(f"{name} ({len(rows)} strings)")
         for policy in ("segment", "sequence", "combined"):
@@ -172,8 +194,6 @@ def main() -> None:
                         f"    {r.label!r} -> sequence {r.sequence.guess!r} "
                         f"({r.sequence.confidence:.2f}), segment {r.segments.guess!r}"
                     )
-    if args.choose:
-        choose(sets, predictor)
 
 
 if __name__ == "__main__":

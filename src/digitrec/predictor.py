@@ -283,7 +283,7 @@ class Predictor:
             return segments
         from digitrec import reader
 
-        return reader.combine(segments, self._sequence(ink, full), self.sequence)
+        return reader.combine(segments, self._sequence(ink, full, segments), self.sequence)
 
     def _ink(self, source: Source) -> tuple[np.ndarray, tuple[int, int]]:
         """The ink map `read` works on, and the input image's size (w, h) it maps to."""
@@ -316,16 +316,32 @@ class Predictor:
             return Reading(None, digits, confidence, "uncertain")
         return Reading("".join(str(d.digit) for d in digits), digits, confidence)
 
-    def _sequence(self, ink: np.ndarray, full: tuple[int, int]) -> Reading:
-        """The sequence reader (reader.py): the line read whole, no cutting. Its answer is
-        "uncertain" under its card's threshold."""
+    def _sequence(
+        self, ink: np.ndarray, full: tuple[int, int], segments: Reading | None = None
+    ) -> Reading:
+        """The sequence reader (reader.py): the line read whole, no cutting. Where the
+        segmentation reader found digits, only the ink around them (paper texture, specks and
+        lines it dropped elsewhere would make the line too tall). Its answer is "uncertain"
+        under its card's threshold."""
         assert self.sequence is not None
+        y0, x0, whole = 0, 0, ink.shape
+        if segments is not None and segments.digits:
+            sx, sy = full[0] / ink.shape[1], full[1] / ink.shape[0]
+            boxes = np.array([d.box for d in segments.digits], np.float64)
+            left, top = boxes[:, 0].min() / sx, boxes[:, 1].min() / sy
+            right = (boxes[:, 0] + boxes[:, 2]).max() / sx
+            bottom = (boxes[:, 1] + boxes[:, 3]).max() / sy
+            margin = 0.1 * (bottom - top)
+            y0, x0 = max(0, int(top - margin)), max(0, int(left - margin))
+            ink = ink[y0 : int(np.ceil(bottom + margin)), x0 : int(np.ceil(right + margin))]
         chars, confidence = self.sequence.read_ink(ink)
         if not chars:
             return Reading(None, [], 0.0, "empty")
         digits = [
-            ReadDigit(c.digit, c.probability, _full_box(box, ink.shape, full), c.candidates)
-            for c, box in chars
+            ReadDigit(
+                c.digit, c.probability, _full_box((x + x0, y + y0, w, h), whole, full), c.candidates
+            )
+            for c, (x, y, w, h) in chars
         ]
         if confidence < self.sequence.uncertain_below:
             return Reading(None, digits, confidence, "uncertain")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import onnxruntime as ort
@@ -29,7 +29,7 @@ NAME = "reader"  # models/reader.onnx + reader.json
 
 
 class SequenceReader:
-    def __init__(self, onnx: Path, card: dict, threads: int = 1):  # type: ignore[type-arg]
+    def __init__(self, onnx: Path, card: dict[str, Any], threads: int = 1):
         self.card = card
         self.uncertain_below = float(card.get("uncertain_below", 0.5))
         options = ort.SessionOptions()

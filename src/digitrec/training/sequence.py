@@ -218,9 +218,10 @@ def write_line(glyphs: list[np.ndarray], rng: np.random.Generator) -> np.ndarray
             at = 0
         pieces.insert(at, (mark, top, False))
     # x positions: the gap between inked boxes, in digit heights
-    xs, x = [], 0.0
+    xs: list[float] = []
+    pos = 0.0
     for ink, _, _ in pieces:
-        xs.append(x)
+        xs.append(pos)
         u = rng.random()
         gap = (
             rng.uniform(0.05, 0.6)
@@ -229,7 +230,7 @@ def write_line(glyphs: list[np.ndarray], rng: np.random.Generator) -> np.ndarray
             if u < 0.8
             else rng.uniform(-0.2, -0.05)
         )
-        x += ink.shape[1] + gap * g
+        pos += ink.shape[1] + gap * g
     width = int(max(x0 + p[0].shape[1] for x0, p in zip(xs, pieces, strict=True))) + 4
     tops = [p[1] for p in pieces]
     y_min = min(0.0, min(tops))
@@ -265,7 +266,7 @@ def write_line(glyphs: list[np.ndarray], rng: np.random.Generator) -> np.ndarray
 def _slant(ink: np.ndarray, shear: float) -> np.ndarray:
     """The whole line slanted: the top moved `shear` x height to the right of the bottom."""
     h, w = ink.shape
-    m = np.float32([[1, -shear, max(shear, 0.0) * h], [0, 1, 0]])
+    m = np.array([[1, -shear, max(shear, 0.0) * h], [0, 1, 0]], np.float32)
     return cv2.warpAffine(ink, m, (w + int(abs(shear) * h) + 1, h), flags=cv2.INTER_LINEAR)
 
 
