@@ -141,6 +141,9 @@ def main() -> None:
         "--stretches", default=None, help="widths to read at, e.g. 0.8,1,1.25 (default: the card's)"
     )
     parser.add_argument(
+        "--both-sure", default=None, help="uncertain | likelier (default: the card's)"
+    )
+    parser.add_argument(
         "--choose-writers",
         default="",
         help="first choose the thresholds (T, A, S) on these writers' numbers and the val split, "
@@ -152,6 +155,8 @@ def main() -> None:
     predictor = Predictor.load(args.model)
     if predictor.sequence is None:
         raise SystemExit("no sequence reader shipped (models/reader.onnx)")
+    if args.both_sure:
+        predictor.sequence.card["both_sure"] = args.both_sure
     if args.stretches:
         predictor.sequence.card["stretches"] = [float(x) for x in args.stretches.split(",")]
     cpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout

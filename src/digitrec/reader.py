@@ -89,8 +89,9 @@ def combine(segments: Reading, sequence: Reading, reader: SequenceReader) -> Rea
     `agree_below`, that is the answer, with the segmentation reader's boxes (cut around each
     digit's ink). Else an answer only one of them is sure of: the sequence reader's with a
     confidence of at least `uncertain_below`, the segmentation reader's with at least
-    `segment_below` (over 1: never alone). Both sure of different numbers, or neither sure:
-    "uncertain", listing the sequence reader's digits and candidates."""
+    `segment_below` (over 1: never alone). Both sure of different numbers (unless the card's
+    `both_sure` is "likelier": then the more confident), or neither sure: "uncertain",
+    listing the sequence reader's digits and candidates."""
     from digitrec.predictor import Reading
 
     agree_below = float(reader.card.get("agree_below", reader.uncertain_below))
@@ -104,6 +105,8 @@ def combine(segments: Reading, sequence: Reading, reader: SequenceReader) -> Rea
         return Reading(sequence.guess, digits, max(confidence, segments.confidence))
     sure = [r for r, t in ((sequence, reader.uncertain_below), (segments, segment_below))
             if r.digits and r.confidence >= t]  # fmt: skip
+    if len(sure) == 2 and reader.card.get("both_sure") == "likelier":
+        sure = [max(sure, key=lambda r: r.confidence)]
     if len(sure) == 1:
         return Reading(sure[0].guess, sure[0].digits, sure[0].confidence)
     if not sequence.digits:
