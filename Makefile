@@ -4,8 +4,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
+API_MODULES := digitrec.api digitrec.data digitrec.errors
+# The public API's files: mypy --strict on these (make lint; tests/test_typing.py)
+PUBLIC := src/digitrec/__init__.py src/digitrec/api.py src/digitrec/errors.py \
+	src/digitrec/extras.py src/digitrec/data.py src/digitrec/predictor.py src/digitrec/evaluate.py
+# axe-core, the accessibility checker the browser tests run in the page (from the npm registry).
+AXE := $(VENV)/axe/node_modules/axe-core/axe.min.js
 
-.PHONY: setup system serve train test test-all bench lint clean
+.PHONY: setup system serve train test test-all bench lint container-check docs clean
 
 setup: $(STAMP)
 
@@ -22,6 +28,9 @@ $(TEST_STAMP): $(STAMP)
 	$(BIN)/pip install --quiet -e ".[ray]"
 	touch $(TEST_STAMP)
 
+$(AXE):
+	npm install --silent --no-audit --no-fund --prefix $(VENV)/axe axe-core@4.14.1
+
 # System packages the tests need: Chromium (browser tests), PostgreSQL (feedback on a database).
 system:
 	@bash tools/install-system.sh
@@ -32,10 +41,10 @@ serve: setup
 train: setup
 	$(BIN)/digitrec train --model seed
 
-test: $(TEST_STAMP) system
+test: $(TEST_STAMP) $(AXE) system
 	$(BIN)/python -m pytest
 
-test-all: $(TEST_STAMP) system
+test-all: $(TEST_STAMP) $(AXE) system
 	$(BIN)/python -m pytest -m "slow or not slow"
 
 bench: setup
@@ -44,6 +53,15 @@ bench: setup
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check src tests benchmarks tools
 	$(BIN)/mypy src/digitrec
+	$(BIN)/mypy --strict --follow-imports=silent $(PUBLIC)
+
+# The API reference, from the docstrings (pdoc; a warning is an error): build/api/index.html
+docs: setup
+	$(BIN)/python -W error -m pdoc $(API_MODULES) -o build/api
+
+# Build the Containerfile with podman, run it, ask /readyz (root on Debian; installs podman).
+container-check: setup
+	PYTHON=$(BIN)/python bash tools/container-check.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

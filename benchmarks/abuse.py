@@ -22,6 +22,20 @@ Probe classes:
   slow-head headers sent a byte every 0.5 s (answered 408 at the server's header timeout)
   slow-body a body that never comes (408 at the body timeout)
   protocol  bytes that are not HTTP
+  late-byte 2,200 connections held, each a GET whose body byte comes after the answer (and
+            re-opened when closed): the connection limit must not lock real clients out
+  idle      2,200 connections held that send nothing
+  pipeline  100 canvas posts and then garbage in one packet: every answer, in order, then a 400
+  bars      4 clients looping a 3 KB 1000x1000 PNG of thin bars on /predict (no drawing)
+  tile      4 clients looping /read of MNIST digits tiled 60x60 (628 KB, 3,584 ink parts)
+  webp      16 clients at once, each a 1 KB lossless WebP of 5000x5000, on /predict and /feedback
+  close-413 6 MB with "Connection: close" by Python's urllib: the 413 must be readable
+  no-host   HTTP/1.1 without Host (400), and a correction from another site's page (403)
+
+Each class runs alone beside the canvas load (--together: all at once, as before), and the
+table gives, per class, the canvas req/s and p99 beside it, a fresh connection's /readyz p99
+and failures (a new client, which a connection flood would lock out), and each worker's
+largest RSS while it ran (sampled every 0.25 s).
 """
 
 # ruff: noqa: E402
@@ -41,6 +55,7 @@ import json
 import os
 import random
 import select
+import selectors
 import socket
 import subprocess
 import tempfile
@@ -57,7 +72,25 @@ from digitrec.vision import png
 
 ROOT = Path(__file__).resolve().parents[1]
 PATHS = ["/api/v1/predict", "/api/v1/read", "/api/v1/feedback"]
-PROBES = ["garbage", "odd", "strip", "big-body", "headers", "slow-head", "slow-body", "protocol"]
+PROBES = [
+    "garbage",
+    "odd",
+    "strip",
+    "big-body",
+    "headers",
+    "slow-head",
+    "slow-body",
+    "protocol",
+    "late-byte",
+    "idle",
+    "pipeline",
+    "bars",
+    "tile",
+    "webp",
+    "close-413",
+    "no-host",
+]
+FLOOD = 2200  # connections the late-byte and idle probes hold
 
 
 # ---------------------------------------------------------------- requests
@@ -364,14 +397,209 @@ def send_one(
     tally.statuses[status] += 1
     if status >= 400 and not body.startswith(b'{"error"'):
         tally.notes["not a JSON error"] += 1
+    if status == 503:  # a refusal by design (connection limit, pixel budget), not a fault
+        tally.notes["503 " + headers.get("retry-after", "no Retry-After")] += 1
     if headers.get("connection") == "close" or closes:
         sock.close()
         return None
     return sock
 
 
+@functools.cache
+def bars_png() -> bytes:
+    """The 3 KB 1000x1000 PNG of thin bars that cost ~70 canvases in the shared batch."""
+    image = Image.new("L", (1000, 1000), 255)
+    draw = ImageDraw.Draw(image)
+    for y in range(0, 970, 24):
+        for x in range(0, 996, 12):
+            draw.rectangle((x, y, x + 3, y + 29), fill=0)
+    return png_bytes(image)
+
+
+@functools.cache
+def tile_png(n: int = 60) -> bytes:
+    """MNIST test digits tiled n x n (36 px apart), dark on white: n^2 ink parts to segment."""
+    from digitrec import data
+
+    digits = data.load_mnist("test").images
+    tile = np.zeros((n * 36, n * 36), np.uint8)
+    for k in range(n * n):
+        r, c = divmod(k, n)
+        tile[r * 36 : r * 36 + 28, c * 36 : c * 36 + 28] = digits[k]
+    return png_bytes(Image.fromarray(255 - tile))
+
+
+@functools.cache
+def big_webp() -> bytes:
+    """A lossless WebP of 5000x5000 white pixels: ~1 KB that decodes to 25 megapixels."""
+    return png_bytes(Image.new("RGB", (5000, 5000), "white"), "WEBP")
+
+
+def data_url(image: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(image).decode()
+
+
+def flood(port: int, tally: Tally, until: float, late: bool) -> None:
+    """Hold FLOOD connections until `until`: late-byte GETs (answered, then a body byte) or
+    idle ones; a connection the server closes is counted (a close, not a crash) and re-opened."""
+    request = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1\r\n\r\n"
+    held: dict[socket.socket, float] = {}
+    watch = selectors.DefaultSelector()  # epoll: select() stops at fd 1024
+
+    def opened() -> None:
+        try:
+            sock = connect(port, 5)
+        except OSError:
+            tally.notes["connect failed"] += 1
+            return
+        tally.sent += 1
+        if late:
+            try:
+                sock.sendall(request)
+                status, _, _ = read_answer(sock)
+                tally.statuses[status] += 1
+                sock.sendall(b"x")
+            except (OSError, Cut, TimeoutError):
+                tally.notes["closed before its answer"] += 1
+                sock.close()
+                return
+        sock.setblocking(False)
+        held[sock] = time.perf_counter()
+        watch.register(sock, selectors.EVENT_READ)
+
+    while len(held) < FLOOD and time.perf_counter() < until:
+        opened()
+    while time.perf_counter() < until:
+        for key, _ in watch.select(0.2):
+            sock = key.fileobj
+            try:
+                data = sock.recv(65536)
+            except OSError:
+                data = b""
+            if not data:
+                tally.notes["closed by the server"] += 1
+                tally.times.append(time.perf_counter() - held.pop(sock))
+                watch.unregister(sock)
+                sock.close()
+                opened()
+    for sock in held:
+        sock.close()
+    watch.close()
+    tally.slowest = max(tally.times, default=0.0)
+
+
+def pipeline(port: int, tally: Tally, timeout: float) -> None:
+    """100 canvas posts then garbage, in one packet: 100 answers in order, then a JSON 400."""
+    requests = b"".join(
+        http_request("/api/v1/predict", drawn_seven(), "image/png", X_Request_ID=f"p{i}")
+        for i in range(100)
+    )
+    start = time.perf_counter()
+    tally.sent += 101
+    try:
+        with connect(port, timeout) as sock:
+            sock.sendall(requests + b"GARBAGE\r\n\r\n")
+            stream = sock.makefile("rb")
+            for i in range(101):
+                line = stream.readline()
+                if not line:
+                    tally.crashes += 101 - i  # unanswered
+                    tally.notes["unanswered"] += 101 - i
+                    break
+                headers = {}
+                while (field_ := stream.readline()) not in (b"\r\n", b""):
+                    name, _, value = field_.decode("latin-1").partition(":")
+                    headers[name.strip().lower()] = value.strip()
+                stream.read(int(headers.get("content-length", "0")))
+                status = int(line.split()[1])
+                tally.statuses[status] += 1
+                if i < 100 and headers.get("x-request-id") != f"p{i}":
+                    tally.notes["out of order"] += 1
+    except TimeoutError:
+        tally.hangs += 1
+    except OSError as e:
+        tally.crashes += 1
+        tally.notes[type(e).__name__] += 1
+    tally.times.append(time.perf_counter() - start)
+    tally.slowest = max(tally.slowest, tally.times[-1])
+
+
+def urllib_413(port: int, tally: Tally, timeout: float) -> None:
+    import urllib.error
+    import urllib.request
+
+    tally.sent += 1
+    start = time.perf_counter()
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/api/v1/predict", b"\0" * (6 << 20), {"Content-Type": "image/png"}
+    )
+    try:
+        urllib.request.urlopen(request, timeout=timeout).read()
+        tally.statuses[200] += 1
+    except urllib.error.HTTPError as e:
+        tally.statuses[e.code] += 1
+        if not e.read().startswith(b'{"error"'):
+            tally.notes["not a JSON error"] += 1
+    except TimeoutError:
+        tally.hangs += 1
+    except OSError as e:
+        tally.crashes += 1
+        tally.notes[getattr(e, "reason", e).__class__.__name__] += 1
+    tally.times.append(time.perf_counter() - start)
+    tally.slowest = max(tally.slowest, tally.times[-1])
+
+
+def clients(n: int, name: str, port: int, until: float, timeout: float) -> Tally:
+    """`n` clients of one probe at once (bars, tile, webp), their tallies summed."""
+    parts = [Tally() for _ in range(n)]
+
+    def one(k: int) -> None:
+        tally, sock, i = parts[k], None, 0
+        if name == "webp":  # all at once, twice: the memory peak
+            feedback = json.dumps({"image": data_url(big_webp()), "label": 1}).encode()
+            for request in (
+                http_request("/api/v1/predict", big_webp(), "image/webp"),
+                http_request("/api/v1/feedback", feedback, "application/json"),
+            ):
+                send_one(port, request, tally, timeout, None, closes=True)
+            return
+        request = (
+            http_request("/api/v1/predict", bars_png(), "image/png")
+            if name == "bars"
+            else http_request("/api/v1/read", tile_png(), "image/png")
+        )
+        while time.perf_counter() < until:
+            sock = send_one(port, request, tally, timeout, sock)
+            i += 1
+        if sock:
+            sock.close()
+
+    threads = [threading.Thread(target=one, args=(k,)) for k in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    total = Tally()
+    for t in parts:
+        total.sent += t.sent
+        total.statuses.update(t.statuses)
+        total.hangs += t.hangs
+        total.crashes += t.crashes
+        total.notes.update(t.notes)
+        total.times += t.times
+        total.slowest = max(total.slowest, t.slowest)
+    return total
+
+
 def probe(name: str, port: int, until: float, timeout: float) -> Tally:
+    if name in ("bars", "tile"):
+        return clients(4, name, port, until, timeout)
+    if name == "webp":
+        return clients(16, name, port, until, timeout)
     tally = Tally()
+    if name in ("late-byte", "idle"):
+        flood(port, tally, until, late=name == "late-byte")
+        return tally
     rng = random.Random(name)
     # Built before the first is sent, and only for the probe that sends them.
     odd = list(odd_images().values()) if name == "odd" else []
@@ -401,13 +629,29 @@ def probe(name: str, port: int, until: float, timeout: float) -> Tally:
                 request = http_request("/healthz", method="GET", X_Big="a" * 65536)
             else:
                 request = (
-                    "GET /healthz HTTP/1.1\r\nHost: x\r\n"
+                    "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                     + "".join(f"X-{k}: 1\r\n" for k in range(200))
                     + "\r\n"
                 ).encode()
             send_one(port, request, tally, timeout, None, closes=True)
         elif name in ("slow-head", "slow-body"):
             slow(port, tally, timeout, body=name == "slow-body")
+        elif name == "pipeline":
+            pipeline(port, tally, timeout)
+            time.sleep(0.2)
+        elif name == "close-413":
+            urllib_413(port, tally, timeout)
+            time.sleep(0.2)
+        elif name == "no-host":
+            if i % 2:
+                request = b"GET /healthz HTTP/1.1\r\n\r\n"
+            else:
+                body = json.dumps({"image": data_url(drawn_seven()), "label": 7}).encode()
+                request = http_request(
+                    "/api/v1/feedback", body, "application/json", Origin="https://evil.example"
+                )
+            send_one(port, request, tally, timeout, None, closes=True)
+            time.sleep(0.05)
         elif name == "protocol":
             send_one(
                 port,
@@ -480,6 +724,52 @@ def canvas_load(
     return pct(0.5), pct(0.99), n, errors
 
 
+class Watch:
+    """Beside a phase: a new client's GET /readyz on a fresh connection every 0.1 s (its
+    latency and failures), and each worker's RSS every 0.25 s (the largest kept)."""
+
+    def __init__(self, bench, port: int, pid: int, until: float):
+        self.latencies: list[float] = []
+        self.failures: Counter = Counter()
+        self.rss: dict[int, float] = {}
+        self.thread = threading.Thread(target=self.run, args=(bench, port, pid, until))
+        self.thread.start()
+
+    def run(self, bench, port: int, pid: int, until: float) -> None:
+        next_rss = 0.0
+        while time.perf_counter() < until:
+            if time.perf_counter() >= next_rss:
+                for p, mb in bench.rss_mb(pid).items():
+                    self.rss[p] = max(self.rss.get(p, 0.0), mb)
+                next_rss = time.perf_counter() + 0.25
+            start = time.perf_counter()
+            try:
+                with connect(port, 5) as sock:
+                    sock.sendall(http_request("/readyz", method="GET"))
+                    status, _, _ = read_answer(sock)
+                if status == 200:
+                    self.latencies.append(time.perf_counter() - start)
+                else:
+                    self.failures[status] += 1
+            except (OSError, Cut) as e:
+                self.failures[type(e).__name__] += 1
+            time.sleep(0.1)
+
+    def summary(self, pid: int) -> str:
+        self.thread.join()
+        ms = sorted(self.latencies) or [float("nan")]
+        p99 = ms[min(len(ms) - 1, int(0.99 * len(ms)))] * 1000
+        workers = sorted(mb for p, mb in self.rss.items() if p != pid)
+        fails = sum(self.failures.values())
+        return (
+            f"readyz p99 {p99:6.1f} ms, {fails} failed"
+            + (f" {dict(self.failures)}" if fails else "")
+            + "; worker RSS peak "
+            + ", ".join(f"{mb:.0f}" for mb in workers)
+            + " MB"
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--workers", type=int, default=2, help="server worker processes (default 2)")
@@ -496,6 +786,9 @@ def main() -> None:
         default=",".join(PROBES),
         help="probe classes, comma-separated (default all: %(default)s)",
     )
+    ap.add_argument(
+        "--together", action="store_true", help="all probe classes at once, in one phase"
+    )
     args = ap.parse_args()
     bench = load_http_benchmark()
     port = bench.free_port()
@@ -506,12 +799,17 @@ def main() -> None:
     # The strip requests, built now: compressing 25,000,000 pixels takes 0.2-0.5 s, which is
     # the client's time, not the server's answer (built inside the clock, it was counted so).
     strips = [(path, http_request(path, strip_png(), "image/png")) for path in PATHS[:2] * 3]
+    for name, build in (("bars", bars_png), ("tile", tile_png), ("webp", big_webp)):
+        if name in names:
+            build()
     env = dict(
         os.environ,
         DIGITREC_HEAD_TIMEOUT="5",
         DIGITREC_BODY_TIMEOUT="5",
         DIGITREC_FEEDBACK_PER_MINUTE="0",
     )
+    phases = [names] if args.together else [[n] for n in names]
+    results: list[tuple[str, dict[str, Tally], tuple, str]] = []
     with tempfile.TemporaryDirectory() as data_dir:
         cmd = bench.serve_command(port, args.workers, data_dir)
         log = open(Path(data_dir) / "server.log", "w+b")  # noqa: SIM115 (a pipe would fill)
@@ -527,20 +825,29 @@ def main() -> None:
                     sock.sendall(request)
                     status, _, body = read_answer(sock)
                     strip_ms.append(((time.perf_counter() - start) * 1000, path, status))
+            watch = Watch(bench, port, proc.pid, time.perf_counter() + args.seconds + 1)
             calm = canvas_load(bench, port, args.clients, args.seconds)
-            until = time.perf_counter() + 0.5 + args.seconds
-            tallies: dict[str, Tally] = {}
-            threads = [
-                threading.Thread(
-                    target=lambda n=n: tallies.__setitem__(n, probe(n, port, until, args.timeout))
-                )
-                for n in names
-            ]
-            for t in threads:
-                t.start()
-            stormy = canvas_load(bench, port, args.clients, args.seconds)
-            for t in threads:
-                t.join()
+            results.append(("canvas alone", {}, calm, watch.summary(proc.pid)))
+            for phase in phases:
+                until = time.perf_counter() + 0.5 + args.seconds
+                watch = Watch(bench, port, proc.pid, until)
+                tallies: dict[str, Tally] = {}
+                threads = [
+                    threading.Thread(
+                        target=lambda n=n, t=tallies, u=until: t.__setitem__(
+                            n, probe(n, port, u, args.timeout)
+                        )
+                    )
+                    for n in phase
+                ]
+                for t in threads:
+                    t.start()
+                stormy = canvas_load(bench, port, args.clients, args.seconds)
+                for t in threads:
+                    t.join()
+                label = "canvas + " + ("probes" if len(phase) > 1 else phase[0])
+                results.append((label, tallies, stormy, watch.summary(proc.pid)))
+                time.sleep(1)  # what the probe left (closing connections) settles
             alive = proc.poll() is None
             memory = bench.rss_mb(proc.pid)
         finally:
@@ -558,7 +865,8 @@ def main() -> None:
         "?",
     )
     print(
-        f"machine: {cpu}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at the end"
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; machine: {cpu}, "
+        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at the end"
     )
     print(
         f"server: --workers {args.workers}; "
@@ -571,19 +879,17 @@ def main() -> None:
         f"\n{'probe':<10} {'sent':>6} {'2xx':>6} {'4xx':>6} {'5xx':>6} {'hangs':>6} "
         f"{'crashes':>7}   {'first ms':>8} {'median':>8} {'slowest':>8}"
     )
-    for name in names:
+    for _, tallies, _, _ in results:
+        for name, tally in tallies.items():
+            print(tally.row(name) + ("   " + repr(dict(tally.notes)) if tally.notes else ""))
+    print()
+    for label, _, (p50, p99, n, errors), watched in results:
         print(
-            tallies[name].row(name)
-            + ("   " + dict(tallies[name].notes).__repr__() if tallies[name].notes else "")
-        )
-    beside = "canvas + " + ("probes" if len(names) > 1 else names[0])
-    for label, (p50, p99, n, errors) in (("canvas alone", calm), (beside, stormy)):
-        print(
-            f"{label:<18} {n / args.seconds:>7,.0f} req/s  p50 {p50:.1f} ms  p99 {p99:.1f} ms  "
-            f"errors {len(errors)}{' ' + str(Counter(errors)) if errors else ''}"
+            f"{label:<20} {n / args.seconds:>7,.0f} req/s  p50 {p50:6.1f} ms  p99 {p99:6.1f} ms  "
+            f"errors {len(errors)}{' ' + str(Counter(errors)) if errors else ''}; {watched}"
         )
     print(
-        f"server alive after: {alive}; tracebacks logged: {tracebacks}; RSS: "
+        f"server alive after: {alive}; tracebacks logged: {tracebacks}; RSS at the end: "
         + ", ".join(f"{mb:.0f} MB" for mb in sorted(memory.values()))
     )
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from digitrec import data, shipped
+from digitrec import data, realworld, shipped
 from digitrec.machine import describe
 from digitrec.predictor import Predictor, one_thread
 from digitrec.vision import png, preprocess
@@ -54,12 +54,21 @@ def timed(fn, repeats: int) -> np.ndarray:  # type: ignore[no-untyped-def]
     return out * 1000  # ms
 
 
-def stages(names: list[str], repeats: int, threads: int = 1) -> dict[str, dict[str, float]]:
+def stages(
+    names: list[str], repeats: int, threads: int = 1, canvases: str = "generated"
+) -> dict[str, dict[str, float]]:
     """p50 / p90 (ms) of each part of the canvas PNG -> answer path, per model: each call times
     decode, preprocess and model one after another, then predict(PNG) as a whole, on the same
-    input, so that all four see the same machine (the other core may be busy)."""
-    drawings = sorted(REALWORLD.glob("canvas_*.png"))
-    pngs = [CANVAS.read_bytes()] + [chromium_png(p.read_bytes()) for p in drawings]
+    input, so that all four see the same machine (the other core may be busy). `canvases`:
+    canvas7.png alone, with tests/realworld's drawings ("generated"), or real writers' pen
+    digits as the page exports them ("realistic", realworld.realistic_canvases)."""
+    if canvases == "realistic":
+        pngs = realworld.realistic_canvases()
+    elif canvases == "canvas7":
+        pngs = [CANVAS.read_bytes()]
+    else:
+        drawings = sorted(REALWORLD.glob("canvas_*.png"))
+        pngs = [CANVAS.read_bytes()] + [chromium_png(p.read_bytes()) for p in drawings]
     results = {}
     for name in names:
         one = Predictor.load(name, threads=threads)
@@ -112,10 +121,18 @@ def main() -> None:
         help="--stages: ONNX Runtime threads for the model (default 1; 0: every core, as the "
         "CLI runs one image); preprocessing runs on one either way",
     )
+    parser.add_argument(
+        "--canvases",
+        choices=["generated", "canvas7", "realistic"],
+        default="generated",
+        help="--stages inputs: canvas7.png with tests/realworld's drawings, canvas7.png alone, "
+        "or 64 real writers' pen digits as the page exports them (default generated)",
+    )
     args = parser.parse_args()
     if args.stages:
-        print(f"machine: {describe()}, model threads {args.threads}")
-        print(json.dumps(stages(args.model or ["fast", "best"], args.repeats, args.threads)))
+        print(f"machine: {describe()}, model threads {args.threads}, canvases {args.canvases}")
+        names = args.model or ["fast", "best"]
+        print(json.dumps(stages(names, args.repeats, args.threads, args.canvases)))
         return
     names = args.model or [c["name"] for c in shipped.shipped_cards()]
     test = data.load_mnist("test").images.astype(np.float32) / 255

@@ -33,14 +33,16 @@ import time
 import urllib.request
 from pathlib import Path
 
+from digitrec import realworld
+
 ROOT = Path(__file__).resolve().parents[1]
 CANVAS = ROOT / "benchmarks" / "canvas7.png"  # a 7 drawn and exported in Chromium
 
 
-def build_request(form: str, port: int, endpoint: str) -> bytes:
+def build_request(form: str, port: int, endpoint: str, png: bytes = b"") -> bytes:
     if endpoint == "healthz":  # the HTTP stack alone: no image, no model
         return f"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
-    png = CANVAS.read_bytes()
+    png = png or CANVAS.read_bytes()
     if form == "json":
         body = json.dumps({"image": "data:image/png;base64," + base64.b64encode(png).decode()})
         content_type, data = "application/json", body.encode()
@@ -63,7 +65,7 @@ def build_request(form: str, port: int, endpoint: str) -> bytes:
 
 async def client(
     port: int,
-    request: bytes,
+    requests: list[bytes],
     until: float,
     record: float,
     latencies: list[float],
@@ -74,10 +76,12 @@ async def client(
     "Connection: close" (the server evening out its workers' connections, serve/balance.py),
     the next request goes on a new connection, as any HTTP/1.1 client does; counted."""
     writer = None
+    turn = 0
     try:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         while (start := time.perf_counter()) < until:
-            writer.write(request)
+            writer.write(requests[turn % len(requests)])
+            turn += 1
             head = await reader.readuntil(b"\r\n\r\n")
             status = int(head[9:12])
             length, close = 0, False
@@ -104,7 +108,7 @@ async def client(
             writer.close()
 
 
-async def load(port: int, request: bytes, clients: int, warmup: float, seconds: float):
+async def load(port: int, requests: list[bytes], clients: int, warmup: float, seconds: float):
     latencies: list[float] = []
     errors: list[str] = []
     reconnects: list[int] = []
@@ -112,8 +116,16 @@ async def load(port: int, request: bytes, clients: int, warmup: float, seconds: 
     until = record + seconds
     await asyncio.gather(
         *(
-            client(port, request, until, record, latencies, errors, reconnects)
-            for _ in range(clients)
+            client(
+                port,
+                requests[k % len(requests) :] + requests,
+                until,
+                record,
+                latencies,
+                errors,
+                reconnects,
+            )
+            for k in range(clients)
         )
     )
     return latencies, errors, len(reconnects)
@@ -199,6 +211,13 @@ def main() -> None:
         help="run inference on the event loop instead of the server's threadpool (default off)",
     )
     ap.add_argument("--model", default=None, help="model to serve (default: best shipped)")
+    ap.add_argument(
+        "--canvases",
+        choices=["canvas7", "realistic"],
+        default="canvas7",
+        help="what is posted: benchmarks/canvas7.png, or 64 real writers' pen digits drawn as "
+        "the page exports them, in turn (default canvas7)",
+    )
     args = ap.parse_args()
 
     port = free_port()
@@ -211,7 +230,8 @@ def main() -> None:
         try:
             wait_healthy(f"http://127.0.0.1:{port}", proc)
             time.sleep(0.5 * args.workers)  # let every worker finish starting
-            request = build_request(args.form, port, args.endpoint)
+            images = realworld.realistic_canvases() if args.canvases == "realistic" else [b""]
+            requests = [build_request(args.form, port, args.endpoint, png) for png in images]
             try:
                 import uvloop  # the client is cheaper on uvloop too
 
@@ -224,7 +244,7 @@ def main() -> None:
 
             async def measured() -> tuple[list[float], list[str], int, dict[int, float], float]:
                 task = asyncio.ensure_future(
-                    load(port, request, args.clients, args.warmup, args.seconds)
+                    load(port, requests, args.clients, args.warmup, args.seconds)
                 )
                 await asyncio.sleep(args.warmup)
                 cpu0, own0 = cpu_seconds(pids), time.process_time()
@@ -259,7 +279,8 @@ def main() -> None:
     print(
         f"server: --workers {args.workers}, inference {inference}, "
         f"{'GET /healthz' if args.endpoint == 'healthz' else f'body {args.form}'} "
-        f"({len(request):,} bytes per request)"
+        f"({sorted(map(len, requests))[len(requests) // 2]:,} bytes per request, median of "
+        f"{len(requests)}: {args.canvases})"
     )
     print(
         f"load: {args.clients} clients for {args.seconds:g} s (after {args.warmup:g} s warm-up); "

@@ -47,7 +47,7 @@ def test_readme_example_runs(index: int, tmp_path: Path) -> None:
     code = readme_examples()[index]
     if "digitrec.fit(" in code and not HAS_TORCH:
         pytest.skip("training needs the [train] extra")
-    for name in ("benchmarks", "data"):
+    for name in ("benchmarks", "data", "tests"):
         (tmp_path / name).symlink_to(ROOT / name)
     script = tmp_path / f"example{index}.py"
     script.write_text(code)
@@ -99,6 +99,36 @@ def test_arrays_uint8_as_mnist_and_float_ink_maps_agree(model: digitrec.Model) -
     assert [b.digit for b in model.predict_many(list(mnist.images[:20]))] == [
         b.digit for b in batch
     ]
+
+
+REALWORLD = ROOT / "tests" / "realworld"
+
+
+def test_a_photo_as_an_array_is_answered_as_its_file_is(model: digitrec.Model) -> None:
+    """np.asarray(Image.open(p).convert("L")): dark ink on paper, found by ink="auto"; the
+    answers are the file's. ink="light" takes the values as the ink, as before ink= existed."""
+    photos = sorted(REALWORLD.glob("photo_*.jpg"))[:12] + sorted(REALWORLD.glob("font_*.png"))[:6]
+    arrays = [np.asarray(Image.open(p).convert("L")) for p in photos]
+    labels = [int(p.stem.rsplit("_", 1)[1]) for p in photos]
+    files = model.predict_many(photos)
+    right = sum(a.digit == label for a, label in zip(files, labels, strict=True))
+    assert right >= len(labels) - 2
+    for ink in ("auto", "dark"):
+        answers = model.predict_many(arrays, ink=ink)
+        assert [a.digit for a in answers] == [f.digit for f in files], ink
+        assert np.allclose([a.probabilities for a in answers], [f.probabilities for f in files])
+    light = model.predict_many(arrays, ink="light")  # the paper read as ink: not the digits
+    assert sum(a.digit == label for a, label in zip(light, labels, strict=True)) < len(labels) / 2
+    colour = np.asarray(Image.open(photos[0]).convert("RGB"))  # (H, W, 3)
+    assert model.predict(colour).digit == files[0].digit
+    # MNIST's arrays (black border) are ink maps under "auto", as before
+    mnist = data.load_mnist("test").images[:10]
+    auto, light = model.predict_many(mnist), model.predict_many(mnist, ink="light")
+    assert [a.probabilities for a in auto] == [b.probabilities for b in light]
+    number = np.hstack(mnist[:4])
+    assert model.read(255 - number).text == model.read(number).text == "7210"
+    with pytest.raises(DigitrecError, match="ink='white': choose from 'auto', 'light', 'dark'"):
+        model.predict(number, ink="white")  # type: ignore[arg-type]
 
 
 def _cli_json(command: str, image: Path) -> dict[str, object]:

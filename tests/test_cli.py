@@ -286,3 +286,93 @@ def test_cores_without_an_affinity_are_the_machine_s(monkeypatch: pytest.MonkeyP
 def test_serve_refuses_zero_workers() -> None:
     result = digitrec("serve", "--workers", "0")
     assert result.returncode != 0 and "Traceback" not in result.stderr
+
+
+# ---------------------------------------------------------------- stdin, progress, completion
+
+ROOT = Path(__file__).resolve().parents[1]
+SEVEN = ROOT / "benchmarks" / "canvas7.png"  # a 7 drawn in Chromium
+NUMBER = ROOT / "tests" / "realworld" / "numbers_000_canvas_plain.png"  # "526"
+
+
+def piped(*args: str, stdin: bytes, cwd: Path | None = None) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [sys.executable, "-m", "digitrec", *args],
+        input=stdin, capture_output=True, cwd=cwd, timeout=300,
+    )  # fmt: skip
+
+
+def test_dash_reads_an_image_or_file_names_from_stdin(tmp_path: Path) -> None:
+    done = piped("predict", "--format", "json", "-", stdin=SEVEN.read_bytes())
+    assert done.returncode == 0, done.stderr
+    row = json.loads(done.stdout)
+    assert (row["file"], row["digit"]) == ("-", 7)
+    done = piped("read", "--format", "json", "-", stdin=NUMBER.read_bytes())
+    assert json.loads(done.stdout)["text"] == "526"
+    # names, one per line, as `find` prints them; answered in their order, with other inputs
+    (tmp_path / "a.png").write_bytes(SEVEN.read_bytes())
+    names = f"{NUMBER}\n\na.png\n".encode()
+    done = piped("predict", "-f", "json", str(SEVEN), "-", cwd=tmp_path, stdin=names)
+    assert done.returncode == 0, done.stderr
+    files = [json.loads(line)["file"] for line in done.stdout.splitlines()]
+    assert files == [str(SEVEN), str(NUMBER), "a.png"]
+    done = piped("read", "-", stdin=b"")
+    assert (done.returncode, done.stderr.decode()) == (
+        1,
+        "error: -: no image and no file names on standard input\n",
+    )
+    done = piped("predict", "-", stdin=b"\xff\xfe\x00garbage")  # binary, but no image
+    assert done.returncode == 1 and done.stderr.decode().startswith("-: not an image")
+
+
+def on_a_terminal(*args: str, cwd: Path) -> tuple[int, str]:
+    """Run with stderr on a pseudo-terminal (stdout piped): (exit status, what stderr showed)."""
+    import pty
+
+    leader, follower = pty.openpty()
+    env = {**os.environ, "COLUMNS": "100"}
+    with subprocess.Popen(
+        [sys.executable, "-m", "digitrec", *args],
+        cwd=cwd, stdout=subprocess.DEVNULL, stderr=follower, env=env,
+    ) as process:  # fmt: skip
+        os.close(follower)
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # the process closed its end
+                break
+            if not chunk:
+                break
+            shown += chunk
+        status = process.wait(timeout=300)
+    os.close(leader)
+    return status, shown.decode(errors="replace")
+
+
+def test_a_progress_bar_on_a_terminal_only_and_not_with_quiet(tmp_path: Path) -> None:
+    folder = tmp_path / "digits"
+    folder.mkdir()
+    for i in range(30):
+        (folder / f"{i:02}.png").write_bytes(SEVEN.read_bytes())
+    status, shown = on_a_terminal("predict", "-f", "json", str(folder), cwd=tmp_path)
+    assert status == 0 and "predict" in shown and "30/30" in shown, shown
+    status, shown = on_a_terminal("read", "-f", "json", str(folder), cwd=tmp_path)
+    assert status == 0 and "30/30" in shown, shown
+    status, shown = on_a_terminal("predict", "-q", "-f", "json", str(folder), cwd=tmp_path)
+    assert status == 0 and "30/30" not in shown and "predict" not in shown, shown
+    # a whole test set: evaluate's bar counts images
+    status, shown = on_a_terminal("evaluate", "-m", "fast", "-o", str(tmp_path / "e"), cwd=tmp_path)
+    assert status == 0 and "evaluate" in shown and "10000/10000" in shown, shown
+    piped_run = digitrec("predict", "-f", "json", str(folder))  # stderr a pipe: no bar
+    assert piped_run.returncode == 0 and piped_run.stderr == ""
+    assert len(piped_run.stdout.splitlines()) == 30
+
+
+def test_shell_completion_is_on() -> None:
+    env = {**os.environ, "_DIGITREC_COMPLETE": "complete_bash", "COMP_WORDS": "digitrec pre",
+           "COMP_CWORD": "1"}  # fmt: skip
+    script = Path(sys.executable).parent / "digitrec"  # the installed command
+    done = subprocess.run([script], env=env, capture_output=True, text=True, timeout=60)
+    assert done.stdout.split() == ["predict"]
+    assert "--install-completion" in digitrec("--help", columns=200).stdout

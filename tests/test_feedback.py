@@ -1,4 +1,5 @@
-"""The feedback store (SQLite, WAL), its review and export, and POST /api/v1/feedback's faults."""
+"""The feedback store (SQLite, WAL), its review and export, POST /api/v1/feedback's faults, and
+corrected numbers (POST /api/v1/feedback/reading)."""
 
 from __future__ import annotations
 
@@ -270,7 +271,7 @@ def test_a_store_from_before_review_is_migrated_to_pending(tmp_path: Path) -> No
     labels = [line.split(",")[0] for line in out.read_text().splitlines()[1:]]
     assert labels == ["7", "1"]
     with sqlite3.connect(tmp_path / DB_NAME) as db:
-        assert db.execute("PRAGMA user_version").fetchone() == (1,)
+        assert db.execute("PRAGMA user_version").fetchone() == (2,)
 
 
 def _open_at_once(directory: Path, barrier: Any, results: Any) -> None:
@@ -480,3 +481,128 @@ def test_feedback_decodes_in_the_apps_bounded_pool(serve: Any) -> None:
     client.app.state.runner = recording
     assert post(client, drawn(SEVEN)).status_code == 201
     assert calls == ["store_row"]
+
+
+# ---------------------------------------------------------------- POST /api/v1/feedback/reading
+
+
+def number_17() -> tuple[str, list[list[int]]]:
+    """A drawn "17" on a 560 x 280 canvas as the page sends it, and its two boxes."""
+    image = Image.new("RGBA", (560, 280), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(image)
+    draw.line([(110, 50), (105, 230)], fill=(0, 0, 0, 255), width=20)
+    draw.line([(300, 60), (440, 60), (360, 240)], fill=(0, 0, 0, 255), width=20)
+    url = "data:image/png;base64," + base64.b64encode(png(image)).decode()
+    return url, [[95, 40, 25, 200], [290, 50, 160, 200]]
+
+
+@pytest.mark.parametrize(
+    ("changes", "text", "stored"),
+    [
+        ([{"kind": "change", "index": 1, "to": "2"}], "12",
+         [{"kind": "change", "index": 1, "from": "7", "to": "2"}]),
+        ([{"kind": "delete", "index": 0}], "7", [{"kind": "delete", "index": 0, "from": "1"}]),
+        ([{"kind": "insert", "index": 2, "to": "4"}], "174",
+         [{"kind": "insert", "index": 2, "to": "4"}]),
+        ([{"kind": "retype", "to": "1234"}], "1234",
+         [{"kind": "retype", "from": "17", "to": "1234"}]),
+        ([{"kind": "insert", "index": 0, "to": "9"}, {"kind": "delete", "index": 1}], "91",
+         [{"kind": "insert", "index": 0, "to": "9"}, {"kind": "delete", "index": 1, "from": "7"}]),
+    ],
+)  # fmt: skip
+def test_a_corrected_number_is_stored_with_its_boxes_and_edits(
+    serve: Any, tmp_path: Path, changes: list[dict[str, Any]], text: str, stored: list[Any]
+) -> None:
+    client = serve()
+    image, boxes = number_17()
+    body = {"image": image, "read": "17", "boxes": boxes, "text": text, "changes": changes}
+    r = client.post("/api/v1/feedback/reading", json=body | {"drawing": "d-1"})
+    assert r.status_code == 201, r.text
+    assert r.json() == {"id": 1, "read": "17", "text": text, "changes": stored, "model": "fake-net"}
+    (row,) = FeedbackStore(tmp_path).readings()
+    assert (row.read, row.text, row.boxes, row.changes) == ("17", text, boxes, stored)
+    assert (row.model, row.drawing, row.status) == ("fake-net", "d-1", "pending")
+    assert Image.open(io.BytesIO(row.image)).size == (560, 280)
+    assert FeedbackStore(tmp_path).count() == 0  # no digit row: the page posts those itself
+
+
+@pytest.mark.parametrize(
+    ("change", "text", "why"),
+    [
+        ({"kind": "change", "index": 1, "to": "2"}, "17", "turn 17 into 12, not 17"),
+        ({"kind": "delete", "index": 2}, "1", "delete at digit 2"),
+        ({"kind": "insert", "index": 0, "to": "42"}, "4217", "one digit"),
+        ({"kind": "change", "index": 0}, "17", "needs `to`"),
+        ({"kind": "merge", "index": 0}, "7", "kind"),
+    ],
+)
+def test_edits_that_do_not_fit_the_number_read_are_a_422(
+    serve: Any, tmp_path: Path, change: dict[str, Any], text: str, why: str
+) -> None:
+    client = serve()
+    image, boxes = number_17()
+    body = {"image": image, "read": "17", "boxes": boxes, "text": text, "changes": [change]}
+    r = client.post("/api/v1/feedback/reading", json=body)
+    assert r.status_code == 422 and why in r.json()["error"], r.text
+    assert list(FeedbackStore(tmp_path).readings()) == []
+
+
+@pytest.mark.parametrize(
+    ("boxes", "why"), [([[0, 0, 600, 10]] * 2, "not inside"), ([[0, 0, 5, 5]], "1 boxes")]
+)
+def test_boxes_that_do_not_fit_are_a_422(
+    serve: Any, tmp_path: Path, boxes: list[list[int]], why: str
+) -> None:
+    image, _ = number_17()
+    body = {"image": image, "read": "17", "boxes": boxes, "text": "1",
+            "changes": [{"kind": "delete", "index": 1}]}  # fmt: skip
+    r = serve().post("/api/v1/feedback/reading", json=body)
+    assert r.status_code == 422 and why in r.json()["error"], r.text
+    assert list(FeedbackStore(tmp_path).readings()) == []
+
+
+def test_a_big_photo_of_a_number_is_kept_small_with_its_boxes_scaled(
+    serve: Any, tmp_path: Path
+) -> None:
+    photo = Image.new("L", (1120, 560), 230)
+    ImageDraw.Draw(photo).line([(220, 100), (210, 460)], fill=20, width=30)
+    url = "data:image/png;base64," + base64.b64encode(png(photo)).decode()
+    r = serve().post(
+        "/api/v1/feedback/reading",
+        json={"image": url, "read": "1", "boxes": [[200, 90, 40, 380]], "text": "7",
+              "changes": [{"kind": "retype", "to": "7"}]},
+    )  # fmt: skip
+    assert r.status_code == 201, r.text
+    (row,) = FeedbackStore(tmp_path).readings()
+    assert Image.open(io.BytesIO(row.image)).size == (560, 280)
+    assert row.boxes == [[100, 45, 20, 190]]
+
+
+def test_corrected_numbers_share_the_rate_limit(serve: Any) -> None:
+    client = serve(feedback_burst=2, feedback_per_minute=6)
+    image, boxes = number_17()
+    body = {"image": image, "read": "17", "boxes": boxes, "text": "1",
+            "changes": [{"kind": "delete", "index": 1}]}  # fmt: skip
+    assert post(client, drawn(SEVEN)).status_code == 201
+    assert client.post("/api/v1/feedback/reading", json=body).status_code == 201
+    r = client.post("/api/v1/feedback/reading", json=body)
+    assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1
+
+
+def test_a_version_1_store_gains_the_readings_table_and_keeps_its_rows(tmp_path: Path) -> None:
+    store = FeedbackStore(tmp_path)
+    store.add(drawn(SEVEN), 7, 1, "old")
+    store.close()
+    with sqlite3.connect(tmp_path / DB_NAME) as db:  # back to version 1: no readings table
+        db.execute("DROP TABLE readings")
+        db.execute("PRAGMA user_version = 1")
+    db.close()
+    store = FeedbackStore(tmp_path)
+    assert [(r.label, r.predicted, r.model) for r in store.rows()] == [(7, 1, "old")]
+    image = Image.new("L", (560, 280), 255)
+    ImageDraw.Draw(image).line([(100, 40), (100, 240)], fill=0, width=20)
+    store.add_reading(image, "1", "7", [[90, 40, 20, 200]], [{"kind": "change", "index": 0,
+                      "to": "7"}], "new")  # fmt: skip
+    assert [r.text for r in store.readings()] == ["7"]
+    with sqlite3.connect(tmp_path / DB_NAME) as db:
+        assert db.execute("PRAGMA user_version").fetchone() == (2,)

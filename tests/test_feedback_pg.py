@@ -96,6 +96,40 @@ def _open_at_once(url: str, barrier: Any, results: Any) -> None:
     store.close()
 
 
+def test_corrected_numbers_match_the_sqlite_store_and_a_v1_database_gains_them(
+    postgres: Any, tmp_path: Path
+) -> None:
+    from digitrec.feedback_pg import PostgresStore
+
+    url = postgres.database("readings")
+    number = Image.new("RGBA", (560, 280), (0, 0, 0, 0))
+    ImageDraw.Draw(number).line([(100, 40), (100, 240)], fill=(0, 0, 0, 255), width=20)
+    edits = [{"kind": "insert", "index": 1, "to": "7"}, {"kind": "change", "index": 0, "to": "4"}]
+    stores = [PostgresStore(url, reconnect=False), FeedbackStore(tmp_path)]
+    for store in stores:
+        store.add(drawn(SEVEN), 7, 1, "cnn")  # a digit row beside it
+        assert store.add_reading(number, "1", "47", [[90, 40, 20, 200]], edits, "cnn", "d1") == 1
+    pg, lite = ([(r.read, r.text, r.boxes, r.changes, r.drawing, r.status)
+                 for r in store.readings()] for store in stores)  # fmt: skip
+    assert pg == lite == [("1", "47", [[90, 40, 20, 200]],
+                           [{"kind": "insert", "index": 1, "to": "7"},
+                            {"kind": "change", "index": 0, "from": "1", "to": "4"}],
+                           "d1", "pending")]  # fmt: skip
+    stores[0].close()
+
+    import psycopg
+
+    with psycopg.connect(url) as conn:  # back to version 1: no readings table
+        conn.execute("DROP TABLE readings")
+        conn.execute("UPDATE feedback_schema SET version = 1")
+    store = PostgresStore(url, reconnect=False)
+    assert store.writable() and store.count() == 1
+    assert list(store.readings()) == []
+    store.add_reading(number, "1", "7", [[90, 40, 20, 200]], [{"kind": "retype", "to": "7"}], "cnn")
+    assert [r.text for r in store.readings()] == ["7"]
+    store.close()
+
+
 def test_servers_starting_together_create_the_schema_once(postgres: Any) -> None:
     url = postgres.database("together")
     ctx = multiprocessing.get_context("spawn")
@@ -110,16 +144,16 @@ def test_servers_starting_together_create_the_schema_once(postgres: Any) -> None
     import psycopg
 
     with psycopg.connect(url) as conn:
-        assert conn.execute("SELECT version FROM feedback_schema").fetchall() == [(1,)]
+        assert conn.execute("SELECT version FROM feedback_schema").fetchall() == [(2,)]
         # A schema newer than this code knows is left alone: the store is unavailable.
-        conn.execute("UPDATE feedback_schema SET version = 2")
+        conn.execute("UPDATE feedback_schema SET version = 3")
     from digitrec.feedback_pg import PostgresStore
 
     store = PostgresStore(url, reconnect=False)
     assert not store.writable() and store.error and "newer" in store.error
     with pytest.raises(StoreUnavailable):
         store.add(drawn(SEVEN), 7, 1, "cnn")
-    with pytest.raises(DigitrecError, match="schema version 2"):
+    with pytest.raises(DigitrecError, match="schema version 3"):
         export_csv(None, Path(os.devnull), url)
 
 

@@ -57,3 +57,32 @@ def test_tutorial_runs_top_to_bottom(tmp_path: Path) -> None:
     assert rows[1].split(",")[0] == "1" and rows[-1].split(",")[0] == "10000"
     # nothing written next to the notebook
     assert not (NOTEBOOK.parent / "submission.csv").exists()
+
+
+def test_the_notebook_uses_the_public_api_only() -> None:
+    """`digitrec` (load, fit, Model) and `digitrec.data`: what a user's own notebook would."""
+    import re
+
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    imported = set(re.findall(r"^\s*(?:from|import) (digitrec[\w.]*)", code, re.M))
+    imported |= {f"digitrec.{m}" for m in re.findall(r"^\s*from digitrec import (\w+)", code, re.M)}
+    assert imported == {"digitrec", "digitrec.data"}, imported
+    assert "digitrec.fit(" in code and "digitrec.load(" in code
+
+
+def test_the_stored_outputs_are_those_of_the_code_as_it_stands() -> None:
+    """tools/run_notebook.py records the sha256 of the code it ran; a cell changed since is a
+    stale output. Rerun: `.venv/bin/python tools/run_notebook.py notebooks/tutorial.ipynb`."""
+    sys.path.insert(0, str(NOTEBOOK.parents[1] / "tools"))
+    try:
+        from run_notebook import code_sha256
+    finally:
+        sys.path.pop(0)
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    assert nb.metadata.get("digitrec", {}).get("code_sha256") == code_sha256(nb), (
+        "the notebook's outputs are stale: rerun tools/run_notebook.py"
+    )
+    cells = [c for c in nb.cells if c.cell_type == "code"]
+    assert [c.execution_count for c in cells] == list(range(1, len(cells) + 1))
+    assert not [o for c in cells for o in c.outputs if o.output_type == "error"]

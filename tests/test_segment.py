@@ -330,3 +330,41 @@ def test_small_digits_in_a_large_photo_read_exactly(seed):
     reading_ = predictor().read(blob)
     assert reading_.text == label, (reading_.guess, label)
     assert len(reading_.digits) == len(label)
+
+
+SEPARATORS = {  # strokes in a digit-height unit box (x right, y down; 1.0 = the baseline)
+    ".": [[(0.0, 0.97)]],
+    ",": [[(0.05, 0.9), (0.06, 1.0), (0.0, 1.12)]],
+    "-": [[(0.0, 0.5), (0.25, 0.5)]],
+    "'": [[(0.03, 0.0), (0.0, 0.18)]],
+}
+
+
+@pytest.mark.parametrize("mark", list(SEPARATORS))
+def test_separators_between_real_digits_are_not_digits(mark: str) -> None:
+    """A dot, comma, dash or apostrophe written in the gap of a number of real writers' pen
+    digits (and the space made for it) is no digit: the number reads as it reads without."""
+    from digitrec import realworld
+    from digitrec.vision import canvas
+
+    predictor = Predictor.load(None)
+    pen = canvas.load_pen(realworld.PEN_FILE)
+    rng = np.random.default_rng(sum(map(ord, mark)))
+    for _ in range(8):
+        chosen = [pen[int(i)] for i in rng.choice(len(pen), 4)]
+        placed = canvas.compose([d.strokes for d in chosen], rng)
+        height = np.ptp(np.vstack([p for d in placed for p in d])[:, 1])
+        for d in placed[2:]:  # room for the mark after the second digit: the rest move right
+            for p in d:
+                p[:, 0] += 0.65 * height
+        x = max(p[:, 0].max() for p in placed[1]) + 0.2 * height
+        base = max(p[:, 1].max() for p in placed[1])
+        mark_strokes = [
+            np.array([(x + u * height, base - height + v * height) for u, v in s])
+            for s in SEPARATORS[mark]
+        ]
+        digits = [s for d in placed for s in d]
+        without = predictor.read(canvas.to_png(canvas.draw(digits, 14, (700, 280))))
+        marked = predictor.read(canvas.to_png(canvas.draw(digits + mark_strokes, 14, (700, 280))))
+        assert [d.digit for d in marked.digits] == [d.digit for d in without.digits], mark
+        assert marked.text == without.text

@@ -620,13 +620,13 @@ def test_the_short_lane_answers_as_the_route_does(
     """POST /predict with a JSON or image body skips FastAPI's routing (serve/lane.py): its
     answers and its errors are those of the route, which still takes everything else."""
     routed: list[str] = []
-    image_bytes = routes.image_bytes
+    images_in = routes.images_in
 
-    async def counted(request: Any) -> bytes:
+    async def counted(request: Any) -> Any:
         routed.append(request.headers.get("content-type", "").split(";")[0])
-        return await image_bytes(request)
+        return await images_in(request)
 
-    monkeypatch.setattr(routes, "image_bytes", counted)
+    monkeypatch.setattr(routes, "images_in", counted)
     broken = SEVEN[:200]  # a PNG cut short: 415 from the image decoder
     with make_client(tmp_path, FakePredictor()) as c:
         by_route = c.post("/api/v1/predict", files={"file": ("7.png", SEVEN, "image/png")})

@@ -47,13 +47,25 @@ LIMITS = Limits(head_seconds=1.0, body_seconds=1.0, discard_bytes=8 * 1024 * 102
 
 
 class Server:
-    def __init__(self, tmp: Path, **settings: object):
-        LimitedHttpTools.configured = LIMITS
+    def __init__(
+        self,
+        tmp: Path,
+        limits: Limits = LIMITS,
+        uvicorn_options: dict | None = None,
+        **settings: object,
+    ):
+        LimitedHttpTools.configured = limits
         self.app = create_app(Settings(data_dir=tmp, model="fast", **settings))  # type: ignore[arg-type]
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
-        config = uvicorn.Config(self.app, http=LimitedHttpTools, log_level="warning", lifespan="on")
+        config = uvicorn.Config(
+            self.app,
+            http=LimitedHttpTools,
+            log_level="warning",
+            lifespan="on",
+            **(uvicorn_options or {}),
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]})
 

@@ -1,9 +1,12 @@
 """Execute a notebook top to bottom with its own parameters (full settings) and save it with
 its outputs: `python tools/run_notebook.py notebooks/tutorial.ipynb`. The kernel is this
-interpreter, so run it with the venv's python."""
+interpreter, so run it with the venv's python. The notebook's metadata records the sha256 of
+the code it ran (`code_sha256`): tests/test_notebook.py checks the stored outputs are those of
+the code as it stands."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 import tempfile
@@ -34,8 +37,15 @@ def main(path: Path) -> None:
         ).execute()
     kernelspec = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nb.metadata["kernelspec"] = kernelspec
+    nb.metadata["digitrec"] = {"code_sha256": code_sha256(nb)}
     nbformat.write(nb, path)
     print(f"{path}: ran in {time.perf_counter() - t0:.0f} s, {path.stat().st_size:,} bytes")
+
+
+def code_sha256(nb: nbformat.NotebookNode) -> str:
+    """The sha256 of the notebook's code cells, in order: what its outputs came from."""
+    code = "\n\0".join(c.source for c in nb.cells if c.cell_type == "code")
+    return hashlib.sha256(code.encode()).hexdigest()
 
 
 if __name__ == "__main__":

@@ -1,4 +1,16 @@
-"""digitrec: handwritten digit recognition, from MNIST to a finger on a phone."""
+"""digitrec: handwritten digit recognition, from MNIST to a finger on a phone.
+
+    import digitrec
+    model = digitrec.load()                      # the best shipped model
+    model.predict("seven.png").digit             # 7
+    model.read("cheque-amount.jpg").text         # "1907"
+    run = digitrec.fit("fast", max_steps=20)     # a run directory, as `digitrec train` writes
+
+`load` gives a `Model`; its answers are `Prediction`, `Reading` and `Report` objects whose
+fields are the CLI's JSON fields. `digitrec.data` reads and writes datasets (MNIST, Kaggle CSV,
+NPZ, image folders); `digitrec.errors` holds the exceptions. Predicting and reading need only
+the core install (ONNX Runtime, no torch); `fit` needs the `train` extra.
+"""
 
 import os
 from typing import TYPE_CHECKING
@@ -12,10 +24,10 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 # The Python API (api.py), loaded on first use: `import digitrec` stays light, and a serving
 # install (no torch) can `digitrec.load()` and predict.
-__all__ = ["Model", "fit", "load"]
+__all__ = ["Ink", "Model", "Prediction", "Reading", "Report", "fit", "load"]
 
 if TYPE_CHECKING:
-    from digitrec.api import Model, fit, load
+    from digitrec.api import Ink, Model, Prediction, Reading, Report, fit, load
 
 
 def __getattr__(name: str) -> object:

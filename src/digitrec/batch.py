@@ -35,7 +35,7 @@ MODES = ("predict", "read")
 LISTING_SUFFIXES = (".parquet", ".csv")
 OUTPUT_SUFFIXES = {".parquet": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 PATH_COLUMNS = ("path", "file")  # the column of a listing that holds the image paths
-INSTALL_HINT = "digitrec batch needs Ray: pip install 'digitrec[ray]'"
+INSTALL_HINT = "'digitrec batch' needs Ray: pip install 'digitrec[ray]'"
 
 
 # ---------------------------------------------------------------- inputs

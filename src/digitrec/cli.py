@@ -26,7 +26,8 @@ from digitrec.errors import DigitrecError
 from digitrec.training.config import Augment, Optimizer, Recipe, Schedule, TrainConfig
 
 app = typer.Typer(
-    add_completion=False,
+    # --install-completion / --show-completion: bash, zsh, fish, PowerShell
+    add_completion=True,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     help="Handwritten digit recognition: train, evaluate, predict, read numbers, serve a web app.",
@@ -73,6 +74,38 @@ class Format(StrEnum):
 
 
 FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="json: one object per line.")]
+QuietOpt = Annotated[
+    bool,
+    typer.Option(
+        "--quiet", "-q", help="No progress bar (there is none either when stderr is no terminal)."
+    ),
+]
+
+
+def _bar(total: int, what: str, quiet: bool) -> Any:
+    """A rich progress bar on stderr over `total` items; off with --quiet, when stderr is not a
+    terminal (a pipe, a file, CI) and for a handful of items. Advance it with
+    `bar.advance(task)`; a context manager."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    errors = Console(stderr=True)
+    return Progress(
+        TextColumn(what),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=errors,
+        transient=True,  # gone once done: the answers stay on the screen, not the bar
+        disable=quiet or not errors.is_terminal or total < 2,
+    )
 
 
 def _version(value: bool) -> None:
@@ -145,7 +178,9 @@ def _writers(text: str | None) -> tuple[int, ...] | None:
     try:
         return tuple(int(w) for w in text.split(",") if w.strip())
     except ValueError:
-        raise DigitrecError(f"--pen-writers {text!r}: writer numbers with commas, e.g. 3,4,5") from None
+        raise DigitrecError(
+            f"--pen-writers {text!r}: writer numbers with commas, e.g. 3,4,5"
+        ) from None
 
 
 @app.command()
@@ -446,6 +481,7 @@ def evaluate(
         ),
     ] = None,
     tta: Annotated[bool, typer.Option(help=TTA_HELP)] = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Test accuracy, per-class figures, confusion matrix, worst mistakes, calibration."""
     from digitrec import data as datasets
@@ -456,8 +492,12 @@ def evaluate(
     ref = resolve(model)
     predictor = Predictor(ref, threads=0)
     out = output or ref.run_dir or Path("evaluation") / ref.name
-    dataset = datasets.load(data, "test") if data else None
-    report = run_evaluate(predictor, dataset, out, tta=tta)
+    dataset = datasets.load(data, "test") if data else datasets.load_mnist("test")
+    with _bar(len(dataset.images), "evaluate", quiet) as bar:
+        task = bar.add_task("", total=len(dataset.images))
+        report = run_evaluate(
+            predictor, dataset, out, tta=tta, progress=lambda n: bar.advance(task, n)
+        )
     table = Table("digit", "precision", "recall", "F1", "support", title=f"{ref.name}")
     for d, row in report.per_class.items():
         table.add_row(
@@ -484,6 +524,23 @@ def export(model: Annotated[Path, typer.Option("--model", "-m", help="A run dire
     path = export_run(model, check=True)
     diff = json.loads((model / "export.json").read_text())["max_difference"]
     print(f"wrote {path} (ONNX Runtime vs torch on 10,000 test images: max difference {diff:.1e})")
+
+
+@app.command("export-web")
+def export_web(
+    out: Annotated[Path, typer.Argument(help="The folder to write the page into.")],
+    model: Annotated[
+        str | None, typer.Option("--model", "-m", help="Default: the default model.")
+    ] = None,
+    server: Annotated[
+        str | None,
+        typer.Option(help="A server for numbers, photos and corrections (default: none)."),
+    ] = None,
+) -> None:
+    """Write the web page as static files that answer on the device (webexport.py)."""
+    from digitrec.webexport import export_web as write
+
+    print(f"wrote {len(write(out, model, server))} files to {out}")
 
 
 @app.command()
@@ -520,12 +577,48 @@ def ship(
 # ---------------------------------------------------------------- predict / read / submit
 
 
+STDIN = Path("-")  # an image read from standard input
+
+
+def _stdin_items() -> list[str]:
+    """`-`: standard input holds one image (its bytes), or file names, one per line (what
+    `find` or `ls` print)."""
+    data = sys.stdin.buffer.read()
+    try:  # an image is binary: NUL bytes, or bytes that are no UTF-8 (PNG's, JPEG's first)
+        text = None if b"\0" in data else data.decode()
+    except UnicodeDecodeError:
+        text = None
+    if text is None:
+        _stdin_image[0] = data  # the image loader says if it is none it can read
+        return ["-"]
+    names = [line for line in text.splitlines() if line.strip()]
+    if not names:
+        raise DigitrecError("-: no image and no file names on standard input")
+    return names
+
+
+_stdin_image: list[bytes | None] = [None]  # the image `-` read, if it was one
+
+
+def _source(path: Path) -> bytes | Path:
+    """What to load for a listed path: the bytes read from stdin for `-`, else the path."""
+    if path == STDIN and _stdin_image[0] is not None:
+        return _stdin_image[0]
+    return path
+
+
 def _expand(inputs: list[str]) -> list[Path]:
     from digitrec.data import IMAGE_SUFFIXES
 
+    if "-" in inputs:  # read once, where it stands among the other inputs
+        at = inputs.index("-")
+        inputs = [*inputs[:at], *_stdin_items(), *[i for i in inputs[at + 1 :] if i != "-"]]
     files: list[Path] = []
     for item in inputs:
         p = Path(item)
+        if item == "-" and _stdin_image[0] is not None:
+            files.append(STDIN)
+            continue
         if p.is_dir():
             files += sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES)
         elif p.exists():  # a name with [ or * in it is a file first, a pattern only if not
@@ -561,63 +654,88 @@ def _not_a_file(path: Path) -> str | None:
 
 @app.command()
 def predict(
-    images: Annotated[list[str], typer.Argument(help="Image files, directories or globs.")],
+    images: Annotated[
+        list[str],
+        typer.Argument(
+            help="Image files, directories or globs; `-`: an image, or file names one per "
+            "line, from standard input."
+        ),
+    ],
     model: ModelOpt = None,
     format: FormatOpt = Format.table,
+    quiet: QuietOpt = False,
 ) -> None:
     """Recognise one digit per image: the digit, its confidence and all ten probabilities."""
-    from digitrec.errors import ImageError
     from digitrec.predictor import Predictor
-    from digitrec.vision.preprocess import load_image
 
     predictor = Predictor.load(model, threads=0)  # every core: one image's latency, or a batch
     files = _expand(images)
     table = Table("file", "digit", "confidence", "top 3", title=f"model {predictor.name}")
     failed = 0
-    for start in range(0, len(files), 256):  # batched, one ONNX call per chunk
-        chunk = files[start : start + 256]
-        sources, errors = [], {}
-        for f in chunk:
-            if problem := _not_a_file(f):
-                errors[f] = problem
-                continue
-            try:
-                sources.append(load_image(f))
-            except ImageError as e:
-                errors[f] = str(e)
-        results = iter(predictor.predict_many(sources))
-        for f in chunk:
-            if f in errors:
-                failed += 1
-                error_line(f"{f}: {errors[f]}")  # escaped there
-                continue
-            p = next(results)
-            row = {"file": str(f), **p.to_cli_dict()}
-            if format is Format.json:
-                print(json.dumps(row))
-            else:
-                digit = "-" if p.digit is None else str(p.digit)
-                note = f" ({p.reason})" if p.reason else ""
-                table.add_row(
-                    cell(f),
-                    digit + note,
-                    f"{p.confidence:.4f}",
-                    "  ".join(f"{d}:{q:.3f}" for d, q in p.candidates),
-                )
+    with _bar(len(files), "predict", quiet) as bar:
+        task = bar.add_task("", total=len(files))
+        for start in range(0, len(files), 256):  # batched, one ONNX call per chunk
+            chunk = files[start : start + 256]
+            failed += _predict_chunk(predictor, chunk, format, table)
+            bar.advance(task, len(chunk))
     if format is not Format.json:
         console.print(table)
     if failed:
         raise typer.Exit(1)
 
 
+def _predict_chunk(predictor: Any, chunk: list[Path], format: Format, table: Table) -> int:
+    """Answer the images of `chunk` in one batch, printing a JSON line or adding a table row
+    each; a bad file is a line on stderr. Returns how many failed."""
+    from digitrec.errors import ImageError
+    from digitrec.vision.preprocess import load_image
+
+    sources, errors = [], {}
+    failed = 0
+    for f in chunk:
+        if f != STDIN and (problem := _not_a_file(f)):
+            errors[f] = problem
+            continue
+        try:
+            sources.append(load_image(_source(f)))
+        except ImageError as e:
+            errors[f] = str(e)
+    results = iter(predictor.predict_many(sources))
+    for f in chunk:
+        if f in errors:
+            failed += 1
+            error_line(f"{f}: {errors[f]}")  # escaped there
+            continue
+        p = next(results)
+        row = {"file": str(f), **p.to_cli_dict()}
+        if format is Format.json:
+            print(json.dumps(row))
+        else:
+            digit = "-" if p.digit is None else str(p.digit)
+            note = f" ({p.reason})" if p.reason else ""
+            table.add_row(
+                cell(f),
+                digit + note,
+                f"{p.confidence:.4f}",
+                "  ".join(f"{d}:{q:.3f}" for d, q in p.candidates),
+            )
+    return failed
+
+
 @app.command()
 def read(
-    images: Annotated[list[str], typer.Argument(help="Images of written numbers.")],
+    images: Annotated[
+        list[str],
+        typer.Argument(
+            help="Images of written numbers: files, directories or globs; `-`: an image, or "
+            "file names one per line, from standard input."
+        ),
+    ],
     model: ModelOpt = None,
     format: FormatOpt = Format.table,
+    quiet: QuietOpt = False,
 ) -> None:
     """Read a whole written number: its digits left to right, with boxes."""
-    from digitrec.errors import ImageError
     from digitrec.predictor import Predictor
 
     predictor = Predictor.load(model, threads=0)
@@ -625,34 +743,46 @@ def read(
         "file", "text", "confidence", "digits (confidence)", title=f"model {predictor.name}"
     )
     failed = 0
-    for f in _expand(images):
-        try:
-            if problem := _not_a_file(f):
-                raise ImageError(problem)
-            reading = predictor.read(f)
-        except ImageError as e:
-            failed += 1
-            error_line(f"{f}: {e}")
-            continue
-        if format is Format.json:
-            print(json.dumps({"file": str(f), **reading.to_dict()}))
-        else:
-            if reading.text is not None:
-                text = reading.text
-            elif reading.reason == "empty":
-                text = "(no digits)"
-            else:  # a digit too uncertain to vouch for the number: the guess, marked
-                text = f"uncertain: {reading.guess}?"
-            table.add_row(
-                cell(f),
-                text,
-                f"{reading.confidence:.2f}",
-                "  ".join(f"{d.digit}({d.confidence:.2f})" for d in reading.digits),
-            )
+    files = _expand(images)
+    with _bar(len(files), "read", quiet) as bar:
+        task = bar.add_task("", total=len(files))
+        for f in files:
+            failed += _read_one(predictor, f, format, table)
+            bar.advance(task)
     if format is not Format.json:
         console.print(table)
     if failed:
         raise typer.Exit(1)
+
+
+def _read_one(predictor: Any, f: Path, format: Format, table: Table) -> int:
+    """Read `f`, printing a JSON line or adding a table row; a bad file is a line on stderr.
+    Returns 1 if it failed, else 0."""
+    from digitrec.errors import ImageError
+
+    try:
+        if f != STDIN and (problem := _not_a_file(f)):
+            raise ImageError(problem)
+        reading = predictor.read(_source(f))
+    except ImageError as e:
+        error_line(f"{f}: {e}")
+        return 1
+    if format is Format.json:
+        print(json.dumps({"file": str(f), **reading.to_dict()}))
+    else:
+        if reading.text is not None:
+            text = reading.text
+        elif reading.reason == "empty":
+            text = "(no digits)"
+        else:  # a digit too uncertain to vouch for the number: the guess, marked
+            text = f"uncertain: {reading.guess}?"
+        table.add_row(
+            cell(f),
+            text,
+            f"{reading.confidence:.2f}",
+            "  ".join(f"{d.digit}({d.confidence:.2f})" for d in reading.digits),
+        )
+    return 0
 
 
 @app.command()
@@ -717,6 +847,7 @@ def submit(
     ),
     model: ModelOpt = None,
     tta: Annotated[bool, typer.Option(help=TTA_HELP)] = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Write a Kaggle "Digit Recognizer" submission: ImageId,Label."""
     from digitrec.data import load_csv
@@ -725,7 +856,10 @@ def submit(
 
     dataset = load_csv(test_csv)
     predictor = Predictor.load(model, threads=0)
-    labels = write_submission(predictor, dataset, output, tta=tta)
+    with _bar(len(dataset.images), "submit", quiet) as bar:
+        task = bar.add_task("", total=len(dataset.images))
+        progress = lambda n: bar.advance(task, n)  # noqa: E731
+        labels = write_submission(predictor, dataset, output, tta=tta, progress=progress)
     print(f"wrote {shown(output)}: {len(labels):,} predictions (model {predictor.name})")
 
 
@@ -834,6 +968,14 @@ def feedback_export(
     print(f"wrote {shown(output)}: {n} accepted corrections")
 
 
+def _invoked(argv: list[str]) -> str:
+    """The command a command line runs ("train", "feedback export"), from its words: the root
+    options take no values, so the first word that is not an option is the command."""
+    words = [a for a in argv if not a.startswith("-")]
+    groups = {"feedback"}
+    return " ".join(words[:2] if words and words[0] in groups else words[:1])
+
+
 def main() -> None:
     from typer.exceptions import TyperException
 
@@ -849,6 +991,14 @@ def main() -> None:
         sys.exit(130)
     except DigitrecError as e:
         error_line(f"error: {e}")
+        sys.exit(1)
+    except ModuleNotFoundError as e:  # a library of an extra not installed: say which extra
+        from digitrec.extras import install_hint
+
+        hint = install_hint(e, f"'digitrec {_invoked(sys.argv[1:])}'")
+        if hint is None:  # not an extra's: a bug, shown as one
+            raise
+        error_line(f"error: {hint}")
         sys.exit(1)
     except KeyboardInterrupt:
         error_line("interrupted")

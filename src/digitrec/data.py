@@ -63,7 +63,7 @@ class Dataset:
     def class_counts(self) -> list[int]:
         if self.labels is None:
             return []
-        return np.bincount(self.labels, minlength=10).tolist()
+        return [int(n) for n in np.bincount(self.labels, minlength=10)]
 
 
 # ---------------------------------------------------------------- bundled MNIST

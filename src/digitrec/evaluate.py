@@ -3,6 +3,7 @@ the most confident mistakes, calibration. Runs through ONNX Runtime, exactly as 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,16 +40,19 @@ def evaluate(
     output: Path | None = None,
     gallery: int = 40,
     tta: bool = False,
+    progress: Callable[[int], None] | None = None,
 ) -> Report:
     """Score `predictor` on `dataset` (default: the MNIST test split); write figures to `output`.
-    With `tta`, each image's probabilities are averaged with those of zoomed copies."""
+    With `tta`, each image's probabilities are averaged with those of zoomed copies.
+    `progress(n)` after each n images answered (a progress bar)."""
     from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
     dataset = dataset or data.load_mnist("test")
     if dataset.labels is None:
         raise DataError(dataset.source, "evaluation needs labels (this data has none)")
     labels = dataset.labels
-    probs = predictor.predict_array(dataset.images.astype(np.float32) / 255, tta=tta)
+    images = dataset.images.astype(np.float32) / 255
+    probs = predictor.predict_array(images, tta=tta, progress=progress)
     predicted = probs.argmax(1)
     precision, recall, f1, support = precision_recall_fscore_support(
         labels, predicted, labels=list(range(10)), zero_division=0

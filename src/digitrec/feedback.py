@@ -6,6 +6,10 @@ bounded in size whatever was uploaded:
     seen    the 28x28 the model saw, PNG (~0.3 KB)
     image   the upload reduced to at most 256 px on its longer side, grey (+ alpha), PNG:
             ~3 KB for a drawn canvas, ROW_MAX_BYTES at the very most (incompressible noise)
+A number read by the page and corrected by a person is one row of a second table, `readings`:
+the number's image (at most NUMBER_SIDE px), the digits read, their boxes, the number as the
+person says it is, and the edits that turned one into the other (a digit changed, deleted or
+inserted, or the whole number typed): split and merge errors kept as data (`add_reading`).
 Rows enter as *pending*. `digitrec feedback review` accepts or rejects them, and only accepted
 rows reach `feedback export` and `train --extra-data`. A store from before review (schema
 version 0: no `seen`, no `status`) is migrated on open: its rows become pending (nobody looked
@@ -26,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import json
 import logging
 import os
 import random
@@ -36,7 +41,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import platformdirs
@@ -51,7 +56,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DB_NAME = "feedback.sqlite3"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 1: review (seen, status, reviewed); 2: the readings table
 IMAGE_SIDE = 256  # px: the kept upload's longer side, at most; a digit needs ~80 (preprocess)
 # The largest row: an incompressible 256x256 grey + alpha PNG (2 bytes a pixel, a filter byte a
 # line, deflate's and PNG's framing) plus the 28x28 (under 1 KB) and the other columns.
@@ -81,6 +86,24 @@ MIGRATION = [
     "ALTER TABLE feedback ADD COLUMN reviewed TEXT",
 ]
 INDEX = "CREATE INDEX IF NOT EXISTS feedback_status ON feedback (status, id)"
+# Schema version 2: corrections of a number read. Stores of versions 0 and 1 gain the table.
+READINGS = """
+CREATE TABLE IF NOT EXISTS readings (
+    id        INTEGER PRIMARY KEY,
+    image     BLOB    NOT NULL,               -- PNG: the number's image, <= NUMBER_SIDE px
+    read      TEXT    NOT NULL,               -- the digits the model read, left to right
+    text      TEXT    NOT NULL,               -- the number as the person says it is
+    boxes     TEXT    NOT NULL,               -- JSON [[x, y, w, h], ...]: a box per digit read
+    changes   TEXT    NOT NULL,               -- JSON [{"kind", "index", "from", "to"}, ...]
+    drawing   TEXT,                           -- the page's id for the drawing: a later row
+                                              -- with the same id supersedes an earlier one
+    model     TEXT    NOT NULL,
+    created   TEXT    NOT NULL,               -- UTC, ISO 8601
+    status    TEXT    NOT NULL DEFAULT 'pending'
+              CHECK (status IN ('pending', 'accepted', 'rejected')),
+    reviewed  TEXT
+)
+"""
 
 
 class StoreError(DigitrecError):
@@ -114,6 +137,22 @@ class Feedback:
     status: str = "pending"
 
 
+@dataclass(frozen=True)
+class ReadingFeedback:
+    """A number read and corrected: what `readings` keeps (boxes in the kept image's pixels)."""
+
+    id: int
+    image: bytes  # PNG, the number's image reduced
+    read: str
+    text: str
+    boxes: list[list[int]]
+    changes: list[dict[str, Any]]
+    model: str
+    created: str
+    drawing: str | None = None
+    status: str = "pending"
+
+
 def now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
@@ -127,8 +166,8 @@ def _png(image: Image.Image) -> bytes:
     return buf.getvalue()
 
 
-def image_png(image: Image.Image) -> bytes:
-    """The upload as kept: grey (+ alpha when it has transparency), longer side <= IMAGE_SIDE."""
+def image_png(image: Image.Image, side: int = IMAGE_SIDE) -> bytes:
+    """The upload as kept: grey (+ alpha when it has transparency), longer side <= `side`."""
     try:
         if image.mode in ("I", "F") or image.mode.startswith("I;16"):  # 16/32-bit, float
             grey = np.nan_to_num(np.asarray(image, dtype=np.float64))
@@ -143,7 +182,7 @@ def image_png(image: Image.Image) -> bytes:
             kept = image.convert("RGB").convert("L") if image.mode != "L" else image.copy()
     except (ValueError, OSError):  # a mode Pillow cannot convert (LAB, ...)
         raise ImageError(f"cannot keep an image in colour mode {image.mode}") from None
-    kept.thumbnail((IMAGE_SIDE, IMAGE_SIDE), Image.Resampling.LANCZOS, reducing_gap=3.0)
+    kept.thumbnail((side, side), Image.Resampling.LANCZOS, reducing_gap=3.0)
     return _png(kept)
 
 
@@ -162,6 +201,86 @@ def row_images(image: Image.Image, seen: np.ndarray | None) -> tuple[bytes, byte
     if seen is None:
         raise ImageError("no digit in the image (no ink): nothing to learn from", status=422)
     return image_png(image), seen_png(seen)
+
+
+NUMBER_SIDE = 560  # px: a number's kept image, longer side at most (the page sends 560 x 280)
+CHANGE_KINDS = ("change", "delete", "insert", "retype")
+
+
+def apply_changes(read: str, changes: list[dict[str, Any]]) -> str:
+    """The number that `changes` make of the digits `read`; a DigitrecError (422) for edits
+    that do not fit. Indices are positions in `read`: "change" and "delete" name a digit read,
+    "insert" puts `to` before digit `index` (len(read): at the end); "retype" replaces it all."""
+    out = list(read)
+    before: list[list[str]] = [[] for _ in range(len(read) + 1)]
+    typed = None
+    for c in changes:
+        kind, index, to = c.get("kind"), c.get("index"), str(c.get("to") or "")
+        if kind not in CHANGE_KINDS:
+            raise DigitrecError(
+                f"not a kind of change: {kind!r} (one of {', '.join(CHANGE_KINDS)})"
+            )
+        if kind != "delete" and not to.isdigit():
+            raise DigitrecError(f"a {kind} needs `to`: the digit{'s' if kind == 'retype' else ''}")
+        if kind in ("change", "insert") and len(to) != 1:
+            raise DigitrecError(f"a {kind} puts one digit, not {to!r}")
+        if kind == "retype":
+            typed = to
+            continue
+        limit = len(read) if kind == "insert" else len(read) - 1
+        if not isinstance(index, int) or not 0 <= index <= limit:
+            raise DigitrecError(f"a {kind} at digit {index}: the number read has {len(read)}")
+        if kind == "change":
+            out[index] = str(to)
+        elif kind == "delete":
+            out[index] = ""
+        elif kind == "insert":
+            before[index].append(str(to))
+    if typed is not None:
+        return str(typed)
+    return "".join(
+        "".join(before[i]) + (out[i] if i < len(out) else "") for i in range(len(read) + 1)
+    )
+
+
+def reading_row(
+    image: Image.Image, read: str, text: str, boxes: list[list[int]], changes: list[dict[str, Any]]
+) -> tuple[bytes, str, str]:
+    """What a `readings` row keeps of a corrected number: (image PNG, boxes JSON, changes JSON),
+    the image reduced to NUMBER_SIDE and the boxes with it. The edits must turn `read` into
+    `text` and the boxes lie in the image: else a DigitrecError (422)."""
+    if len(boxes) != len(read):
+        raise DigitrecError(f"{len(boxes)} boxes for the {len(read)} digits read")
+    width, height = image.size
+    for x, y, w, h in boxes:
+        if x < 0 or y < 0 or w < 1 or h < 1 or x + w > width + 1 or y + h > height + 1:
+            raise DigitrecError(f"the box {[x, y, w, h]} is not inside the {width}x{height} image")
+    if apply_changes(read, changes) != text:
+        raise DigitrecError(
+            f"the changes turn {read} into {apply_changes(read, changes)}, not {text}"
+        )
+    kept = image_png(image, NUMBER_SIDE)
+    scale = min(1.0, NUMBER_SIDE / max(width, height))
+    scaled = [[round(v * scale) for v in box] for box in boxes]
+    return kept, json.dumps(scaled), json.dumps(stored_changes(read, changes))
+
+
+def stored_changes(read: str, changes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The edits as a row keeps them: {"kind", "index", "from", "to"}, "from" what was read
+    there (the whole number for a retype), no "index" for a retype, no "from" for an insert,
+    no "to" for a delete. `changes` must fit `read` (apply_changes)."""
+    stored = []
+    for c in changes:
+        kind = c["kind"]
+        row: dict[str, Any] = {"kind": kind}
+        if kind != "retype":
+            row["index"] = c["index"]
+        if kind != "insert":
+            row["from"] = read if kind == "retype" else read[c["index"]]
+        if kind != "delete":
+            row["to"] = str(c.get("to"))
+        stored.append(row)
+    return stored
 
 
 def seen_pixels(item: Feedback) -> np.ndarray | None:
@@ -213,6 +332,20 @@ class Store(Protocol):
         seen: np.ndarray | None = None,
         max_bytes: int | None = None,
     ) -> int: ...
+
+    def add_reading(
+        self,
+        image: Image.Image,
+        read: str,
+        text: str,
+        boxes: list[list[int]],
+        changes: list[dict[str, Any]],
+        model: str,
+        drawing: str | None = None,
+        max_bytes: int | None = None,
+    ) -> int: ...
+
+    def readings(self, status: str | None = None) -> Iterator[ReadingFeedback]: ...
 
     def decide(self, accept: Iterable[int] = (), reject: Iterable[int] = ()) -> None: ...
 
@@ -298,6 +431,7 @@ class FeedbackStore:
                             db.execute(statement)
                         log.info("feedback store migrated to v1: %d earlier rows pending", n)
                     db.execute(INDEX)
+                    db.execute(READINGS)
                     db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                 return
             except sqlite3.OperationalError as e:
@@ -354,22 +488,53 @@ class FeedbackStore:
         without ink is refused (ImageError, 422). `max_bytes`: the store's cap (StoreFull).
         """
         kept, small = row_images(image, seen)
+        return self._insert(
+            "INSERT INTO feedback (image, label, predicted, model, created, seen)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (kept, label, predicted, model, now(), small),
+            max_bytes,
+        )
+
+    def add_reading(
+        self,
+        image: Image.Image,
+        read: str,
+        text: str,
+        boxes: list[list[int]],
+        changes: list[dict[str, Any]],
+        model: str,
+        drawing: str | None = None,
+        max_bytes: int | None = None,
+    ) -> int:
+        """Store a corrected number as pending (reading_row says what is kept); its id."""
+        kept, boxes_json, changes_json = reading_row(image, read, text, boxes, changes)
+        return self._insert(
+            "INSERT INTO readings (image, read, text, boxes, changes, drawing, model, created)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (kept, read, text, boxes_json, changes_json, drawing, model, now()),
+            max_bytes,
+        )
+
+    def _insert(self, sql: str, values: tuple[Any, ...], max_bytes: int | None) -> int:
+        """One row in, committed, within the store's cap (StoreFull past it)."""
         db = self._db()
+        adding = sum(len(v) for v in values if isinstance(v, bytes | str))
         try:
             with _Transaction(db):
                 if max_bytes is not None:
                     size = db.execute("PRAGMA page_size").fetchone()[0]
                     pages = db.execute("PRAGMA page_count").fetchone()[0]
                     free = db.execute("PRAGMA freelist_count").fetchone()[0]
-                    if (pages - free) * size + len(kept) + len(small) > max_bytes:
+                    if (pages - free) * size + adding > max_bytes:
                         raise StoreFull(
-                            f"the feedback store is full (its cap is {max_bytes / 1e6:,.0f} MB)"
+                            "the feedback store is full (its cap is "
+                            + (
+                                f"{max_bytes / 1e6:,.0f} MB)"
+                                if max_bytes >= 10**7
+                                else f"{max_bytes:,} bytes)"
+                            )
                         )
-                cur = db.execute(
-                    "INSERT INTO feedback (image, label, predicted, model, created, seen)"
-                    " VALUES (?, ?, ?, ?, ?, ?)",
-                    (kept, label, predicted, model, now(), small),
-                )
+                cur = db.execute(sql, values)
         except sqlite3.OperationalError as e:
             self._reset()  # after a failed commit the connection may be unusable: a new one
             raise _fault(e) from e
@@ -425,6 +590,23 @@ class FeedbackStore:
         finally:
             db.close()
 
+    def readings(self, status: str | None = None) -> Iterator[ReadingFeedback]:
+        """The corrected numbers in id order, one at a time."""
+        self._db()
+        sql = (
+            "SELECT id, image, read, text, boxes, changes, model, created, drawing, status"
+            " FROM readings"
+        )
+        args: list[object] = []
+        if status is not None:
+            sql, args = sql + " WHERE status = ?", [status]
+        db = sqlite3.connect(self.path, timeout=self.timeout)
+        try:
+            for row in db.execute(sql + " ORDER BY id", args):
+                yield _reading(row)
+        finally:
+            db.close()
+
     def __iter__(self) -> Iterator[Feedback]:
         return self.rows()
 
@@ -437,6 +619,13 @@ class FeedbackStore:
 
     def close(self) -> None:
         self._reset()
+
+
+def _reading(row: tuple[Any, ...]) -> ReadingFeedback:
+    """A `readings` row (id, image, read, text, boxes, changes, model, created, drawing,
+    status) as a ReadingFeedback."""
+    boxes, changes = json.loads(row[4]), json.loads(row[5])
+    return ReadingFeedback(row[0], bytes(row[1]), row[2], row[3], boxes, changes, *row[6:])
 
 
 class _Transaction:

@@ -24,6 +24,7 @@ been stored; the 503 says so.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import threading
 from collections.abc import Iterable, Iterator
@@ -34,7 +35,16 @@ import numpy as np
 from PIL import Image
 
 from digitrec.errors import DigitrecError
-from digitrec.feedback import STATUSES, Feedback, StoreError, StoreFull, StoreUnavailable, _ids
+from digitrec.feedback import (
+    STATUSES,
+    Feedback,
+    ReadingFeedback,
+    StoreError,
+    StoreFull,
+    StoreUnavailable,
+    _ids,
+    reading_row,
+)
 from digitrec.feedback import row_images as _row_images
 
 if TYPE_CHECKING:
@@ -42,7 +52,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 LOCK_ID = 0x6469_6769_7472_6563  # "digitrec": the advisory lock taken to create or migrate
 # MIGRATIONS[v] takes the schema from version v to v + 1.
 MIGRATIONS: list[list[str]] = [
@@ -62,6 +72,24 @@ MIGRATIONS: list[list[str]] = [
         )
         """,
         "CREATE INDEX feedback_status ON feedback (status, id)",
+    ],
+    [  # 2: corrected numbers, as the SQLite store's `readings`
+        """
+        CREATE TABLE readings (
+            id        BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            image     BYTEA       NOT NULL,                               -- PNG, <= 560 px
+            read      TEXT        NOT NULL,
+            text      TEXT        NOT NULL,
+            boxes     TEXT        NOT NULL,                               -- JSON
+            changes   TEXT        NOT NULL,                               -- JSON
+            drawing   TEXT,
+            model     TEXT        NOT NULL,
+            created   TIMESTAMPTZ NOT NULL DEFAULT now(),
+            status    TEXT        NOT NULL DEFAULT 'pending'
+                      CHECK (status IN ('pending', 'accepted', 'rejected')),
+            reviewed  TIMESTAMPTZ
+        )
+        """,
     ],
 ]
 assert len(MIGRATIONS) == SCHEMA_VERSION
@@ -276,21 +304,50 @@ class PostgresStore:
     ) -> int:
         """As FeedbackStore.add: one correction stored as pending; its id once committed."""
         kept, small = _row_images(image, seen)
+        return self._insert(
+            "INSERT INTO feedback (image, label, predicted, model, seen)"
+            " VALUES (%s, %s, %s, %s, %s) RETURNING id",
+            (kept, label, predicted, model, small),
+            max_bytes,
+        )
+
+    def add_reading(
+        self,
+        image: Image.Image,
+        read: str,
+        text: str,
+        boxes: list[list[int]],
+        changes: list[dict[str, Any]],
+        model: str,
+        drawing: str | None = None,
+        max_bytes: int | None = None,
+    ) -> int:
+        """As FeedbackStore.add_reading: a corrected number stored as pending; its id."""
+        kept, boxes_json, changes_json = reading_row(image, read, text, boxes, changes)
+        return self._insert(
+            "INSERT INTO readings (image, read, text, boxes, changes, drawing, model)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id",
+            (kept, read, text, boxes_json, changes_json, drawing, model),
+            max_bytes,
+        )
+
+    def _insert(self, sql: str, values: tuple[Any, ...], max_bytes: int | None) -> int:
+        """One row in, committed, within the store's cap (StoreFull past it)."""
+        adding = sum(len(v) for v in values if isinstance(v, bytes | str))
         conn = self._checkout()
         committing = False
         try:
             with conn.transaction():
                 if max_bytes is not None:
-                    used = conn.execute("SELECT pg_total_relation_size('feedback')").fetchone()
-                    if used is not None and used[0] + len(kept) + len(small) > max_bytes:
+                    used = conn.execute(
+                        "SELECT pg_total_relation_size('feedback')"
+                        " + pg_total_relation_size('readings')"
+                    ).fetchone()
+                    if used is not None and used[0] + adding > max_bytes:
                         raise StoreFull(
                             f"the feedback store is full (its cap is {max_bytes / 1e6:,.0f} MB)"
                         )
-                row = conn.execute(
-                    "INSERT INTO feedback (image, label, predicted, model, seen)"
-                    " VALUES (%s, %s, %s, %s, %s) RETURNING id",
-                    (kept, label, predicted, model, small),
-                ).fetchone()
+                row = conn.execute(sql, values).fetchone()
                 committing = True  # what fails past here is the COMMIT
         except self._pg.Error as e:
             raise self._fault(conn, e, committing) from e
@@ -374,6 +431,21 @@ class PostgresStore:
             raise StoreUnavailable(f"{UNAVAILABLE}: {_reason(e)}") from None
         finally:
             conn.close()
+
+    def readings(self, status: str | None = None) -> Iterator[ReadingFeedback]:
+        """The corrected numbers in id order."""
+        sql = (
+            "SELECT id, image, read, text, boxes, changes, model, created, drawing, status"
+            " FROM readings WHERE %s::text IS NULL OR status = %s ORDER BY id"
+        )
+        with self._session() as conn:
+            rows = conn.execute(sql, (status, status)).fetchall()
+        for row in rows:
+            created = row[7].astimezone(UTC).isoformat(timespec="milliseconds")
+            yield ReadingFeedback(
+                row[0], bytes(row[1]), row[2], row[3], json.loads(row[4]), json.loads(row[5]),
+                row[6], created, row[8], row[9],
+            )  # fmt: skip
 
     def __iter__(self) -> Iterator[Feedback]:
         return self.rows()

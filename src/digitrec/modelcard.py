@@ -38,6 +38,11 @@ SETS = (
     ),
 )
 
+PEN_PARTS = (  # the selection's real pen-writer parts (realworld.pen_parts), as the card names them
+    ("pen_canvases", "real pen writers' canvases, writers not trained on"),
+    ("pen_numbers", "real pen writers' numbers (3-6 digits), exact"),
+)
+
 # The styles the shipped models still misread most, measured on the real dev halves
 # (BENCHMARKS.md, "Real handwriting from writers outside MNIST").
 FAILING_STYLES = (
@@ -253,11 +258,15 @@ def markdown(card: dict[str, Any], opset: int | None = None) -> str:
         if key in parts:
             share = f", null share {_pct(null_share[key], 1)}" if key in null_share else ""
             out.append(f"| {short} accuracy | {_pct(parts[key], 1)}{share} |")
+    for key, short in PEN_PARTS:
+        if key in parts:
+            out.append(f"| {short} | {_pct(parts[key], 1)} |")
     if "score" in selection:
         complete = "" if selection.get("complete", True) else " (incomplete: a part is missing)"
+        pen = ", real pen writers' canvases and numbers" if "pen_canvases" in parts else ""
         out.append(
-            f"| selection score: mean of MNIST validation, Semeion, map numerals and generated "
-            f"val | {selection['score']}{complete} |"
+            f"| selection score: mean of MNIST validation, Semeion, map numerals, generated "
+            f"val{pen} | {selection['score']}{complete} |"
         )
     if "float32" in card:
         f32 = card["float32"]
@@ -276,6 +285,11 @@ def markdown(card: dict[str, Any], opset: int | None = None) -> str:
         + (
             " (and copies of its digits rendered in other styles and captures, `--styles`)"
             if "--styles" in card.get("command", "")
+            else ""
+        )
+        + (
+            " and real pen writers' digits drawn as canvases (`--pen`)"
+            if card.get("pen_writers_trained")
             else ""
         )
         + ": digits written by American census staff and students, centred in a 20x20 box. "
@@ -311,6 +325,7 @@ def markdown(card: dict[str, Any], opset: int | None = None) -> str:
     ]
     if card.get("ship_command"):
         out += ["Shipped with:", "", "```", card["ship_command"], "```", ""]
+    out += _pen_section(card)
     if "validation_from" in card:
         out += [
             "Trained on every training image; its validation figure and temperature come from "
@@ -358,6 +373,33 @@ def markdown(card: dict[str, Any], opset: int | None = None) -> str:
         "",
     ]
     return "\n".join(out)
+
+
+def _pen_section(card: dict[str, Any]) -> list[str]:
+    """Real pen writers: which it trained on, what it started from, its writer-wise folds."""
+    out = []
+    for source in card.get("init_from", []):
+        sha = ", ".join(f"{k} {v[:12]}" for k, v in source.get("sha256", {}).items())
+        out += [f"Fine-tuned from `{source['init']}` ({sha}; dated {source.get('date', 'n/a')}), "
+                "trained by:", "", "```", source.get("command", ""), "```", ""]  # fmt: skip
+    if card.get("pen_writers_trained"):
+        writers = ", ".join(map(str, card["pen_writers_trained"]))
+        out += [f"Real pen writers trained on (data/real/pendigits): {writers}.", ""]
+    folds = card.get("pen_folds")
+    if folds:
+        per = ", ".join(
+            f"{w}: {_pct(v['accuracy'], 1)}" for w, v in sorted(folds["writers"].items())
+        )
+        out += [
+            "Its recipe scored writer by writer, each writer by a fold model that never saw it "
+            f"({folds['date']}, {folds['cpu']}, `{folds['command']}`): canvases "
+            f"{_pct(folds['canvases'], 2)} ({folds['images']:,} drawings; null "
+            f"{_pct(folds['null'], 1)}; per writer {per}); numbers of 3-6 digits "
+            f"{_pct(folds['numbers'], 1)} exact, low-resolution captures "
+            f"{_pct(folds['low_resolution'], 1)}.",
+            "",
+        ]
+    return out
 
 
 def write(directory: Path, card: dict[str, Any]) -> Path:

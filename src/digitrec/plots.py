@@ -7,7 +7,10 @@ from pathlib import Path
 
 import matplotlib
 
-matplotlib.use("Agg")
+# Agg: figures go to files, no display needed. A notebook's inline backend is kept: training
+# from a notebook (digitrec.fit) must not turn off the notebook's own figures.
+if "inline" not in str(matplotlib.rcParams["backend"]).lower():
+    matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 

@@ -11,7 +11,7 @@ import contextlib
 import functools
 import math
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +20,7 @@ import numpy as np
 import onnxruntime as ort
 from PIL import Image
 
-from digitrec import shipped
+from digitrec import shipped, work
 from digitrec.errors import ModelError
 from digitrec.vision import png, preprocess
 
@@ -30,6 +30,7 @@ UNCERTAIN_BELOW = 0.5  # calibrated confidence under which the answer is "uncert
 # validation split (seed 0, which best and the ensembles share; BENCHMARKS.md): 1-pixel shifts
 # lowered it, +-8 degree turns and zooms raised it.
 TTA_ZOOMS = (0.93, 1.07)
+PROGRESS_CHUNK = 1000  # images per ONNX Runtime call when a progress bar is shown
 
 Source = bytes | str | os.PathLike[str] | Image.Image | np.ndarray
 
@@ -74,7 +75,8 @@ def zoom(images: np.ndarray, factor: float) -> np.ndarray:
     """(..., H, W) images enlarged (factor > 1) or shrunk about their centre, bilinear, zeros
     outside: two small matrix products per image."""
     rows, cols = _zoom_matrix(images.shape[-2], factor), _zoom_matrix(images.shape[-1], factor)
-    return (rows @ images @ cols.T).astype(np.float32)
+    zoomed: np.ndarray = (rows @ images @ cols.T).astype(np.float32)
+    return zoomed
 
 
 @functools.lru_cache(maxsize=16)
@@ -204,13 +206,25 @@ class Predictor:
         """`sequence`: read numbers with the shipped sequence reader beside segmentation."""
         return cls(shipped.resolve(model), threads, sequence)
 
-    def predict_array(self, images28: np.ndarray, tta: bool = False) -> np.ndarray:
+    def predict_array(
+        self,
+        images28: np.ndarray,
+        tta: bool = False,
+        progress: Callable[[int], None] | None = None,
+    ) -> np.ndarray:
         """(N, 28, 28) float [0, 1] -> (N, 10) calibrated probabilities; with `tta`, averaged
-        with those of the images zoomed by TTA_ZOOMS (three times the work)."""
+        with those of the images zoomed by TTA_ZOOMS (three times the work). With `progress`,
+        in chunks of PROGRESS_CHUNK images (the same probabilities), `progress(n)` after each."""
         x = np.ascontiguousarray(images28, dtype=np.float32).reshape(-1, 1, 28, 28)
         if len(x) == 0:
             return np.zeros((0, 10), np.float32)
-        probs = self.session.run(None, {"image": x})[0]
+        if progress is not None and len(x) > PROGRESS_CHUNK:
+            parts = []
+            for start in range(0, len(x), PROGRESS_CHUNK):
+                parts.append(self.predict_array(x[start : start + PROGRESS_CHUNK], tta))
+                progress(len(parts[-1]))
+            return np.concatenate(parts)
+        probs: np.ndarray = self.session.run(None, {"image": x})[0]
         if tta:
             for f in TTA_ZOOMS:
                 probs = probs + self.session.run(None, {"image": zoom(x, f)})[0]
@@ -295,13 +309,16 @@ class Predictor:
             image = preprocess.shrink(source, preprocess.MIN_SIDE)
         else:
             image = preprocess.load_image(source, preprocess.MIN_SIDE)
+        work.check()  # a server's budget per request (digitrec.work): no-op elsewhere
         return preprocess.ink_map(image), image.info.get("full_size", image.size)
 
     def _segments(self, ink: np.ndarray, full: tuple[int, int]) -> Reading:
         """The segmentation reader: the ink cut into digits, each read by the classifier."""
-        from digitrec.vision.segment import segment
+        from digitrec.vision.segment import INK, segment
 
+        work.check_parts(ink, INK)  # segmentation's cost grows with the parts: capped first
         parts = segment(ink, score=lambda images: self.predict_array(images).max(axis=1))
+        work.check()
         if not parts:
             return Reading(None, [], 0.0, "empty")
         probs = self.predict_array(np.stack([preprocess.to_mnist(p.ink) for p in parts]))

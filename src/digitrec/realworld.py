@@ -88,7 +88,7 @@ def pen_canvases(
     from digitrec.vision import canvas
 
     rng = np.random.default_rng(seed)
-    out = []
+    out: list[Sample] = []
     for d in canvas.load_pen(PEN_FILE):
         if d.writer not in writers:
             continue
@@ -104,6 +104,15 @@ def pen_canvases(
             name = Path(f"pendigits/w{d.writer}/{len(out):04d}-{k}.png")
             out.append(Sample(name, str(d.label), canvas.to_png(rgba), d.writer))
     return out
+
+
+def realistic_canvases(count: int = 64) -> list[bytes]:
+    """What speed is measured on besides benchmarks/canvas7.png: `count` real writers' pen
+    digits from every writer, drawn as the page exports them (pen_canvases: brush 10-22 px,
+    black or white ink, dpr 1-3, the digit anywhere), as PNG bytes."""
+    drawn = pen_canvases(per_digit=1, seed=2024)
+    step = max(1, len(drawn) // count)
+    return [s.data for s in drawn[::step][:count] if s.data is not None]
 
 
 def pen_numbers(
@@ -130,7 +139,9 @@ def pen_numbers(
     out = []
     for k in range(count):
         pool = by_writer[int(rng.choice(sorted(by_writer)))]
-        chosen = [pool[int(i)] for i in rng.choice(len(pool), int(rng.integers(digits[0], digits[1] + 1)))]
+        chosen = [
+            pool[int(i)] for i in rng.choice(len(pool), int(rng.integers(digits[0], digits[1] + 1)))
+        ]
         strokes = canvas.compose([d.strokes for d in chosen], rng)
         brush = float(rng.uniform(*PEN_BRUSHES))
         dpr = float(rng.choice((1.0, 2.0, 3.0)))
@@ -141,10 +152,14 @@ def pen_numbers(
         if not low_resolution:
             data = canvas.to_png(canvas.draw(flat, brush, size, dpr))
         else:
-            alpha = canvas.draw_alpha(flat, brush, (round(size[0] * dpr), round(size[1] * dpr)), dpr)
+            alpha = canvas.draw_alpha(
+                flat, brush, (round(size[0] * dpr), round(size[1] * dpr)), dpr
+            )
             ys, xs = np.nonzero(alpha)
             pad = int(brush * dpr)
-            crop = alpha[max(0, ys.min() - pad) : ys.max() + pad, max(0, xs.min() - pad) : xs.max() + pad]
+            crop = alpha[
+                max(0, ys.min() - pad) : ys.max() + pad, max(0, xs.min() - pad) : xs.max() + pad
+            ]
             f = rng.uniform(8, 32) / (crop.shape[0] - 2 * pad)
             small = Image.fromarray(255 - crop).resize(
                 (max(2, round(crop.shape[1] * f)), max(2, round(crop.shape[0] * f))),
@@ -251,16 +266,20 @@ def score_all(predictor: Any, split: str = "val") -> list[SetScore]:
     return scores + list(score_generated(predictor, split).values())
 
 
-def selection_score(scores: list[SetScore], mnist_val: float | None) -> dict[str, Any]:
+def selection_score(
+    scores: list[SetScore], mnist_val: float | None, pen: dict[str, float] | None = None
+) -> dict[str, Any]:
     """The declared selection score, from `score_all(predictor, "val")`: the mean of MNIST
-    validation accuracy, each real dev set's accuracy and our generated set's `val` accuracy
-    (its kinds pooled). `mnist_val` is the model's (its card's or its run's); None leaves it
-    out of the mean (`complete` then says so)."""
+    validation accuracy, each real dev set's accuracy, our generated set's `val` accuracy
+    (its kinds pooled) and, given `pen` (pen_parts), real writers' canvases and numbers by
+    writers the model never trained on. `mnist_val` is the model's (its card's or its run's);
+    None leaves it out of the mean (`complete` then says so)."""
     real = [s for s in scores if s.name in REAL_SETS]
     generated = [s for s in scores if s.name not in REAL_SETS]
     parts: dict[str, float] = {} if mnist_val is None else {"mnist_val": float(mnist_val)}
     parts.update({s.name: s.accuracy for s in real})
     parts["generated_val"] = sum(s.correct for s in generated) / sum(s.total for s in generated)
+    parts.update(pen or {})
     images = {s.name: s.total for s in real}
     images["generated_val"] = sum(s.total for s in generated)
     return {
@@ -278,4 +297,27 @@ def card_selection(name: str, onnx: Path, card: dict[str, Any]) -> dict[str, Any
     from digitrec.shipped import ModelRef
 
     predictor = Predictor(ModelRef(name, onnx, card), threads=0)
-    return selection_score(score_all(predictor, "val"), card.get("val_accuracy"))
+    return selection_score(
+        score_all(predictor, "val"), card.get("val_accuracy"), pen_parts(predictor, card)
+    )
+
+
+PEN_SELECTION = {"per_digit": 1, "numbers": 100, "seed": 5}  # what pen_parts draws and reads
+
+
+def pen_parts(predictor: Any, card: dict[str, Any]) -> dict[str, float]:
+    """The selection score's real-writer parts: accuracy on canvases and exact numbers by pen
+    writers the model never trained on. A model trained on every pen writer brings them from
+    its writer-wise folds (the card's `pen_folds`, from `benchmarks/pen.py --folds`)."""
+    folds = card.get("pen_folds")
+    if folds:
+        return {"pen_canvases": float(folds["canvases"]), "pen_numbers": float(folds["numbers"])}
+    unseen = tuple(w for w in PEN_WRITERS if w not in set(card.get("pen_writers_trained", [])))
+    if not unseen:
+        return {}
+    canvases = pen_canvases(unseen, PEN_SELECTION["per_digit"], PEN_SELECTION["seed"])
+    numbers = pen_numbers(unseen, PEN_SELECTION["numbers"], PEN_SELECTION["seed"])
+    return {
+        "pen_canvases": score_digits(predictor, "pen canvases", canvases).accuracy,
+        "pen_numbers": score_numbers(predictor, "pen numbers", numbers).accuracy,
+    }

@@ -8,6 +8,7 @@ answered as a JSON 500 without a traceback; the server keeps serving.
 from __future__ import annotations
 
 import gc
+import json
 import logging
 import os
 import shutil
@@ -35,9 +36,10 @@ from digitrec.serve.batch import Batcher
 from digitrec.serve.deps import Runner, get_predictor, model_of
 from digitrec.serve.edge import Edge
 from digitrec.serve.lane import PredictLane
+from digitrec.serve.ondevice_routes import router as ondevice_router
 from digitrec.serve.protocol import LimitedHttpTools
 from digitrec.serve.routes import DOCS_ASSETS, STATIC, routers
-from digitrec.serve.settings import Settings
+from digitrec.serve.settings import Settings, loopback_hosts
 from digitrec.serve.workers import SUPPORTED as REUSE_PORT
 from digitrec.serve.workers import cores, serve_workers
 
@@ -123,6 +125,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, e: HTTPException) -> JSONResponse:
+        if e.status_code == 400 and e.detail == "There was an error parsing the body":
+            # FastAPI's answer to a JSON body that is not UTF-8: malformed, as on every route
+            return error_response(422, "body is not valid JSON")
         return error_response(e.status_code, str(e.detail), getattr(e, "headers", None))
 
     @app.exception_handler(Exception)
@@ -151,7 +156,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         sha = model_sha(model.card, model.name)
         app.state.model_header = f"{model.name}; sha256={sha[:12]}".encode()
         metrics.model_serving(model.name, sha)
-        app.state.runner = Runner(settings.inference_threads, settings.inline_inference)
+        app.state.runner = Runner(
+            settings.inference_threads,
+            settings.inline_inference,
+            settings.decode_pixels,
+            settings.decode_wait,
+        )
         app.state.batcher = Batcher(app.state.runner)
         database = settings.database.get_secret_value() if settings.database else None
         app.state.store = await run_in_threadpool(open_store, settings.data_dir, database)
@@ -176,6 +186,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if app.state.balancer is not None:
                 app.state.balancer.close()
             gc.unfreeze()
+            close = getattr(app.state.runner, "close", None)  # a test may swap the runner
+            if close is not None:
+                close()
             app.state.store.close()
 
     app = FastAPI(
@@ -191,6 +204,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     for router in routers:
         app.include_router(router)
+    app.include_router(ondevice_router)  # the model on the device (ondevice_routes.py)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.mount("/docs/assets", StaticFiles(directory=DOCS_ASSETS), name="docs-assets")
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
@@ -202,6 +216,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         fastapi=app,
         allowed_hosts=settings.allowed_hosts,
         access_log=settings.access_log,
+        read_budget=(settings.read_seconds, settings.read_parts),
+        feedback_key=(
+            settings.feedback_api_key.get_secret_value() if settings.feedback_api_key else None
+        ),
     )
     access = logging.getLogger("digitrec.access")
     if settings.access_log and not access.handlers:
@@ -280,12 +298,19 @@ def run_server(
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         metrics_dir = tempfile.mkdtemp(prefix="digitrec-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    # Loopback: the localhost names only, so that no other site reaches it (DNS rebinding);
+    # set for the workers, and taken back when the server stops.
+    local_hosts = "DIGITREC_ALLOWED_HOSTS" not in os.environ and bool(loopback_hosts(host))
+    if local_hosts:
+        os.environ["DIGITREC_ALLOWED_HOSTS"] = json.dumps(loopback_hosts(host))
     try:
         if workers > 1 and REUSE_PORT:
             serve_workers(uvicorn.Config("digitrec.serve.app:create_app", **options))
         else:
             uvicorn.run("digitrec.serve.app:create_app", **options)
     finally:
+        if local_hosts:
+            os.environ.pop("DIGITREC_ALLOWED_HOSTS", None)
         if metrics_dir is not None:
             os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
             shutil.rmtree(metrics_dir, ignore_errors=True)

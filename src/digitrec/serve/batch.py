@@ -7,17 +7,32 @@ per request cost ~0.15 ms of CPU, and a batch of 16 runs the models in about 60%
 (two `best` members) of the time of 16 single runs); with one request at a time it is a batch
 of one and adds no wait. One batch at a time because a worker has a core at most: a second thread
 would only contend for the GIL.
+
+Only what costs like a drawing joins a batch: everything in a batch waits for all of it. The
+cost is estimated from the image's header by a model measured on the `fast` model: a PNG with
+an alpha channel (what a canvas exports), if its background is transparent, is read from its
+alpha channel alone, about ALPHA_NS a pixel (png.alpha's path for Chromium's canvases is
+faster still); anything else goes through the ink map, up to SLOW_NS a pixel (a 3 KB 1000x1000
+PNG of thin bars: 96-133 ms). An image whose estimate is over MAX_BATCHED_MS runs in the photo
+pool (deps.Runner) instead. The header cannot tell a transparent background from an opaque
+one, so a PNG with alpha that would be too slow the ink map's way is checked in the batch
+thread, before it is preprocessed (canvas_alpha, else its alpha channel decoded), and sent to
+the pool when its background is opaque.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import io
+import struct
 import warnings
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from PIL import Image
 
+from digitrec.errors import ImageError
 from digitrec.serve import metrics
 from digitrec.vision import png
 
@@ -28,30 +43,78 @@ if TYPE_CHECKING:
 # A batch is preprocessed image by image in one thread call; this bounds how long the requests
 # at its end wait (32 drawn canvases: a few tens of ms).
 MAX_BATCHED = 32
-# What joins a batch: a drawing. Anything bigger (a photo, a huge canvas, a strip) takes up to
-# a second to decode and preprocess: it runs in the pool beside the batches (deps.Runner), so
-# the drawings never wait behind it. Judged from the header, before any decoding, as the size
-# of a body says little (a 48 KB PNG can hold 25 megapixels).
-MAX_BATCHED_BYTES = 256 * 1024
-MAX_BATCHED_PIXELS = 1_200_000  # a PNG canvas: a 360-px canvas at a phone's 3x is 1,080^2
-MAX_BATCHED_PHOTO = 300_000  # any other format (goes the long way, not png.alpha's): 550^2
+# The cost model (ms of one core, 2-core AMD EPYC, `fast` model, one thread; see above).
+MAX_BATCHED_MS = 8.0  # what joins a batch: ~5 drawn canvases' worth at most
+FIXED_MS = 0.5  # decode set-up, the model's share, the answer
+ALPHA_NS = 20.0  # a transparent canvas through Pillow: 1.6 ms for 280x280
+SLOW_NS = 150.0  # the ink map's path, worst measured: thin bars, 1000x1000, 96-133 ms
+MAX_BATCHED_BYTES = 256 * 1024  # a body this big is no drawing, whatever it holds
+ROUTE = "/api/v1/predict"  # what the answers are counted under (metrics.answered)
+
+
+def header(image: bytes) -> tuple[int, int, bool] | None:
+    """(width, height, has an alpha channel) from the header alone; None: no image header."""
+    shape = png.size(image)
+    if shape is not None:
+        return shape[0], shape[1], image[25] in (4, 6)  # colour type: grey or RGB + alpha
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a decompression bomb's: refused where decoded
+            with Image.open(io.BytesIO(image)) as opened:  # reads the header alone
+                width, height = opened.size
+    except Exception:  # not an image
+        return None
+    return width, height, False
+
+
+def image_pixels(image: bytes) -> int:
+    """Pixels `image` decodes to, from its header (0: not an image, refused before decoding)."""
+    try:
+        shape = header(image)
+    except (IndexError, struct.error):
+        return 0
+    return 0 if shape is None else shape[0] * shape[1]
+
+
+def estimate_ms(image: bytes) -> float:
+    """The cost model: ms of CPU to preprocess `image`, from its header (a PNG with alpha is
+    taken for a transparent canvas; opaque_canvas() checks that in the batch)."""
+    if len(image) > MAX_BATCHED_BYTES:
+        return float("inf")
+    shape = header(image)
+    if shape is None:  # not an image: fails as fast in the batch as anywhere
+        return FIXED_MS
+    width, height, alpha = shape
+    return FIXED_MS + width * height * (ALPHA_NS if alpha else SLOW_NS) / 1e6
 
 
 def batched(image: bytes) -> bool:
     """True for a drawing, which joins a batch; False for anything that may take longer."""
-    if len(image) > MAX_BATCHED_BYTES:
+    return estimate_ms(image) <= MAX_BATCHED_MS
+
+
+def opaque_canvas(image: bytes) -> bool:
+    """A batched PNG with alpha whose background is not transparent, and too big for the ink
+    map's path to cost like a drawing: it is answered from the pool (in the batch thread)."""
+    shape = header(image)
+    if shape is None or not shape[2]:
         return False
-    shape = png.size(image)
-    if shape is not None:
-        return shape[0] * shape[1] <= MAX_BATCHED_PIXELS
+    if FIXED_MS + shape[0] * shape[1] * SLOW_NS / 1e6 <= MAX_BATCHED_MS:
+        return False
+    from digitrec.vision import preprocess
+
+    if preprocess.canvas_alpha(image) is not None:  # png.alpha: Chromium's canvases, ~0.1 ms
+        return False
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # a decompression bomb's: refused where decoded
-            with Image.open(io.BytesIO(image)) as header:  # reads the header alone
-                width, height = header.size
-    except Exception:  # not an image: fails as fast in the batch as anywhere
-        return True
-    return width * height <= MAX_BATCHED_PHOTO
+        with Image.open(io.BytesIO(image)) as opened:
+            alpha = np.asarray(opened.getchannel("A"))
+    except Exception:  # a broken file: it fails as fast in the batch
+        return False
+    return not preprocess._transparent(alpha)
+
+
+class Rerouted(Exception):
+    """Taken out of a batch (opaque_canvas): answered from the photo pool instead."""
 
 
 class Batcher:
@@ -63,15 +126,30 @@ class Batcher:
         self.worker: asyncio.Task[None] | None = None  # drains the queue; None when it is empty
 
     async def predict(self, model: Model, image: bytes) -> Prediction:
+        try:
+            answer = await self._predict(model, image)
+        except ImageError:
+            metrics.refused(ROUTE, model)
+            raise
+        metrics.answered(ROUTE, model, answer)
+        return answer
+
+    async def _predict(self, model: Model, image: bytes) -> Prediction:
         if not batched(image):
+            metrics.BATCH_ROUTE.labels("pool").inc()
             return await self.runner(model.predict, image)
         future = asyncio.get_running_loop().create_future()
         self.queue.append((model, image, future))
         if self.worker is None:
-            self.worker = asyncio.create_task(self._drain())
+            # Its own context: not the first request's (its work budget, digitrec.work).
+            self.worker = asyncio.create_task(self._drain(), context=contextvars.Context())
         answer = await future
+        if isinstance(answer, Rerouted):
+            metrics.BATCH_ROUTE.labels("rerouted").inc()
+            return await self.runner(model.predict, image)
         if isinstance(answer, Exception):
             raise answer  # this request's own error: the handlers in app.py answer it
+        metrics.BATCH_ROUTE.labels("batch").inc()
         return answer
 
     async def _drain(self) -> None:
@@ -84,7 +162,7 @@ class Batcher:
                 batch, self.queue = self.queue[:n], self.queue[n:]
                 metrics.BATCH_SIZE.observe(n)
                 try:
-                    answers = await self.runner.batch(model.predict_each, [q[1] for q in batch])
+                    answers = await self.runner.batch(run_batch, model, [q[1] for q in batch])
                     if len(answers) != len(batch):
                         raise RuntimeError(f"{len(answers)} answers to {len(batch)} images")
                 except Exception as e:  # a bug in the batch call itself: each request a 500
@@ -94,3 +172,11 @@ class Batcher:
                         future.set_result(answer)
         finally:
             self.worker = None
+
+
+def run_batch(model: Model, images: list[bytes]) -> list[Any]:
+    """model.predict_each on the images that are on the fast path; Rerouted for the others."""
+    out: list[Any] = [Rerouted() if opaque_canvas(image) else None for image in images]
+    kept = [image for image, o in zip(images, out, strict=True) if o is None]
+    answers = iter(model.predict_each(kept) if kept else [])
+    return [o if o is not None else next(answers) for o in out]

@@ -6,11 +6,18 @@ predictor with `app.dependency_overrides[get_predictor]`.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import contextlib
+import contextvars
 import inspect
 import json
-from collections.abc import Callable, Sequence
+import math
+import os
+import threading
+from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Annotated, Any, Protocol, TypeVar
 
 import anyio
@@ -75,24 +82,99 @@ class Runner:
     photo never holds up the drawings:
     - `await runner.batch(fn, ...)`: the batches of drawings (serve/batch.py), one at a time;
     - `await runner(fn, ...)`: everything else that decodes an image (a photo on /predict,
-      /read, /feedback), at most `threads` at once. That bounds memory: a
-      25-megapixel image is ~100 MB while it is decoded.
+      /read, /feedback), at most `threads` at once, in threads of lower CPU priority (nice
+      POOL_NICE): where both want the core, the drawings get it.
+
+    Memory: an image holds ~15 bytes per pixel while it is decoded and preprocessed (a
+    25-megapixel WebP: ~370 MB). `pixels` bounds the pixels in the pool at once, judged from
+    each image's header: past it an image waits, and past `wait` seconds of waiting it is
+    refused 503 with Retry-After. One image over the budget runs alone.
     """
 
-    def __init__(self, threads: int, inline: bool = False):
-        self.limiter = anyio.CapacityLimiter(threads)
+    def __init__(
+        self, threads: int, inline: bool = False, pixels: int = 25_000_000, wait: float = 10.0
+    ):
+        self.pool = ThreadPoolExecutor(threads, "digitrec-pool", initializer=_lower_priority)
         self.batch_limiter = anyio.CapacityLimiter(1)
         self.inline = inline
+        self.budget = PixelBudget(pixels, wait)
 
     async def __call__(self, fn: Callable[..., T], *args: Any) -> T:
         if self.inline:
             return fn(*args)
-        return await anyio.to_thread.run_sync(fn, *args, limiter=self.limiter)
+        async with self.budget.hold(pixels_in(args)):
+            context = contextvars.copy_context()  # the request's work budget (digitrec.work)
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self.pool, context.run, fn, *args)
 
     async def batch(self, fn: Callable[..., T], *args: Any) -> T:
         if self.inline:
             return fn(*args)
         return await anyio.to_thread.run_sync(fn, *args, limiter=self.batch_limiter)
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+POOL_NICE = 10  # the pool's threads: ~a tenth of the batch thread's CPU share where both want it
+
+
+def _lower_priority() -> None:
+    with contextlib.suppress(OSError, AttributeError):  # Linux: a thread's own nice value
+        thread = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, thread, os.getpriority(os.PRIO_PROCESS, thread) + POOL_NICE)
+
+
+def pixels_in(args: Sequence[Any]) -> int:
+    """The pixels the image among a pool call's arguments decodes to (its header's count): the
+    image's bytes, or a request body whose `image` is a data URL or base64 (/feedback)."""
+    from digitrec.serve.batch import image_pixels
+
+    for arg in args:
+        if isinstance(arg, bytes | bytearray):
+            return image_pixels(bytes(arg))
+        text = getattr(arg, "image", None)
+        if isinstance(text, str):
+            try:
+                return image_pixels(decode_image_text(text))
+            except HTTPException:  # refused where it is decoded, with its own message
+                return 0
+    return 0
+
+
+class Busy(HTTPException):
+    def __init__(self, retry: int):
+        super().__init__(
+            503,
+            "this server is decoding as many pixels as its memory budget allows; try again shortly",
+            headers={"Retry-After": str(retry)},
+        )
+
+
+class PixelBudget:
+    """At most `total` pixels decoded at once in this worker; `hold(n)` waits for room."""
+
+    def __init__(self, total: int, wait: float):
+        self.total, self.free, self.wait = total, total, wait
+        self.changed = asyncio.Condition()
+
+    @contextlib.asynccontextmanager
+    async def hold(self, pixels: int) -> AsyncIterator[None]:
+        n = min(pixels, self.total)  # one image over the budget runs alone
+        if n:
+            async with self.changed:
+                try:
+                    await asyncio.wait_for(self.changed.wait_for(lambda: n <= self.free), self.wait)
+                except TimeoutError:
+                    raise Busy(max(1, math.ceil(self.wait / 4))) from None
+                self.free -= n
+        try:
+            yield
+        finally:
+            if n:
+                async with self.changed:
+                    self.free += n
+                    self.changed.notify_all()
 
 
 async def get_runner(request: Request) -> Runner:

@@ -8,6 +8,7 @@ start message and times the answer, a few microseconds a request.
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 import os
@@ -18,14 +19,18 @@ from typing import Any
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from digitrec import work
 from digitrec.serve import metrics
 
 access = logging.getLogger("digitrec.access")
 
 # The page's own script and style files, its images (the 28x28 the model saw) as data: URLs,
 # its requests to this server; nothing inline, nothing from elsewhere, never in a frame.
+# 'wasm-unsafe-eval' lets it compile WebAssembly (ONNX Runtime Web, the model on the device)
+# and nothing else: no eval, no inline script.
 PAGE_POLICY = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; "
+    "img-src 'self' data: blob:; "
     "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
     "form-action 'self'; frame-ancestors 'none'"
 )
@@ -60,6 +65,9 @@ ROUTES = {
         "/api/v1/model",
     ]
 }
+FEEDBACK = "/api/v1/feedback"
+READ = "/api/v1/read"
+SAFE = ("GET", "HEAD", "OPTIONS")
 REQUEST_ID = re.compile(rb"[A-Za-z0-9._-]{1,64}")  # a caller's X-Request-ID kept as it is
 
 
@@ -86,14 +94,58 @@ def host_allowed(host: bytes, allowed: list[str]) -> bool:
     return False
 
 
+def same_origin(headers: list[tuple[bytes, bytes]], host: bytes) -> bool:
+    """A browser's request from a page of this very site, or no browser's at all.
+
+    Browsers send Origin with every POST and Sec-Fetch-Site with every request (Chrome 76,
+    Firefox 90, Safari 16.4); a script or curl sends neither. Checked: Sec-Fetch-Site is
+    "same-origin" or "none" (typed by the user), else Origin's host[:port] is the Host header.
+    """
+    origin = site = None
+    for name, value in headers:
+        if name == b"origin":
+            origin = value
+        elif name == b"sec-fetch-site":
+            site = value
+    if site is not None:
+        return site in (b"same-origin", b"none")
+    if origin is None:
+        return True
+    return origin.partition(b"://")[2].lower() == host.lower()
+
+
 class Edge:
     def __init__(
-        self, app: ASGIApp, fastapi: Any, allowed_hosts: list[str], access_log: bool = False
+        self,
+        app: ASGIApp,
+        fastapi: Any,
+        allowed_hosts: list[str],
+        access_log: bool = False,
+        feedback_key: str | None = None,
+        read_budget: tuple[float, int] = (10.0, 300),
     ):
         # `fastapi`: the app this wraps; its state holds the model's header (set in lifespan)
         self.app, self.fastapi = app, fastapi
         self.allowed_hosts = [h.lower() for h in allowed_hosts]
         self.access_log = access_log
+        self.feedback_key = feedback_key.encode() if feedback_key else None
+        self.read_budget = read_budget  # seconds, ink parts (digitrec.work)
+
+    def refusal(self, scope: Scope, host: bytes) -> tuple[int, str] | None:
+        """(status, why) for a request refused before the app, else None."""
+        if not host and scope.get("http_version") == "1.1":
+            return 400, "an HTTP/1.1 request must name its Host (RFC 9112, section 3.2)"
+        if self.allowed_hosts and not host_allowed(host, self.allowed_hosts):
+            return 400, "the Host header names no site this server serves"
+        if scope["path"].startswith(FEEDBACK) and scope["method"] not in SAFE:
+            headers = scope["headers"]
+            if self.feedback_key is not None:
+                key = next((v for n, v in headers if n == b"x-api-key"), b"")
+                if not hmac.compare_digest(key, self.feedback_key):
+                    return 403, "corrections need this server's API key (X-API-Key)"
+            elif not same_origin(headers, host):
+                return 403, "corrections are taken from this server's own page only"
+        return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -148,13 +200,17 @@ class Edge:
                 return
             await send(message)
 
-        if self.allowed_hosts and not host_allowed(host, self.allowed_hosts):
+        refused = self.refusal(scope, host)
+        if refused is not None:
+            status, what = refused
             response = JSONResponse(
-                {"error": "the Host header names no site this server serves"},
-                status_code=400,
-                headers={"connection": "close"},
+                {"error": what}, status_code=status, headers={"connection": "close"}
             )
             return await response(scope, receive, edge_send)
+        if path == READ:  # its work is bounded, and stops when the client goes (protocol.py)
+            budget = work.Budget(*self.read_budget)
+            scope.setdefault("extensions", {})["digitrec.budget"] = budget
+            work.current.set(budget)  # this request's task and the threads it runs work in
         try:
             await self.app(scope, receive, edge_send)
         finally:

@@ -63,6 +63,7 @@ class PredictLane:
             if (
                 balancer is not None
                 and scope.get("client")
+                and not pipelined(scope)  # closing would drop the requests sent behind this one
                 and balancer.close_after(scope["client"])
             ):
                 response.headers["connection"] = "close"
@@ -88,6 +89,13 @@ class PredictLane:
             elif name == b"content-length":
                 length = int(value) if value.isdigit() else None
         return kind, length
+
+
+def pipelined(scope: Scope) -> bool:
+    """More requests follow this one on its connection (serve/protocol.py tells; False under a
+    server that does not)."""
+    more = scope.get("extensions", {}).get("digitrec.pipelined")
+    return bool(more is not None and more())
 
 
 def replay(body: bytes, receive: Receive) -> Receive:

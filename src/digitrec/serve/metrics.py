@@ -1,5 +1,6 @@
 """Prometheus metrics, shown by GET /metrics: requests and latency by route and status, batch
-sizes, refusals by reason, the model serving.
+sizes, refusals by reason, the model serving, and what the model answered (answers by outcome
+and by digit, their confidence): the figures that show drift.
 
 With several worker processes (`digitrec serve --workers N`), each worker writes its figures to
 files in the directory PROMETHEUS_MULTIPROC_DIR names (run_server makes one before the workers
@@ -42,6 +43,12 @@ BATCH_SIZE = Histogram(
     "Drawings preprocessed and answered together in one model call",
     buckets=(1, 2, 4, 8, 16, 32),
 )
+BATCH_ROUTE = Counter(
+    "digitrec_predict_route",
+    "Images on /predict by where they ran: the shared batch, the photo pool, or taken out of a "
+    "batch for the pool (the cost model's guess of a canvas was wrong)",
+    ["where"],
+)
 REJECTS = Counter(
     "digitrec_rejects",
     "Requests refused (4xx, or cut off by the server's HTTP limits), by reason",
@@ -54,9 +61,33 @@ MODEL = Gauge(
     multiprocess_mode="max",
 )
 
+# What the model answered, per image (a batch request counts each of its images), by the model's
+# hash: the share of "uncertain" and "empty" answers, the digits and the confidence are what
+# move when the images sent change (a new camera, a new form) or a new model behaves otherwise.
+ANSWERS = Counter(
+    "digitrec_answers",
+    "Images answered, by route, outcome (digit, uncertain, empty, refused) and model (the "
+    "first 12 hex digits of its ONNX graph's sha256)",
+    ["route", "outcome", "model"],
+)
+DIGITS = Counter(
+    "digitrec_digits",
+    "Digits answered, by route, digit and model: /predict's answers that are a digit, and "
+    "each digit of the numbers /read reads",
+    ["route", "digit", "model"],
+)
+CONFIDENCE = Histogram(
+    "digitrec_confidence",
+    "Confidence of the answers with ink (a digit or uncertain), by route and model: the top "
+    "probability; for /read, that of the whole number",
+    ["route", "model"],
+    buckets=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999, 1.0),
+)
+
 # Why a request was refused, from its status (the {"error"} body says it in words).
 REASONS = {
-    400: "bad_request",  # HTTP the parser cannot read, or a Host not served
+    400: "bad_request",  # HTTP the parser cannot read, or a Host not served (or none)
+    403: "cross_site",  # a correction from another site's page, or without the API key
     404: "not_found",
     405: "method_not_allowed",
     408: "too_slow",  # headers or body not sent in time
@@ -85,6 +116,41 @@ def observe(route: str, status: int, seconds: float) -> None:
 def reject(reason: str) -> None:
     """A request refused below the app (serve/protocol.py): never reaches observe()."""
     REJECTS.labels(reason).inc()
+
+
+def model_hash(model: object) -> str:
+    """The first 12 hex digits of the model's ONNX graph's sha256 (from its card), as the
+    X-Digitrec-Model header shows them; "unknown" when the card has none."""
+    card = getattr(model, "card", None)
+    sums = card.get("sha256") if isinstance(card, dict) else None
+    if isinstance(sums, dict):
+        for file, digest in sums.items():
+            if str(file).endswith(".onnx"):
+                return str(digest)[:12]
+    return "unknown"
+
+
+def answered(route: str, model: object, answer: object) -> None:
+    """One image answered on `route`: a Prediction (`digit`, `confidence`, `reason`) or a
+    Reading (`text`, `digits`, `confidence`, `reason`)."""
+    sha = model_hash(model)
+    reason = getattr(answer, "reason", None)
+    outcome = reason if reason in ("empty", "uncertain") else "digit"
+    ANSWERS.labels(route, outcome, sha).inc()
+    if reason == "empty":
+        return
+    CONFIDENCE.labels(route, sha).observe(float(getattr(answer, "confidence", 0.0)))
+    if hasattr(answer, "digits"):  # a number read: each of its digits
+        if reason is None:
+            for d in answer.digits:
+                DIGITS.labels(route, str(d.digit), sha).inc()
+    elif reason is None:
+        DIGITS.labels(route, str(getattr(answer, "digit", "")), sha).inc()
+
+
+def refused(route: str, model: object) -> None:
+    """One image the model could not be asked about (not an image, too large, a strip)."""
+    ANSWERS.labels(route, "refused", model_hash(model)).inc()
 
 
 def model_serving(name: str, sha256: str) -> None:

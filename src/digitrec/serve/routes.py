@@ -8,53 +8,89 @@ from typing import Any
 import fastapi_offline
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 
+from digitrec.errors import ImageError
 from digitrec.serve import metrics
-from digitrec.serve.deps import (
-    ImageBytes,
-    PredictorDep,
-    RunnerDep,
-    current_predictor,
-    image_bytes,
-)
+from digitrec.serve.deps import PredictorDep, RunnerDep, current_predictor
 from digitrec.serve.feedback_routes import feedback
+from digitrec.serve.many import MAX_IMAGES, answer_each, images_in
 from digitrec.serve.schemas import (
     ERRORS,
+    SEVEN_PNG,
     Health,
     ModelCard,
     PredictionOut,
+    PredictionsOut,
     ReadingOut,
+    ReadingsOut,
     Ready,
 )
 
 STATIC = Path(__file__).parent / "static"
 
-# Both input forms, for /docs: FastAPI cannot infer them from one handler.
-IMAGE_BODY: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "properties": {"file": {"type": "string", "format": "binary"}},
-                    "required": ["file"],
-                }
-            },
-            "application/json": {
-                "schema": {
-                    "type": "object",
-                    "properties": {
-                        "image": {"type": "string", "description": "data URL or base64"}
+PREDICT, READ = "/api/v1/predict", "/api/v1/read"
+
+
+def image_body(several: dict[str, Any]) -> dict[str, Any]:
+    """The request body of /predict and /read for /docs: one image or several, in each form
+    (FastAPI cannot infer them from one handler)."""
+    data_url = {"type": "string", "description": "data URL or base64"}
+    # OpenAPI 3.1: a file is any bytes (3.0's format: binary). No "type": on the wire every
+    # multipart part is bytes, whatever type a client had in mind.
+    binary = {"contentMediaType": "application/octet-stream"}
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "description": "`file`: one image; `files`: several (at most "
+                        f'{MAX_IMAGES}), answered as {{"answers": [...]}}',
+                        "properties": {
+                            "file": binary,
+                            "files": {
+                                "type": "array",
+                                "items": binary,
+                                "maxItems": MAX_IMAGES,
+                            },
+                        },
+                    }
+                },
+                "application/json": {
+                    "schema": {
+                        "oneOf": [
+                            {
+                                "type": "object",
+                                "properties": {"image": {**data_url, "minLength": 1}},
+                                "required": ["image"],
+                            },
+                            {
+                                "type": "object",
+                                "properties": {
+                                    "images": {
+                                        "type": "array",
+                                        "items": data_url,
+                                        "minItems": 1,
+                                        "maxItems": MAX_IMAGES,
+                                    }
+                                },
+                                "required": ["images"],
+                            },
+                        ]
                     },
-                    "required": ["image"],
-                }
+                    "examples": {"several": {"value": several}},
+                },
+                "image/*": {"schema": {"type": "string", "format": "binary"}},
             },
-            "image/*": {"schema": {"type": "string", "format": "binary"}},
-        },
+        }
     }
-}
+
+
+PREDICTIONS_EXAMPLE = {"images": [f"data:image/png;base64,{SEVEN_PNG}", SEVEN_PNG]}
+READINGS_EXAMPLE = PREDICTIONS_EXAMPLE
 
 # --- the page and liveness -------------------------------------------------------
 
@@ -145,23 +181,57 @@ async def docs_init() -> Response:
 digits = APIRouter(prefix="/api/v1", tags=["digits"])
 
 
-@digits.post("/predict", response_model=PredictionOut, responses=ERRORS, openapi_extra=IMAGE_BODY)
+@digits.post(
+    "/predict",
+    response_model=PredictionOut | PredictionsOut,
+    responses=ERRORS,
+    openapi_extra=image_body(PREDICTIONS_EXAMPLE),
+)
 async def predict(request: Request) -> JSONResponse:
-    """Recognise one handwritten digit: the digit (or null), probabilities, what the model saw."""
+    """Recognise one handwritten digit: the digit (or null), probabilities, what the model saw.
+    Several images in one request (multipart `files`, or JSON `{"images": [...]}`, at most
+    64): `{"answers": [...]}`, one per image in order, each an answer or its own error."""
     # The model, the image and the batcher are read here, not as dependencies: on the busiest
     # route, FastAPI's solving of each costs CPU (BENCHMARKS.md, "Web server").
     model = await current_predictor(request)
-    image = await image_bytes(request)
-    prediction = await request.app.state.batcher.predict(model, image)
+    images = await images_in(request)
+    batcher = request.app.state.batcher
+    if isinstance(images, list):  # several: they join one batch, as concurrent requests do
+        answers = await answer_each(
+            images,
+            lambda image: batcher.predict(model, image),
+            lambda: metrics.refused(PREDICT, model),
+        )
+        return JSONResponse({"answers": answers})
+    prediction = await batcher.predict(model, images)
     # The predictor already gives the contract's shape; skip re-validating it per request.
     return JSONResponse(prediction.to_dict())
 
 
-@digits.post("/read", response_model=ReadingOut, responses=ERRORS, openapi_extra=IMAGE_BODY)
-async def read(image: ImageBytes, model: PredictorDep, run: RunnerDep) -> JSONResponse:
-    """Read a written number: its text and each digit with its box [x, y, w, h]."""
-    reading = await run(model.read, image)
-    return JSONResponse(reading.to_dict())
+@digits.post(
+    "/read",
+    response_model=ReadingOut | ReadingsOut,
+    responses=ERRORS,
+    openapi_extra=image_body(READINGS_EXAMPLE),
+)
+async def read(request: Request, model: PredictorDep, run: RunnerDep) -> JSONResponse:
+    """Read a written number: its text and each digit with its box [x, y, w, h]. Several
+    images in one request, as for /predict: `{"answers": [...]}`."""
+
+    async def one(image: bytes) -> Any:
+        try:
+            reading = await run(model.read, image)
+        except ImageError:
+            metrics.refused(READ, model)
+            raise
+        metrics.answered(READ, model, reading)
+        return reading
+
+    images = await images_in(request)
+    if isinstance(images, list):
+        answers = await answer_each(images, one, lambda: metrics.refused(READ, model))
+        return JSONResponse({"answers": answers})
+    return JSONResponse((await one(images)).to_dict())
 
 
 # --- feedback: "it was a 7" (serve/feedback_routes.py) ----------------------------
@@ -178,3 +248,27 @@ async def get_model(model: PredictorDep) -> ModelCard:
 
 
 routers = [pages, digits, feedback, model_card]
+
+
+def answer_head(router: APIRouter) -> None:
+    """HEAD wherever GET is (monitors and `curl -I` use it): FastAPI's routes, unlike
+    Starlette's, take only the methods they name. A twin route per GET route, left out of the
+    OpenAPI schema (it would repeat the GET's operation); the server sends the GET's status and
+    headers without the body."""
+    for route in list(router.routes):
+        if not isinstance(route, APIRoute):
+            continue
+        methods = route.methods or set()
+        if "GET" in methods and "HEAD" not in methods:
+            router.add_api_route(
+                route.path.removeprefix(router.prefix),  # add_api_route puts it back
+                route.endpoint,
+                methods=["HEAD"],
+                include_in_schema=False,
+                response_class=route.response_class,
+                name=f"{route.name}_head",
+            )
+
+
+for _router in routers:
+    answer_head(_router)

@@ -33,6 +33,16 @@ class Settings(BaseSettings):
     # Threads one worker preprocesses in at once, off the event loop: each runs a batch of
     # drawings (serve/batch.py) or one photo. Bounds memory.
     inference_threads: int = Field(default=2, ge=1)
+    # Pixels one worker decodes at once in that pool (judged from each image's header): an
+    # image holds ~15 bytes a pixel while decoded (a 25-megapixel WebP: ~370 MB), so this
+    # bounds a worker's memory to its ~250 MB at rest plus ~15 bytes x this. Past it an image
+    # waits up to decode_wait seconds, then is refused 503 with Retry-After.
+    decode_pixels: int = Field(default=25_000_000, ge=1_000_000)
+    decode_wait: float = Field(default=10.0, gt=0)
+    # /read: the work on one image stops past read_seconds, or before segmentation when its
+    # ink has over read_parts separate marks: 422 with the reason (digitrec.work).
+    read_seconds: float = Field(default=10.0, gt=0)
+    read_parts: int = Field(default=300, ge=10)
     # Run inference on the event loop instead: no faster since requests are batched (one
     # thread hop per batch), and one large photo (seconds of preprocessing) then stalls every
     # request. For benchmarks.
@@ -43,17 +53,28 @@ class Settings(BaseSettings):
     # Feedback (serve/feedback_routes.py): corrections one client address may post at once,
     # refilled at feedback_per_minute (0: no limit); past it a 429 with Retry-After. A person
     # at the page corrects a digit every few seconds at most; the burst lets a class behind one
-    # address (NAT) through. Counted per worker process.
+    # address (NAT) through.
     feedback_per_minute: float = Field(default=20.0, ge=0)
+    # Counted per client over all workers (a SQLite file they share) and, with `database`, over
+    # every replica on it (serve/ratelimit.py). A client is its connection's address (IPv6: its
+    # /64); X-Forwarded-For is believed only from these proxies' addresses or networks
+    # (DIGITREC_TRUSTED_PROXIES='["10.0.0.0/8"]'); empty (the default): never.
+    trusted_proxies: list[str] = []
     feedback_burst: int = Field(default=100, ge=1)
     # The feedback store's cap, bytes (1 GiB: ~200,000 drawn canvases at ~5 KB a row, at least
     # ~7,500 rows of the largest, feedback.ROW_MAX_BYTES); full: 507.
     feedback_max_bytes: int = Field(default=1024**3, gt=0)
 
     # Host names this server answers to (the Host header, without its port), "*.example.org"
-    # for any subdomain; any other is a 400. Empty (the default): every name, as on localhost.
-    # From the environment as JSON: DIGITREC_ALLOWED_HOSTS='["digits.example.org"]'.
+    # for any subdomain; any other is a 400. Empty: every name. `digitrec serve` on a loopback
+    # address sets the localhost names (loopback_hosts) unless this is set: a page elsewhere
+    # cannot reach it by DNS rebinding. From the environment as JSON:
+    # DIGITREC_ALLOWED_HOSTS='["digits.example.org"]'.
     allowed_hosts: list[str] = []
+    # Corrections (POST /api/v1/feedback) are taken from this server's own page (a browser's
+    # Origin or Sec-Fetch-Site says so) or from clients that are no browser, else 403. With a
+    # key, only requests carrying it in X-API-Key are taken (scripts; the page then cannot).
+    feedback_api_key: SecretStr | None = None
     # One JSON line per request on the "digitrec.access" logger: request id, method, path,
     # status, milliseconds, client address. Off: a line per request costs more than a drawing.
     access_log: bool = False
@@ -84,3 +105,15 @@ class Settings(BaseSettings):
             body_seconds=self.body_timeout,
             discard_bytes=self.discard_bytes,
         )
+
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
+
+
+def loopback_hosts(host: str) -> list[str]:
+    """The Host names a server bound to `host` answers by default: the localhost names when
+    it listens on a loopback address, else none set (every name: the operator names the site)."""
+    name = host.strip("[]").lower()
+    if name in ("localhost", "::1") or name.startswith("127."):
+        return ["localhost", "127.0.0.1", "[::1]", "::1", *([name] if name not in LOOPBACK else [])]
+    return []

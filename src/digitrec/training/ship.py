@@ -22,6 +22,7 @@ from digitrec.training.loop import load_training_data
 # An int8 graph may lose at most this much validation accuracy against its float model (6 of
 # the 5,999 images of the usual split): more, and it is not shipped.
 INT8_TOLERANCE = 0.001
+PEN_FOLDS = "pen_folds.json"  # in a run directory: its recipe scored on pen writers it never saw
 
 
 def int8_graph(
@@ -102,6 +103,23 @@ def twin_card(twin_dir: Path) -> dict[str, Any]:
     return {"run": str(twin_dir), "command": config.get("command", ""), **config["data"]}
 
 
+def init_source(spec: str, directory: Path) -> dict[str, Any]:
+    """What a fine-tuned run started from (TrainConfig.init): the shipped model's weights file
+    (its sha256, its card's command and date) or the run directory's weights."""
+    name, _, member = spec.rpartition(":")
+    card_file = directory / f"{name}.json"
+    if name and member.isdigit() and card_file.exists():
+        card = json.loads(card_file.read_text())
+        weights = f"{name}.safetensors"
+        return {
+            "init": spec,
+            "sha256": {weights: card.get("sha256", {}).get(weights, sha256(directory / weights))},
+            "command": card.get("command", ""),
+            "date": card.get("date", ""),
+        }
+    return {"init": spec, "sha256": {"model.safetensors": sha256(RunDir(Path(spec)).weights)}}
+
+
 def ship(
     run_dir: Path,
     name: str,
@@ -123,6 +141,7 @@ def ship(
         )
     twin_metrics = adopt_twin(run_dir, twin) if twin is not None else None
     config, metrics = run.document, run.metrics
+    started_from = [init_source(m.config.init, directory) for m in run.members if m.config.init]
     onnx_bytes = export_run(run_dir, check=True).read_bytes()
     figures = {
         "val_accuracy": metrics["val_accuracy"],
@@ -191,6 +210,13 @@ def ship(
         "input": "(N, 1, 28, 28) float32 in [0, 1], white ink on black, MNIST framing",
         "output": "(N, 10) calibrated probabilities",
     }
+    if started_from:  # fine-tuned: what it started from (read before any file is replaced)
+        card["init_from"] = started_from
+    card["pen_writers_trained"] = sorted(
+        {w for m in members for w in (m.config.pen_writers if m.config.pen else ())}
+    )
+    if (run.path / PEN_FOLDS).exists():  # the recipe's writer-wise figures (benchmarks/pen.py)
+        card["pen_folds"] = json.loads((run.path / PEN_FOLDS).read_text())
     if int8:
         from digitrec.quantize import DESCRIPTION
 

@@ -8,6 +8,7 @@ ink, then the rules a person would use.
   2. Parts of one digit are merged: the bar of a 5, the two strokes of a 4, a broken 7. A part
      shorter than a digit lies inside a digit's column span, or right beside it off the
      baseline; two full-height parts merge only when one lies almost wholly inside the other.
+     What is left much shorter than the digits is a separator (. , - ') and is dropped.
   3. Touching digits are split: a part well wider than the writer's other digits is cut where
      little ink crosses, along the writer's slant, recursively (see _split for the limits).
      Given a classifier (`score`), a part that may hold two digits is instead cut where the
@@ -29,6 +30,8 @@ from digitrec.vision import imageops as ops
 from digitrec.vision.preprocess import to_mnist
 
 INK = 0.2  # a pixel with more ink than this belongs to a stroke (ink maps are 0 on paper)
+SEPARATOR = 0.45  # of the digits' height: a part left shorter than this after merging is a
+#   separator (dot, comma, dash), dropped; digits people write in one number are not this small
 # By ink alone: a part cut in two leaves pieces at least this much of the other digits' height
 # (a digit wider than tall, as a flat 4, halves into two short pieces; touching digits do not)
 SHORTEST = 0.85
@@ -104,8 +107,8 @@ def segment(ink: np.ndarray, score: Score | None = None) -> list[Segment]:
     ]
     parts = _drop_specks(parts)
     parts = _drop_underlines(parts)
-    parts = _merge(parts)
-    slant = _slant(strokes)
+    parts = _drop_separators(_merge(parts))
+    slant = _slant(_strokes_of(parts, strokes.shape))  # the digits' own: no speck or dash
     if score is None:
         parts = [p for q in parts for p in _split(q, _digit_width(q, parts, slant), slant)]
     else:
@@ -138,6 +141,24 @@ def _drop_underlines(parts: list[_Part]) -> list[_Part]:
     return keep
 
 
+def _strokes_of(parts: list[_Part], shape: tuple[int, ...]) -> np.ndarray:
+    """The parts' strokes on a mask of `shape`."""
+    mask = np.zeros(shape, bool)
+    for p in parts:
+        mask[p.y0 : p.y1, p.x0 : p.x1] |= p.mask
+    return mask
+
+
+def _drop_separators(parts: list[_Part]) -> list[_Part]:
+    """A part well under the digits' height that no digit took in is a separator people
+    write in numbers (a dot, a comma, a dash, an apostrophe), not a digit."""
+    if len(parts) < 2:
+        return parts
+    tallest = max(p.h for p in parts)
+    height = float(np.median([p.h for p in parts if p.h >= 0.6 * tallest]))
+    return [p for p in parts if p.h >= SEPARATOR * height]
+
+
 def _merge(parts: list[_Part]) -> list[_Part]:
     """Join the parts of one digit, until nothing more joins."""
     while len(parts) > 1:
@@ -168,9 +189,10 @@ def _one_digit(a: _Part, b: _Part, tallest: int) -> bool:
     # A piece shorter than a digit: inside the digit's column span (the bar of a 5, the bar of
     # a 7 over its leg), or right beside it and off the baseline (the 'L' of a 4 drawn apart
     # from its stem). A small digit sits on the baseline and stays apart.
+    # A mark beside a digit that is much shorter (a dash, an apostrophe) is a separator.
     inside = overlap >= 0.5 * short.w
     beside = overlap > -0.2 * tallest and short.y1 < tall.y1 - 0.2 * tall.h
-    return inside or beside
+    return inside or (beside and short.h >= SEPARATOR * tall.h)
 
 
 def _slant(strokes: np.ndarray) -> float:
