@@ -26,10 +26,6 @@ if TYPE_CHECKING:
     from digitrec.predictor import Reading
 
 NAME = "reader"  # models/reader.onnx + reader.json
-# Both readers sure of different numbers of one length: the digits they differ on go to the
-# digit classifier when it read each cut-out digit at least this sure (and surer than the
-# sequence reader): it reads single digits of unseen writers at 99.2% (BENCHMARKS.md).
-DIGIT_SURE = 0.99
 
 
 class SequenceReader:
@@ -85,19 +81,6 @@ class SequenceReader:
         return [(c, L.char_box(line, c, ink)) for c in chars], confidence
 
 
-def _digit_by_digit(segments: Reading, sequence: Reading) -> Reading | None:
-    """Both readers sure of numbers of one length that differ in some digits: the segmentation
-    reader's, when each digit they differ on was cut out alone and classified at least
-    DIGIT_SURE, and surer than the sequence reader's digit there; else None (no answer)."""
-    if len(segments.digits) != len(sequence.digits) or not segments.digits:
-        return None
-    differ = [(a, b) for a, b in zip(segments.digits, sequence.digits, strict=True)
-              if a.digit != b.digit]  # fmt: skip
-    if all(a.confidence >= DIGIT_SURE and a.confidence > b.confidence for a, b in differ):
-        return segments
-    return None
-
-
 def combine(segments: Reading, sequence: Reading, reader: SequenceReader) -> Reading:
     """One answer from the two readers (thresholds from the reader's card, chosen on data kept
     from training: BENCHMARKS.md, "Reading numbers whole").
@@ -124,8 +107,6 @@ def combine(segments: Reading, sequence: Reading, reader: SequenceReader) -> Rea
             if r.digits and r.confidence >= t]  # fmt: skip
     if len(sure) == 2 and reader.card.get("both_sure") == "likelier":
         sure = [max(sure, key=lambda r: r.confidence)]
-    elif len(sure) == 2 and (tie := _digit_by_digit(segments, sequence)) is not None:
-        sure = [tie]
     if len(sure) == 1:
         return Reading(sure[0].guess, sure[0].digits, sure[0].confidence)
     if not sequence.digits:
