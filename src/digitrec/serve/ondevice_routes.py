@@ -74,7 +74,14 @@ async def ondevice(request: Request) -> JSONResponse:
     )
 
 
-@router.get("/api/v1/model/onnx")
+@router.get(
+    "/api/v1/model/onnx",
+    response_class=Response,
+    responses={
+        200: {"content": {"application/octet-stream": {}}, "description": "the ONNX graph"},
+        404: {"content": {"application/json": {}}, "description": "not the model serving"},
+    },
+)
 async def onnx(request: Request, sha256: str | None = None) -> Response:
     """The serving model's ONNX graph (input "image" (N, 1, 28, 28), output "probabilities")."""
     sha, data = await graph(request)
