@@ -152,9 +152,7 @@ def pen_numbers(
         if not low_resolution:
             data = canvas.to_png(canvas.draw(flat, brush, size, dpr))
         else:
-            alpha = canvas.draw_alpha(
-                flat, brush, (round(size[0] * dpr), round(size[1] * dpr)), dpr
-            )
+            alpha = canvas.draw_alpha(flat, brush, size, dpr)
             ys, xs = np.nonzero(alpha)
             pad = int(brush * dpr)
             crop = alpha[

@@ -70,12 +70,11 @@ def render_one(digit: canvas.PenDigit, rng: np.random.Generator) -> np.ndarray |
     y = rng.uniform(0, size[1] - height)
     brush = float(np.exp(rng.uniform(math.log(4), math.log(40))))
     points = canvas.place(strokes, (x, y, width, height))
+    alpha = canvas.draw_alpha(points, brush, size, dpr)
     u = rng.random()
     if u < 0.7:  # the page's export: a transparent canvas, its alpha read the short way
-        alpha = canvas.draw_alpha(points, brush, (round(size[0] * dpr), round(size[1] * dpr)), dpr)
         digit28 = preprocess_canvas(alpha)
     else:  # another app's export (ink on an opaque background), or a low-resolution capture
-        alpha = canvas.draw_alpha(points, brush, (round(size[0] * dpr), round(size[1] * dpr)), dpr)
         if u < 0.85:
             alpha = _low_resolution(alpha, rng)
         digit28 = preprocess(_opaque(alpha, rng))

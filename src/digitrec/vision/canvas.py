@@ -88,20 +88,23 @@ def draw(
 ) -> np.ndarray:
     """(H, W, 4) uint8: the canvas backing store (size x dpr device pixels, rounded as the page
     rounds them) with the strokes drawn, transparent elsewhere."""
-    width, height = round(size[0] * dpr), round(size[1] * dpr)
-    alpha = draw_alpha(strokes, brush, (width, height), dpr)
-    rgba = np.zeros((height, width, 4), np.uint8)
+    alpha = draw_alpha(strokes, brush, size, dpr)
+    rgba = np.zeros((*alpha.shape, 4), np.uint8)
     rgba[..., :3][alpha > 0] = ink
     rgba[..., 3] = alpha
     return rgba
 
 
 def draw_alpha(
-    strokes: Sequence[Stroke], brush: float, device: tuple[int, int], dpr: float = 1.0
+    strokes: Sequence[Stroke],
+    brush: float,
+    size: tuple[int, int] = (SIDE, SIDE),
+    dpr: float = 1.0,
 ) -> np.ndarray:
-    """(H, W) uint8 coverage of the strokes on a `device` (width, height) pixel canvas: what a
-    canvas export's alpha channel holds. Only the strokes' box is rasterised."""
-    width, height = device
+    """(H, W) uint8 coverage of the strokes on the canvas's backing store (size x dpr device
+    pixels, rounded as the page rounds them): what a canvas export's alpha channel holds. Only
+    the strokes' box is rasterised."""
+    width, height = round(size[0] * dpr), round(size[1] * dpr)
     out = np.zeros((height, width), np.uint8)
     if not strokes:
         return out
