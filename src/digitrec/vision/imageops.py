@@ -365,20 +365,23 @@ def square_dilation(mask: np.ndarray, size: int) -> np.ndarray:
 
 
 def mean3(a: np.ndarray) -> np.ndarray:
-    """float32 3x3 mean, bit for bit as ndi.uniform_filter(a, size=3) computes it: along the
-    rows, then the columns (rounded to float32 in between), each a running sum in double
+    """float32 3x3 mean, bit for bit as ndi.uniform_filter(a, size=3) computes it: down the
+    columns, then along the rows (rounded to float32 in between), each a running sum in double
     precision divided by 3 at each pixel, the edge pixel repeated past the border (scipy's
     'reflect')."""
     out = np.asarray(a, np.float32)
-    for axis in (0, 1):
-        x = np.moveaxis(out, axis, -1).astype(np.float64)  # (lines, n)
-        steps = np.empty_like(x)
-        # The first window: x[0] (reflected), x[0], x[1]; then each step adds the pixel
-        # entering the window and takes off the one leaving it, as SciPy's loop does.
-        p = np.concatenate([x[:, :1], x, x[:, -1:]], axis=1)
-        steps[:, 0] = p[:, 0] + p[:, 1] + p[:, 2]
-        np.subtract(p[:, 3:], p[:, :-3], out=steps[:, 1:])
-        out = np.moveaxis((np.cumsum(steps, axis=1) / 3).astype(np.float32), -1, axis)
+    for along_rows in (False, True):
+        x = out.T if along_rows else out  # (n, lines): the sums run down axis 0
+        p = np.empty((x.shape[0] + 2, x.shape[1]))  # float64, the border pixels repeated
+        p[1:-1], p[0], p[-1] = x, x[0], x[-1]
+        # The first window's sum, then each step adds the pixel entering the window and takes
+        # off the one leaving it, in SciPy's order.
+        steps = np.empty_like(p[2:])
+        steps[0] = p[0] + p[1] + p[2]
+        np.subtract(p[3:], p[:-3], out=steps[1:])
+        np.cumsum(steps, axis=0, out=steps)
+        means = np.divide(steps, 3, out=steps).astype(np.float32)
+        out = means.T if along_rows else means
     return np.ascontiguousarray(out)
 
 
