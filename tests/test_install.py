@@ -146,9 +146,9 @@ def test_a_core_install_names_the_extra_each_command_needs(
     _, _, venv, env = built
     env = {**env, "DIGITREC_MNIST": str(ROOT / "data" / "mnist")}  # past the data, to the extra
     probe = "import importlib.util as u; print([u.find_spec(m) is None for m in MODULES])"
-    modules = "MODULES = ['torch', 'fastapi', 'ray', 'psycopg', 'sklearn', 'matplotlib']\n"
+    modules = "MODULES = ['torch', 'fastapi', 'ray', 'psycopg', 'sklearn', 'matplotlib', 'scipy']\n"
     assert run(venv / "bin" / "python", "-c", modules + probe, cwd=tmp_path, env=env).strip() == (
-        str([True] * 6)
+        str([True] * 7)
     ), "the core install holds an extra's library"
     (tmp_path / "images").mkdir()
     shutil.copy(DRAWN_7, tmp_path / "images" / "seven.png")
@@ -165,6 +165,27 @@ def test_a_core_install_names_the_extra_each_command_needs(
     assert last == (
         "digitrec.errors.DigitrecError: digitrec.fit needs PyTorch: pip install 'digitrec[train]'"
     )
+
+
+def test_a_core_install_predicts_and_reads_from_any_directory(
+    built: tuple[Path, str, Path, dict[str, str]], tmp_path: Path
+) -> None:
+    """No SciPy, no torch (the test above): OpenCV and ONNX Runtime are enough to answer."""
+    _, _, venv, env = built
+    cwd = tmp_path
+    digitrec = venv / "bin" / "digitrec"
+    assert run(digitrec, "--version", cwd=cwd, env=env).strip().startswith("digitrec ")
+    shutil.copy(DRAWN_7, cwd / "seven.png")
+    shutil.copy(NUMBER, cwd / "number.png")
+    predicted = json.loads(
+        run(digitrec, "predict", "seven.png", "--format", "json", cwd=cwd, env=env)
+    )
+    assert predicted["file"] == "seven.png" and predicted["digit"] == 7
+    read = json.loads(run(digitrec, "read", "number.png", "--format", "json", cwd=cwd, env=env))
+    assert read["text"] == "526"
+    where = "from digitrec import shipped; print(shipped.MODELS_DIR)"
+    models = Path(run(venv / "bin" / "python", "-c", where, cwd=cwd, env=env).strip())
+    assert models.is_relative_to(venv) and (models / "best.onnx").is_file()  # the wheel's own
 
 
 def test_uvicorn_is_held_to_the_range_the_tests_run_on() -> None:
@@ -184,29 +205,12 @@ def test_uvicorn_is_held_to_the_range_the_tests_run_on() -> None:
     assert Version(version("uvicorn")) in spec.specifier
 
 
-def test_the_serving_install_has_no_torch(installed: tuple[Path, Path, dict[str, str]]) -> None:
-    venv, cwd, env = installed
-    probe = "import importlib.util as u; print(u.find_spec('torch') is None)"
-    assert run(venv / "bin" / "python", "-c", probe, cwd=cwd, env=env).strip() == "True"
-
-
-def test_version_predict_and_read_from_any_directory(
+def test_the_serving_install_has_no_torch_nor_scipy(
     installed: tuple[Path, Path, dict[str, str]],
 ) -> None:
     venv, cwd, env = installed
-    digitrec = venv / "bin" / "digitrec"
-    assert run(digitrec, "--version", cwd=cwd, env=env).strip().startswith("digitrec ")
-    shutil.copy(DRAWN_7, cwd / "seven.png")
-    shutil.copy(NUMBER, cwd / "number.png")
-    predicted = json.loads(
-        run(digitrec, "predict", "seven.png", "--format", "json", cwd=cwd, env=env)
-    )
-    assert predicted["file"] == "seven.png" and predicted["digit"] == 7
-    read = json.loads(run(digitrec, "read", "number.png", "--format", "json", cwd=cwd, env=env))
-    assert read["text"] == "526"
-    where = "from digitrec import shipped; print(shipped.MODELS_DIR)"
-    models = Path(run(venv / "bin" / "python", "-c", where, cwd=cwd, env=env).strip())
-    assert models.is_relative_to(venv) and (models / "best.onnx").is_file()  # the wheel's own
+    probe = "import importlib.util as u; print(u.find_spec('torch'), u.find_spec('scipy'))"
+    assert run(venv / "bin" / "python", "-c", probe, cwd=cwd, env=env).strip() == "None None"
 
 
 def test_without_mnist_one_line_says_how_to_point_to_it(

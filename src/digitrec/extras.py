@@ -15,6 +15,7 @@ PROVIDERS: dict[str, tuple[str, str]] = {
     "sklearn": ("scikit-learn", "train"),
     "onnx": ("onnx", "train"),
     "onnxscript": ("onnxscript", "train"),
+    "scipy": ("SciPy", "train"),
     "fastapi": ("FastAPI", "serve"),
     "fastapi_offline": ("fastapi-offline", "serve"),
     "starlette": ("Starlette", "serve"),

@@ -33,7 +33,6 @@ from collections.abc import Callable
 
 import numpy as np
 from PIL import ExifTags, Image, ImageOps
-from scipy import ndimage as ndi
 
 from digitrec.errors import ImageError
 from digitrec.vision import imageops as ops
@@ -190,12 +189,12 @@ def _ink(image: Image.Image, alpha: np.ndarray | None) -> tuple[np.ndarray, ops.
     # into (the strokes) and keeps the slowly varying background, which we subtract. The window
     # must be well wider than the strokes, or where fat strokes meet the blob is taken for
     # background: a first pass measures the stroke width.
-    small = ndi.uniform_filter(ops.area_shrink(x, 64), size=3)  # shorter side 64; noise averaged
+    small = ops.mean3(ops.area_shrink(x, 64))  # shorter side 64; noise averaged
     window = int(0.3 * min(small.shape))
-    first = small - ndi.grey_opening(small, size=window)
+    first = small - ops.opening(small, window)
     width = ops.stroke_width(first > ops.otsu(first))
     window = min(max(window, int(3 * width) + 3), max(small.shape))
-    background = ndi.uniform_filter(ndi.grey_opening(small, size=window), size=3)
+    background = ops.mean3(ops.opening(small, window))
     # An opening takes any ink wider than its window for paper: a fat marker, a digit that
     # fills its box and touches the border (a tight crop, a form box). The paper cannot be
     # darker than the frame says it is, lit as the frame is lit: cap the estimate there.
@@ -210,7 +209,7 @@ def _ink(image: Image.Image, alpha: np.ndarray | None) -> tuple[np.ndarray, ops.
     # are much of the paper. Any paper left over if there is no such paper.
     inked = sample > ops.otsu(sample)
     rim = max(1, min(sample.shape) // 16)
-    paper = sample[~ndi.maximum_filter(inked, size=2 * rim + 1)]
+    paper = sample[~ops.square_dilation(inked, 2 * rim + 1)]
     if paper.size < 0.05 * sample.size:
         paper = sample[~inked]
     median = ops.median(paper) if paper.size else 0.0
@@ -307,7 +306,7 @@ def _light_ink(grey: np.ndarray) -> bool:
         return bool(light > dark)
     # Undecided (say a dark desk around the paper): around the local background level (a
     # median filter), dark ink leaves a long dark tail, light ink a long bright one.
-    residual = small - ndi.median_filter(small, size=max(3, min(small.shape) // 4))
+    residual = small - ops.median_filter(small, max(3, min(small.shape) // 4))
     return bool(np.percentile(residual, 99.5) > -np.percentile(residual, 0.5))
 
 
@@ -480,7 +479,7 @@ def _blank(ink: np.ndarray, side: int) -> bool:
         if k > 1:
             pixels = np.repeat(np.repeat(labels, k, 0), k, 1)[: strong.shape[0], : strong.shape[1]]
         biggest = 1 + int(np.argmax(np.bincount(pixels[strong])[1:]))
-        blob = ndi.find_objects(labels, max_label=biggest)[biggest - 1]
+        blob = ops.box(labels == biggest)
         if blob is None:
             return True
         largest = ops.pad(labels[blob] == biggest, (1, 1, 1, 1))

@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
-from scipy import ndimage as ndi
 
 from digitrec.vision import imageops as ops
 from digitrec.vision.preprocess import to_mnist
@@ -98,13 +97,10 @@ def segment(ink: np.ndarray, score: Score | None = None) -> list[Segment]:
     """
     ink = np.asarray(ink, dtype=np.float32)
     strokes = ink > INK
-    labels, n = ops.label(strokes)  # 8-connected, as a pen moves
-    if n == 0:
+    labels, boxes = ops.blobs(strokes)  # 8-connected, as a pen moves
+    if not boxes:
         return []
-    parts = [
-        _Part(s[1].start, s[0].start, labels[s] == i + 1)
-        for i, s in enumerate(ndi.find_objects(labels))
-    ]
+    parts = [_Part(s[1].start, s[0].start, labels[s] == i + 1) for i, s in enumerate(boxes)]
     parts = _drop_specks(parts)
     parts = _drop_underlines(parts)
     parts = _drop_separators(_merge(parts))
