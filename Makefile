@@ -31,7 +31,8 @@ $(TEST_STAMP): $(STAMP)
 $(AXE):
 	npm install --silent --no-audit --no-fund --prefix $(VENV)/axe axe-core@4.14.1
 
-# System packages the tests need: Chromium (browser tests), PostgreSQL (feedback on a database).
+# System packages the tests need: Chromium (browser tests), PostgreSQL (feedback on a database),
+# curl (a 413 read by curl).
 system:
 	@bash tools/install-system.sh
 

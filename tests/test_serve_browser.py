@@ -218,6 +218,24 @@ def test_a_file_that_is_not_an_image_is_explained(page, tmp_path: Path) -> None:
     sync_api.expect(page.locator("#error")).to_have_text("")
 
 
+def test_a_413_is_readable_by_fetch(page) -> None:  # type: ignore[no-untyped-def]
+    # From the server's own page: same origin, no CORS. 6 MB, over the 5 MB default limit;
+    # a reset connection would make fetch throw ("Failed to fetch") instead of answering.
+    status, text = page.evaluate(
+        """async () => {
+            const body = new Uint8Array(6 << 20);
+            const answer = await fetch("/api/v1/predict", {
+                method: "POST", body, headers: { "Content-Type": "image/png" },
+            });
+            return [answer.status, await answer.text()];
+        }"""
+    )
+    assert status == 413
+    assert "limit" in json.loads(text)["error"]
+    again = page.evaluate("async () => (await fetch('/healthz')).status")
+    assert again == 200  # and the page's next request is answered
+
+
 def test_correction_is_stored(page, server) -> None:  # type: ignore[no-untyped-def]
     _, data_dir = server
     draw_with_mouse(page, SEVEN)

@@ -11,7 +11,9 @@ import base64
 import http.client
 import json
 import logging
+import shutil
 import socket
+import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -233,6 +235,53 @@ def test_a_413_is_readable_by_the_standard_library_on_connection_close(
             http.client.HTTPConnection._http_vsn_str = old_str  # type: ignore[attr-defined]
     assert e.value.code == 413
     assert "limit" in json.loads(e.value.read())["error"]
+
+
+def oversize(tmp_path: Path) -> Path:
+    """A 6 MB "PNG" file, over the default 5 MB body limit."""
+    path = tmp_path / "big.png"
+    path.write_bytes(b"\0" * (6 << 20))
+    return path
+
+
+@pytest.mark.parametrize("client", ["requests", "httpx"])
+def test_a_413_is_readable_by_python_http_clients(server: Server, client: str) -> None:
+    url = f"http://127.0.0.1:{server.port}/api/v1/predict"
+    body, headers = b"\0" * (6 << 20), {"Content-Type": "image/png"}
+    if client == "requests":
+        import requests
+
+        with requests.Session() as session:  # keep-alive: the server's answer closes it
+            answer = session.post(url, data=body, headers=headers, timeout=10)
+            status, payload = answer.status_code, answer.json()
+            answer = session.get(f"http://127.0.0.1:{server.port}/healthz", timeout=10)
+            assert answer.status_code == 200  # a new connection, after the closed one
+    else:
+        import httpx
+
+        with httpx.Client(timeout=10) as http:
+            answer = http.post(url, content=body, headers=headers)
+            status, payload = answer.status_code, answer.json()
+            assert http.get(f"http://127.0.0.1:{server.port}/healthz").status_code == 200
+    assert status == 413
+    assert "limit" in payload["error"]
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="no curl (tools/install-system.sh)")
+@pytest.mark.parametrize("expect", ["100-continue", "none"])
+def test_a_413_is_readable_by_curl(server: Server, tmp_path: Path, expect: str) -> None:
+    # With a body this large curl sends "Expect: 100-continue": the 413, from Content-Length,
+    # comes before any 100 and curl sends none of the body. With "Expect:" it sends the body at
+    # once and stops when the 413 arrives; the server reads and drops what is in flight.
+    command = ["curl", "-sS", "-X", "POST", "--data-binary", f"@{oversize(tmp_path)}"]
+    command += ["-H", "Content-Type: image/png", "-o", str(tmp_path / "answer")]
+    command += ["-w", "%{http_code}", f"http://127.0.0.1:{server.port}/api/v1/predict"]
+    if expect == "none":
+        command += ["-H", "Expect:"]
+    run = subprocess.run(command, capture_output=True, text=True, timeout=30)
+    assert run.returncode == 0, run.stderr  # no "connection reset", no "broken pipe"
+    assert run.stdout == "413"
+    assert "limit" in json.loads((tmp_path / "answer").read_bytes())["error"]
 
 
 def test_protocol_refusals_carry_the_security_headers(server: Server) -> None:

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Debian packages the tests need: chromium (Playwright drives it) and postgresql (the feedback
-# store's PostgreSQL tests start a private server from its programs; tests/pg.py).
+# Debian packages the tests need: chromium (Playwright drives it), postgresql (the feedback
+# store's PostgreSQL tests start a private server from its programs; tests/pg.py) and curl
+# (a 413 read by curl; tests/test_serve_hostile.py).
 # Installs only what is missing; needs root (CI and the dev machines run as root).
 set -euo pipefail
-packages=(chromium postgresql)
+packages=(chromium postgresql curl)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
