@@ -15,9 +15,10 @@ ink, then the rules a person would use.
      pieces read best, among many candidate cuts, straight and curved (see _read).
 Each Segment's ink holds only its own strokes, ready for preprocess.to_mnist.
 
-Work grows at most linearly with the ink parts and pixels (the pairwise steps are kept in
-arrays or sorted lists, a part offers at most MOST_PIECES readings per digit width), and the
-loops call work.check(): a server's request past its budget, or whose client left, stops there.
+Work is bounded: the pairwise steps keep their answers in sorted lists or a matrix (at most
+MOST_PARTS parts, else ImageError 422), a part offers at most MOST_PIECES runs of pieces to read
+per digit width, and the loops call work.check(): a server's request past its budget, or whose
+client went away, stops there.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from digitrec import work
+from digitrec.errors import ImageError
 from digitrec.vision import imageops as ops
 from digitrec.vision.preprocess import to_mnist
 
@@ -51,6 +53,8 @@ LEAST_DIGIT = 0.65
 # A cut between touching digits crosses the one stroke where they touch; a cut through one digit
 # often crosses two (the two sides of a 0's loop): each stroke past one costs this much.
 CUT_COST = 0.5
+MOST_PARTS = 2000  # ink parts (past specks and underlines) an image may hold to be segmented:
+#   joining them keeps a matrix of their pairs (a server refuses far fewer, digitrec.work)
 # Runs of pieces _read may look at per digit width of a part (the written numbers of
 # tests/realworld and the generator, and MNIST strips, offer at most ~75); a part offering more
 # (a long wave, a scribble) is cut by ink alone, so that reading stays linear in its width.
@@ -109,9 +113,16 @@ def segment(ink: np.ndarray, score: Score | None = None) -> list[Segment]:
     work.check()
     parts = _drop_specks(parts)
     parts = _drop_underlines(parts)
+    if len(parts) > MOST_PARTS:
+        raise ImageError(
+            f"the image holds {len(parts):,} separate marks; at most {MOST_PARTS:,} are read "
+            "(a written number has a few per digit)",
+            status=422,
+        )
     parts = _drop_separators(_merge(parts))
     work.check()
     slant = _slant(_strokes_of(parts, strokes.shape))  # the digits' own: no speck or dash
+    work.check()
     widths = _digit_widths(parts, slant)
     if score is None:
         parts = [p for q, width in zip(parts, widths, strict=True) for p in _split(q, width, slant)]
@@ -186,31 +197,50 @@ def _merge(parts: list[_Part]) -> list[_Part]:
     """Join the parts of one digit, until nothing more joins.
 
     The first pair in list order that _one_digit joins becomes one part at the list's end, and
-    the search starts again. _one_digit looks only at boxes: the pairs' answers are kept in a
-    matrix, and a join works out only the new part's column (all of it again when the tallest
-    part grows), and the joined strokes are drawn once at the end.
+    the search starts again. _one_digit looks only at boxes, so the pairs' answers are kept in
+    a matrix, each part a row and a column in list order (a joined part takes the next free
+    one): a join works out the new part's column only, and all pairs again only when the
+    tallest part grows. The joined strokes are drawn once, at the end.
     """
-    boxes = np.array([(p.x0, p.y0, p.x1, p.y1) for p in parts]).reshape(-1, 4)
-    groups = [[p] for p in parts]  # the parts each box holds
+    n = len(parts)
+    if n < 2:
+        return parts
+    size = 2 * n - 1  # the parts, then one per join
+    boxes = np.zeros((size, 4), np.int64)  # (x0, y0, x1, y1)
+    boxes[:n] = [(p.x0, p.y0, p.x1, p.y1) for p in parts]
+    groups = [[p] for p in parts]  # the parts each row holds
+    alive = np.zeros(size, bool)
+    alive[:n] = True
+    joins = np.zeros((size, size), bool)  # [i, j]: i before j in the list, and they join
     tallest = -1
-    while len(groups) > 1:
+    while len(groups) < size:
         work.check()
-        top = int((boxes[:, 3] - boxes[:, 1]).max())
-        if top != tallest:  # every pair again: (i, j) with i < j
+        live = np.flatnonzero(alive)
+        top = int((boxes[live, 3] - boxes[live, 1]).max())
+        if top != tallest:
             tallest = top
-            joins = np.triu(_one_digit(boxes[:, None], boxes[None, :], tallest), 1)
-        first = int(joins.argmax())  # row by row: the first pair in list order
-        i, j = divmod(first, len(groups))
+            step = max(1, 2**16 // len(live))  # rows at a time: bounded memory
+            for k in range(0, len(live), step):
+                rows = live[k : k + step]
+                answers = _one_digit(boxes[rows, None], boxes[None, live], tallest)
+                joins[rows[:, None], live] = answers & (rows[:, None] < live)
+        i, j = divmod(int(joins.argmax()), size)  # row by row: the first pair in list order
         if not joins[i, j]:
             break
-        union = np.concatenate([boxes[[i, j], :2].min(axis=0), boxes[[i, j], 2:].max(axis=0)])
-        kept = [k for k in range(len(groups)) if k not in (i, j)]
-        boxes = np.vstack([boxes[kept], union])
-        groups = [groups[k] for k in kept] + [groups[i] + groups[j]]
-        column = _one_digit(boxes[:-1], boxes[-1], tallest)  # each part before it, with it
-        joins = np.pad(joins[np.ix_(kept, kept)], (0, 1))
-        joins[:-1, -1] = column
-    return [g[0] if len(g) == 1 else _joined(g) for g in groups]
+        new = len(groups)
+        boxes[new, :2], boxes[new, 2:] = (
+            boxes[[i, j], :2].min(axis=0),
+            boxes[[i, j], 2:].max(axis=0),
+        )
+        groups.append(groups[i] + groups[j])
+        alive[[i, j]] = False
+        joins[[i, j]] = joins[:, [i, j]] = False
+        live = np.flatnonzero(alive)
+        joins[live, new] = _one_digit(boxes[live], boxes[new], tallest)  # all before it
+        alive[new] = True
+    return [
+        groups[k][0] if len(groups[k]) == 1 else _joined(groups[k]) for k in np.flatnonzero(alive)
+    ]
 
 
 def _joined(group: list[_Part]) -> _Part:
@@ -330,6 +360,7 @@ def _split(p: _Part, judged: Width, slant: float) -> list[_Part]:
     two touching digits alone cannot be told from one wide digit without reading them.
     The thresholds were set on tests/realworld's numbers and on strips of MNIST digits.
     """
+    work.check()
     width = 0.7 * p.h if judged.px is None else judged.px
     x = _columns(p.mask, slant)
     profile = _profile(x)  # stroke pixels per upright column
@@ -376,7 +407,6 @@ def _split(p: _Part, judged: Width, slant: float) -> list[_Part]:
             best, best_score = cut, score
     if best is None:
         return [p]
-    work.check()
     on_left = np.zeros_like(p.mask)
     on_left[np.nonzero(p.mask)] = x < best
     left, right = _tight(p.x0, p.y0, on_left), _tight(p.x0, p.y0, p.mask & ~on_left)
@@ -406,6 +436,7 @@ def _read(ink: np.ndarray, p: _Part, judged: Width, slant: float, score: Score) 
     # Cuts as (h,) arrays: per row, the upright column where the right-hand side begins.
     ref = p.y1 - 1  # the row _columns measures the slant from
     by_ink = _split(p, judged, slant)
+    work.check()
     edges = sorted(_left_edge(q, slant, ref) for q in by_ink)
     upright = np.zeros((p.h + 1, int(span) + 1))  # the strokes, sheared upright; a blank row 0
     upright[ys + 1, np.floor(x).astype(int)] = 1.0
@@ -414,6 +445,7 @@ def _read(ink: np.ndarray, p: _Part, judged: Width, slant: float, score: Score) 
     straight |= set(_valleys(_profile(x), span, digit))  # little ink (pixels) crossed
     straight |= set(_valleys(crossed.astype(float), span, digit))  # few strokes (where two meet)
     cuts = [np.full(p.h, c) for c in straight] + _paths(upright[1:], span, digit)
+    work.check()
     cuts.sort(key=lambda c: float(c.mean()))
     for k in range(1, len(cuts)):  # kept in order: where two cross, the right one gives way
         cuts[k] = np.maximum(cuts[k], cuts[k - 1])
@@ -435,6 +467,7 @@ def _read(ink: np.ndarray, p: _Part, judged: Width, slant: float, score: Score) 
     order = np.argsort(x, kind="stable")  # stroke pixels by upright column: a run's are a slice
     by_x, ys, xs = x[order], ys[order], xs[order]
     pieces: dict[tuple[int, int], _Part] = {}
+    images = []  # each piece as to_mnist makes it
     for i, j in runs:
         work.check()
         near = slice(np.searchsorted(by_x, bounds[i].min()), np.searchsorted(by_x, bounds[j].max()))
@@ -442,8 +475,9 @@ def _read(ink: np.ndarray, p: _Part, judged: Width, slant: float, score: Score) 
         piece = _piece(p, ys[near][inside], xs[near][inside])
         if piece is not None and ((i, j) == (0, last) or piece.h >= 0.75 * p.h):
             pieces[i, j] = piece  # digits side by side: each nearly as tall as the part
+            images.append(to_mnist(_crop(ink, piece).ink))
     runs = list(pieces)
-    confidence = score(np.stack([to_mnist(_crop(ink, pieces[r]).ink) for r in runs]))
+    confidence = score(np.stack(images))
     logp = {}
     for (i, j), c in zip(runs, confidence, strict=True):
         across = min(span, means[j]) - max(0.0, means[i])
