@@ -32,6 +32,12 @@ Probe classes:
   close-413 6 MB with "Connection: close" by Python's urllib: the 413 must be readable
   no-host   HTTP/1.1 without Host (400), and a correction from another site's page (403)
 
+    python benchmarks/abuse.py --worst-cases   # no server: /read's worst cases, in-process
+
+prints, for each of WORST_CASES (many ink parts, parts that join last, long thin strokes, a
+scribble, noise; --parts each, the server's cap being 300), the image, its ink parts and the
+least time of --repeat reads (Predictor.read, as /read runs it, under a request's budget).
+
 Each class runs alone beside the canvas load (--together: all at once, as before), and the
 table gives, per class, the canvas req/s and p99 beside it, a fresh connection's /readyz p99
 and failures (a new client, which a connection flood would lock out), and each worker's
@@ -865,6 +871,58 @@ class Watch:
         )
 
 
+def machine() -> str:
+    cpu = next(
+        (
+            ln.split(":", 1)[1].strip()
+            for ln in Path("/proc/cpuinfo").read_text().splitlines()
+            if ln.startswith("model name")
+        ),
+        "?",
+    )
+    return (
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; machine: {cpu}, "
+        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}"
+    )
+
+
+def worst_cases(parts: int, repeat: int, model: str) -> None:
+    """Each of WORST_CASES read in this process, as /read reads it under its budget."""
+    from digitrec import work
+    from digitrec.predictor import Predictor
+    from digitrec.vision.imageops import label
+    from digitrec.vision.preprocess import MIN_SIDE, ink_map, load_image
+    from digitrec.vision.segment import INK
+
+    predictor = Predictor.load(model)
+    predictor.read(drawn_seven())  # loaded and warm
+    images = {kind: worst_case(kind, parts) for kind in WORST_CASES}
+    print(f"{machine()} at the start")
+    print(f"model {predictor.name}; --parts {parts}, least of {repeat} reads each")
+    print(f"{'worst case':<11} {'image':>10} {'KB':>5} {'ink parts':>9} {'read ms':>8}  answer")
+    slowest = 0.0
+    for kind, image in images.items():
+        decoded = load_image(image, MIN_SIDE)
+        count = label(ink_map(decoded) > INK)[1]
+        token = work.current.set(work.Budget())
+        try:
+            seconds = read_seconds(image, predictor, repeat)
+            try:
+                answer = predictor.read(image)
+                said = answer.text or answer.reason
+            except Exception as e:  # a 422 of the budget: what /read would answer
+                said = f"422 {e}"
+        finally:
+            work.current.reset(token)
+        slowest = max(slowest, seconds)
+        size = f"{decoded.width}x{decoded.height}"
+        print(
+            f"{kind:<11} {size:>10} {len(image) / 1024:>5.0f} {count:>9,} "
+            f"{seconds * 1000:>8.0f}  {said}"
+        )
+    print(f"slowest: {slowest * 1000:.0f} ms an image; {machine()} at the end")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--workers", type=int, default=2, help="server worker processes (default 2)")
@@ -884,7 +942,16 @@ def main() -> None:
     ap.add_argument(
         "--together", action="store_true", help="all probe classes at once, in one phase"
     )
+    ap.add_argument(
+        "--worst-cases", action="store_true", help="no server: time /read's worst cases"
+    )
+    ap.add_argument("--parts", type=int, default=290, help="ink parts a worst case (default 290)")
+    ap.add_argument("--repeat", type=int, default=3, help="reads of each, the least counts (3)")
+    ap.add_argument("--model", default="best", help="with --worst-cases (default best)")
     args = ap.parse_args()
+    if args.worst_cases:
+        worst_cases(args.parts, args.repeat, args.model)
+        return
     bench = load_http_benchmark()
     port = bench.free_port()
     names = args.probes.split(",")
@@ -951,18 +1018,7 @@ def main() -> None:
             log.seek(0)
             tracebacks = log.read().decode(errors="replace").count("Traceback")
             log.close()
-    cpu = next(
-        (
-            ln.split(":", 1)[1].strip()
-            for ln in Path("/proc/cpuinfo").read_text().splitlines()
-            if ln.startswith("model name")
-        ),
-        "?",
-    )
-    print(
-        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; machine: {cpu}, "
-        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at the end"
-    )
+    print(f"{machine()} at the end")
     print(
         f"server: --workers {args.workers}; "
         f"canvas load: {args.clients} clients, {args.seconds:g} s a phase"
