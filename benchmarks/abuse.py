@@ -32,6 +32,12 @@ Probe classes:
   close-413 6 MB with "Connection: close" by Python's urllib: the 413 must be readable
   no-host   HTTP/1.1 without Host (400), and a correction from another site's page (403)
 
+    python benchmarks/abuse.py --worst-cases   # no server: /read's worst cases, in-process
+
+prints, for each of WORST_CASES (many ink parts, parts that join last, long thin strokes, a
+scribble, noise; --parts each, the server's cap being 300), the image, its ink parts and the
+least time of --repeat reads (Predictor.read, as /read runs it, under a request's budget).
+
 Each class runs alone beside the canvas load (--together: all at once, as before), and the
 table gives, per class, the canvas req/s and p99 beside it, a fresh connection's /readyz p99
 and failures (a new client, which a connection flood would lock out), and each worker's
@@ -429,6 +435,101 @@ def tile_png(n: int = 60) -> bytes:
     return png_bytes(Image.fromarray(255 - tile))
 
 
+# ---------------------------------------------------------------- /read's worst cases
+
+# What makes segmentation work hardest, each with `parts` separate ink parts (at most the
+# server's 300) at the size /read works at (a shorter side under 1024 px: not reduced).
+WORST_CASES = {
+    "digits": "MNIST digits tiled on a grid: every part a digit to cut and read",
+    "dots": "a number among dots on a grid (parts of one digit, stacked in columns)",
+    "late-joins": "a row of marks that join nothing, then a column of marks that join: the "
+    "joins come last in a pairwise search",
+    "lines": "long thin strokes, each under the one above (underlines; one tall part)",
+    "wave": "one long wavy stroke, a period per part (40 px, less past 100): many candidate cuts",
+    "noise": "a number in salt noise of `parts` specks (6 px: paper noise removal keeps them)",
+}
+
+
+def _mnist(k: int) -> np.ndarray:
+    from digitrec import data
+
+    images = data.load_mnist("test").images
+    return images[k % len(images)]
+
+
+def _number(ink: np.ndarray, x: int, y: int, scale: int = 3, digits: int = 3) -> None:
+    """MNIST digits `scale` times as large, side by side, top-left at (x, y), into `ink`."""
+    for k in range(digits):
+        big = np.kron(_mnist(k), np.ones((scale, scale), np.uint8))
+        h, w = big.shape
+        window = ink[y : y + h, x + k * w : x + (k + 1) * w]
+        np.maximum(window, big[: window.shape[0], : window.shape[1]], out=window)
+
+
+def worst_case(kind: str, parts: int, seed: int = 0) -> bytes:
+    """A PNG of one of WORST_CASES, dark ink on white, with about `parts` ink parts."""
+    rng = np.random.default_rng(seed)
+    n = max(1, parts)
+    side = int(np.ceil(np.sqrt(n)))
+    if kind == "digits":
+        ink = np.zeros((side * 36, side * 36), np.uint8)
+        for k in range(n):
+            r, c = divmod(k, side)
+            ink[r * 36 : r * 36 + 28, c * 36 : c * 36 + 28] = _mnist(k)
+    elif kind == "dots":  # dots 18 px (0.2 of the digits' 84 px: not specks), 40 px apart
+        ink = np.zeros((100 + side * 40, max(300, side * 40)), np.uint8)
+        _number(ink, 0, 0)
+        for k in range(n):
+            r, c = divmod(k, side)
+            ink[100 + r * 40 : 118 + r * 40, c * 40 : c * 40 + 18] = 255
+    elif kind == "late-joins":  # dots 5 px: a row 8 px apart, a column 6 px apart
+        half = (n + 1) // 2
+        ink = np.zeros((30 + 6 * (n - half), 20 + 8 * half), np.uint8)
+        for k in range(half):
+            ink[2:7, 8 * k : 8 * k + 5] = 255
+        for k in range(n - half):
+            ink[20 + 6 * k : 25 + 6 * k, 8 * half + 10 : 8 * half + 15] = 255
+    elif kind == "lines":  # 2 px strokes, 1 px apart, under a number
+        ink = np.zeros((100 + 3 * n, 1500), np.uint8)
+        _number(ink, 0, 0)
+        for k in range(n):
+            x0, x1 = sorted(rng.integers(0, 1500, 2))
+            ink[100 + 3 * k : 102 + 3 * k, min(x0, 700) : max(x1, 800)] = 255
+    elif kind == "wave":  # 3 px thick, at most 4,000 px long (a strip under 40:1)
+        period = min(40.0, 4000 / n)
+        image = Image.new("L", (round(period * n) + 20, 120), 0)
+        x = np.arange(10, round(period * n) + 10)
+        y = 60 + 50 * np.sin(2 * np.pi * x / period)
+        ImageDraw.Draw(image).line(
+            list(zip(x.tolist(), y.tolist(), strict=True)), fill=255, width=3
+        )
+        ink = np.asarray(image)
+    elif kind == "noise":  # specks 6 px (smaller ones, ink_map takes for paper)
+        ink = np.zeros((400, 400), np.uint8)
+        _number(ink, 50, 150)
+        for y, x in rng.integers(0, 394, (n, 2)):
+            ink[y : y + 6, x : x + 6] = 255
+    else:
+        raise ValueError(f"unknown worst case {kind!r}; known: {', '.join(WORST_CASES)}")
+    return png_bytes(Image.fromarray(255 - ink))
+
+
+def read_seconds(image: bytes, predictor: object, repeat: int = 3) -> float:
+    """The least time `predictor.read` takes on `image`, a 422 (a budget) counted as an answer."""
+    from digitrec.errors import ImageError
+
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        try:
+            predictor.read(image)  # type: ignore[attr-defined]
+        except ImageError as e:
+            if e.status != 422:
+                raise
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
 @functools.cache
 def big_webp() -> bytes:
     """A lossless WebP of 5000x5000 white pixels: ~1 KB that decodes to 25 megapixels."""
@@ -770,6 +871,58 @@ class Watch:
         )
 
 
+def machine() -> str:
+    cpu = next(
+        (
+            ln.split(":", 1)[1].strip()
+            for ln in Path("/proc/cpuinfo").read_text().splitlines()
+            if ln.startswith("model name")
+        ),
+        "?",
+    )
+    return (
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; machine: {cpu}, "
+        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}"
+    )
+
+
+def worst_cases(parts: int, repeat: int, model: str) -> None:
+    """Each of WORST_CASES read in this process, as /read reads it under its budget."""
+    from digitrec import work
+    from digitrec.predictor import Predictor
+    from digitrec.vision.imageops import label
+    from digitrec.vision.preprocess import MIN_SIDE, ink_map, load_image
+    from digitrec.vision.segment import INK
+
+    predictor = Predictor.load(model)
+    predictor.read(drawn_seven())  # loaded and warm
+    images = {kind: worst_case(kind, parts) for kind in WORST_CASES}
+    print(f"{machine()} at the start")
+    print(f"model {predictor.name}; --parts {parts}, least of {repeat} reads each")
+    print(f"{'worst case':<11} {'image':>10} {'KB':>5} {'ink parts':>9} {'read ms':>8}  answer")
+    slowest = 0.0
+    for kind, image in images.items():
+        decoded = load_image(image, MIN_SIDE)
+        count = label(ink_map(decoded) > INK)[1]
+        token = work.current.set(work.Budget())
+        try:
+            seconds = read_seconds(image, predictor, repeat)
+            try:
+                answer = predictor.read(image)
+                said = answer.text or answer.reason
+            except Exception as e:  # a 422 of the budget: what /read would answer
+                said = f"422 {e}"
+        finally:
+            work.current.reset(token)
+        slowest = max(slowest, seconds)
+        size = f"{decoded.width}x{decoded.height}"
+        print(
+            f"{kind:<11} {size:>10} {len(image) / 1024:>5.0f} {count:>9,} "
+            f"{seconds * 1000:>8.0f}  {said}"
+        )
+    print(f"slowest: {slowest * 1000:.0f} ms an image; {machine()} at the end")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--workers", type=int, default=2, help="server worker processes (default 2)")
@@ -789,7 +942,16 @@ def main() -> None:
     ap.add_argument(
         "--together", action="store_true", help="all probe classes at once, in one phase"
     )
+    ap.add_argument(
+        "--worst-cases", action="store_true", help="no server: time /read's worst cases"
+    )
+    ap.add_argument("--parts", type=int, default=290, help="ink parts a worst case (default 290)")
+    ap.add_argument("--repeat", type=int, default=3, help="reads of each, the least counts (3)")
+    ap.add_argument("--model", default="best", help="with --worst-cases (default best)")
     args = ap.parse_args()
+    if args.worst_cases:
+        worst_cases(args.parts, args.repeat, args.model)
+        return
     bench = load_http_benchmark()
     port = bench.free_port()
     names = args.probes.split(",")
@@ -856,18 +1018,7 @@ def main() -> None:
             log.seek(0)
             tracebacks = log.read().decode(errors="replace").count("Traceback")
             log.close()
-    cpu = next(
-        (
-            ln.split(":", 1)[1].strip()
-            for ln in Path("/proc/cpuinfo").read_text().splitlines()
-            if ln.startswith("model name")
-        ),
-        "?",
-    )
-    print(
-        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; machine: {cpu}, "
-        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at the end"
-    )
+    print(f"{machine()} at the end")
     print(
         f"server: --workers {args.workers}; "
         f"canvas load: {args.clients} clients, {args.seconds:g} s a phase"

@@ -333,7 +333,8 @@ def disk() -> None:
                         client.close()
                         ready = http.client.HTTPConnection("127.0.0.1", port, timeout=TIMEOUT)
                         ready.request("GET", "/readyz")
-                        readyz = ready.getresponse().status
+                        answered = ready.getresponse()
+                        readyz = f"{answered.status} {json.loads(answered.read())['status']}"
                     results += [
                         (f"read-only fs, {name}: server", "started"),
                         ("  /feedback", f"{status} {json.dumps(answer)}"),

@@ -145,7 +145,7 @@ def replicas(
                 if proc.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"{url} did not start:\n{log.read_text()}")
                 with contextlib.suppress(httpx.HTTPError):
-                    if httpx.get(url + "/readyz", timeout=2).status_code == 200:
+                    if httpx.get(url + "/readyz", timeout=2).json()["status"] == "ready":
                         break
                 time.sleep(0.2)
         yield Replicas(urls, logs)

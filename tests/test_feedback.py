@@ -407,6 +407,10 @@ def test_the_server_starts_without_a_writable_store(serve: Any, tmp_path: Path) 
     assert r.status_code == 503 and "unavailable" in r.json()["error"]
     assert "a-file" not in r.text  # no path in an answer
     assert client.get("/healthz").status_code == 200
+    ready = client.get("/readyz")  # predictions go on (200): degraded for corrections
+    assert ready.status_code == 200 and ready.json()["status"] == "degraded"
+    assert ready.json()["store"] == "the feedback store cannot be opened (Not a directory)"
+    assert "a-file" not in ready.text
 
 
 @pytest.fixture
@@ -421,6 +425,42 @@ def tiny_disk(tmp_path: Path) -> Iterator[Path]:
         pytest.skip("mounting a tmpfs is not permitted here")
     yield mount
     subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+@pytest.fixture
+def read_only_view(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
+    """A directory and a read-only bind mount of it (root only; skipped where mounting is
+    not permitted): (the directory, its read-only view)."""
+    data, view = tmp_path / "data", tmp_path / "view"
+    data.mkdir()
+    view.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("a bind mount needs root")
+    if subprocess.run(["mount", "--bind", str(data), str(view)]).returncode != 0:
+        pytest.skip("mounting is not permitted here")
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(view)], check=True)
+        yield data, view
+    finally:
+        subprocess.run(["umount", "-l", str(view)], check=False)
+
+
+def test_a_store_on_a_read_only_disk_is_degraded_and_predictions_go_on(
+    serve: Any, read_only_view: tuple[Path, Path]
+) -> None:
+    """/readyz: 200 "degraded" with the reason, and predictions answered, when the store's
+    disk is read-only (a store written before, seen through a read-only mount)."""
+    data, view = read_only_view
+    writer = serve(data_dir=data)
+    assert writer.get("/readyz").json()["status"] == "ready"
+    assert post(writer, drawn(SEVEN)).status_code == 201
+    client = serve(data_dir=view)
+    ready = client.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["status"] == "degraded", ready.text
+    assert ready.json()["store_writable"] is False and str(view) not in ready.text
+    assert ready.json()["store"].startswith("the feedback store cannot be opened")
+    assert post(client, drawn(SEVEN)).status_code == 503
+    assert predict_ok(client)
 
 
 def test_a_full_disk_is_507_and_predictions_go_on(serve: Any, tiny_disk: Path) -> None:

@@ -19,6 +19,7 @@ from scipy import ndimage as ndi
 
 from conftest import benchmark
 from digitrec.predictor import Predictor
+from digitrec.vision import segment as seg
 from digitrec.vision.preprocess import ink_map, load_image, to_mnist
 from digitrec.vision.segment import Segment, segment
 
@@ -368,3 +369,123 @@ def test_separators_between_real_digits_are_not_digits(mark: str) -> None:
         marked = predictor.read(canvas.to_png(canvas.draw(digits + mark_strokes, 14, (700, 280))))
         assert [d.digit for d in marked.digits] == [d.digit for d in without.digits], mark
         assert marked.text == without.text
+
+
+# ---------------------------------------------------------------- bounded work, same answers
+# The pairwise steps as they were written first (quadratic and cubic in the parts), kept here as
+# the reference: the faster ones must give the very same answers.
+
+
+def pairwise_drop_underlines(parts: list) -> list:
+    if len(parts) < 2:
+        return parts
+    tallest = max(p.h for p in parts)
+    keep = []
+    for p in parts:
+        others = [q for q in parts if q is not p]
+        below = p.cy > np.median([q.y1 for q in others]) - 0.1 * tallest
+        under = sum(p.x0 <= q.cx <= p.x1 for q in others)
+        wide = under >= 2 or p.w > 1.5 * np.median([q.w for q in others])
+        if not (p.w >= 3 * p.h and p.h < 0.3 * tallest and below and wide):
+            keep.append(p)
+    return keep
+
+
+def pairwise_one_digit(a, b, tallest: int) -> bool:
+    overlap = min(a.x1, b.x1) - max(a.x0, b.x0)
+    short, tall = sorted((a, b), key=lambda p: p.h)
+    if tall.h < 0.8 * tallest or short.h >= 0.8 * tallest:
+        return overlap >= 0.8 * min(a.w, b.w)
+    inside = overlap >= 0.5 * short.w
+    beside = overlap > -0.2 * tallest and short.y1 < tall.y1 - 0.2 * tall.h
+    bar = short.w >= short.h and short.y0 <= tall.y0 + 0.15 * tall.h
+    return inside or (beside and (short.h >= seg.SEPARATOR * tall.h or bar))
+
+
+def pairwise_merge(parts: list) -> list:
+    while len(parts) > 1:
+        tallest = max(p.h for p in parts)
+        pair = next(
+            ((a, b) for i, a in enumerate(parts) for b in parts[i + 1 :]
+             if pairwise_one_digit(a, b, tallest)),
+            None,
+        )  # fmt: skip
+        if pair is None:
+            break
+        a, b = pair
+        parts = [p for p in parts if p is not a and p is not b] + [seg._joined([a, b])]
+    return parts
+
+
+def pairwise_digit_width(p, parts: list, slant: float) -> seg.Width:
+    if len(parts) < 2:
+        return seg.Width(None, 2.1)
+    others = [(float(seg._columns(q.mask, slant).max()) + 1, q.h) for q in parts if q is not p]
+    widths = [w for w, h in others if w >= 0.45 * h]
+    if widths:
+        height = float(np.median([h for _, h in others]))
+        return seg.Width(float(np.median(widths)), 1.4, height)
+    return seg.Width(0.6 * max(p.h, float(np.median([h for _, h in others]))), 1.75)
+
+
+@st.composite
+def part_lists(draw_: st.DrawFn) -> list:
+    """Parts as a page offers them: digits, bars, dots, underlines and long strokes, in boxes
+    that overlap, touch or stand apart (a few sizes, so that ties are common)."""
+    shapes = st.sampled_from([(4, 30), (12, 30), (20, 30), (24, 6), (60, 3), (120, 4), (3, 3),
+                              (8, 8), (16, 22), (30, 28), (2, 40), (90, 30)])  # fmt: skip
+    n = draw_(st.integers(0, 40))
+    seed = draw_(st.integers(0, 2**16))
+    rng = np.random.default_rng(seed)
+    parts = []
+    for _ in range(n):
+        w, h = draw_(shapes)
+        w, h = max(1, w + int(rng.integers(-2, 3))), max(1, h + int(rng.integers(-2, 3)))
+        x0, y0 = draw_(st.integers(0, 200)), draw_(st.sampled_from([0, 5, 10, 25, 30, 40]))
+        mask = rng.random((h, w)) < 0.6
+        mask[0, :] = mask[-1, :] = mask[:, 0] = mask[:, -1] = True  # its box is its strokes'
+        parts.append(seg._Part(x0, y0, mask))
+    return parts
+
+
+def same_parts(a: list, b: list) -> bool:
+    return len(a) == len(b) and all(
+        (p.x0, p.y0) == (q.x0, q.y0) and np.array_equal(p.mask, q.mask)
+        for p, q in zip(a, b, strict=True)
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(parts=part_lists())
+def test_underlines_merges_and_widths_answer_as_the_pairwise_rules(parts: list) -> None:
+    """_drop_underlines (n log n), _merge (a matrix of the pairs' answers, one column a join)
+    and _digit_widths (each part measured once) against the pairwise rules they replaced."""
+    assert seg._drop_underlines(parts) == pairwise_drop_underlines(parts)  # the same parts
+    assert same_parts(seg._merge(parts), pairwise_merge(parts))
+    for slant in (0.0, 0.25):
+        widths = [pairwise_digit_width(p, parts, slant) for p in parts]
+        assert seg._digit_widths(parts, slant) == widths
+
+
+def test_a_join_costs_one_column_of_pair_answers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A page whose joins come last in the pairwise search: a digit, a row of 145 dots apart,
+    then 72 pairs of dots one above the other. The pairwise search tested ~3,000,000 pairs
+    (n^2 / 2 per join); the matrix of answers, all pairs once and then one column per join."""
+    answers = []
+
+    def counted(a: np.ndarray, b: np.ndarray, tallest: int) -> np.ndarray:
+        out = one_digit(a, b, tallest)
+        answers.append(out.size)
+        return out
+
+    one_digit = seg._one_digit
+    monkeypatch.setattr(seg, "_one_digit", counted)
+    dot = np.ones((8, 8), bool)
+    digit = seg._Part(3300, 0, np.ones((100, 60), bool))
+    row = [seg._Part(14 * k, 0, dot) for k in range(145)]
+    pairs = [seg._Part(2100 + 14 * (k // 2), 40 + 14 * (k % 2), dot) for k in range(144)]
+    parts = [digit, *row, *pairs]
+    merged = seg._merge(parts)
+    assert merged[: 1 + len(row)] == [digit, *row] and len(merged) == 1 + len(row) + 72
+    assert all((p.h, p.w) == (22, 8) for p in merged[1 + len(row) :])
+    assert sum(answers) < 2 * len(parts) ** 2  # the pairwise search: ~20 times this

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageDraw
 
@@ -250,6 +250,97 @@ def test_read_of_generated_worst_cases_is_bounded(
     finally:
         work.current.reset(token)
     assert time.monotonic() - start < 5.0 + 15.0
+
+
+@settings(max_examples=12, deadline=None)
+@given(
+    kind=st.sampled_from(sorted(abuse.WORST_CASES)),
+    parts=st.integers(16, 290),
+    seed=st.integers(0, 2**16),
+)
+@example(kind="late-joins", parts=290, seed=0)  # the pairwise joins: 13 s
+@example(kind="lines", parts=290, seed=0)
+@example(kind="wave", parts=290, seed=0)  # every run of pieces read: 5 minutes
+def test_a_worst_case_costs_no_more_per_part_than_a_quarter_of_it(
+    kind: str, parts: int, seed: int
+) -> None:
+    """benchmarks/abuse.py's worst cases (many parts, parts that join last, long thin strokes,
+    a scribble, noise) cost about the same per part (or pixel) at any size: the read of
+    `parts` parts is bounded by the cost per part of a quarter of them, measured here, times
+    the parts (or the pixels, whichever grew more), twice over. A cost in n^2 is four times
+    over at this size, the pairwise joins (n^3) were sixteen times."""
+    model = _model()
+    small, full = abuse.worst_case(kind, parts // 4, seed), abuse.worst_case(kind, parts, seed)
+    grown = max(parts / (parts // 4), pixels_in((full,)) / pixels_in((small,)))
+    budget = work.Budget(seconds=60.0, parts=300)
+    token = work.current.set(budget)
+    try:
+        per_quarter = abuse.read_seconds(small, model, repeat=3)
+        whole = abuse.read_seconds(full, model, repeat=2)
+    finally:
+        work.current.reset(token)
+    assert whole <= 2 * grown * per_quarter + 0.1, (whole, per_quarter, grown)
+
+
+class Watched(work.Budget):
+    """A budget that notes when each check comes."""
+
+    def __init__(self) -> None:
+        super().__init__(seconds=60.0)
+        self.checks: list[float] = []
+
+    def check(self) -> None:
+        self.checks.append(time.monotonic())
+        super().check()
+
+
+@pytest.mark.parametrize("kind", sorted(abuse.WORST_CASES))
+def test_segmentation_checks_its_budget_within_its_loops(kind: str) -> None:
+    """A request past its budget, or whose client went away, stops at the next check: on each
+    worst case of 290 parts, the longest stretch of segmentation without one is at most half
+    of the whole (the writer's slant, 15 passes over the ink, is the longest), plus 50 ms."""
+    from digitrec.vision.preprocess import MIN_SIDE, ink_map, load_image
+    from digitrec.vision.segment import segment
+
+    model = _model()
+    ink = ink_map(load_image(abuse.worst_case(kind, 290), MIN_SIDE))
+    budget = Watched()
+    token = work.current.set(budget)
+    try:
+        start = time.monotonic()
+        segment(ink, score=lambda images: model.predict_array(images).max(axis=1))
+        end = time.monotonic()
+    finally:
+        work.current.reset(token)
+    moments = [start, *budget.checks, end]
+    longest = max(b - a for a, b in zip(moments, moments[1:], strict=False))
+    assert longest <= 0.5 * (end - start) + 0.05, (longest, end - start, len(budget.checks))
+
+
+def test_a_cancelled_read_stops_inside_segmentation() -> None:
+    """The client goes away while its image is segmented: the next check inside the loops
+    raises, and the work ends there, long before the whole would have."""
+    from digitrec.vision.preprocess import MIN_SIDE, ink_map, load_image
+    from digitrec.vision.segment import segment
+
+    ink = ink_map(load_image(abuse.worst_case("late-joins", 290), MIN_SIDE))
+    budget = work.Budget(seconds=60.0)
+    calls = []
+
+    class Leaves(work.Budget):  # the client leaves at the 50th check (the joins)
+        def check(self) -> None:
+            calls.append(1)
+            if len(calls) == 50:
+                budget.cancel()
+            budget.check()
+
+    token = work.current.set(Leaves())
+    try:
+        with pytest.raises(ImageError, match="closed") as e:
+            segment(ink)
+    finally:
+        work.current.reset(token)
+    assert e.value.status == 422 and len(calls) == 50
 
 
 _loaded: list[Any] = []

@@ -307,14 +307,36 @@ def test_the_host_allowlist_is_off_by_default_and_a_setting(tmp_path: Path) -> N
 
 
 def test_readyz_says_whether_the_model_and_the_store_are_ready(tmp_path: Path) -> None:
+    """Ready for predictions (200, a load balancer keeps routing), degraded for corrections
+    when the store cannot take them, with the reason; not ready (503) without a model."""
     with client(tmp_path) as c:
         r = c.get("/readyz")
         assert r.status_code == 200
-        assert r.json() == {"status": "ready", "model": "fake-net", "store_writable": True}
-        c.app.state.store.writable = lambda: False  # type: ignore[attr-defined]
+        assert r.json() == {
+            "status": "ready",
+            "model": "fake-net",
+            "store": "writable",
+            "store_writable": True,
+        }
+        store = c.app.state.store  # type: ignore[attr-defined]
+        store.problem = lambda: "the feedback database is unreachable"
         r = c.get("/readyz")
-        assert r.status_code == 503 and r.json()["store_writable"] is False
+        assert r.status_code == 200 and r.json() == {
+            "status": "degraded",
+            "model": "fake-net",
+            "store": "the feedback database is unreachable",
+            "store_writable": False,
+        }
         assert c.get("/healthz").status_code == 200  # alive all the same
+    app = create_app(Settings(data_dir=tmp_path / "later"))
+    r = TestClient(app).get("/readyz")  # the lifespan has not run: no model, no store yet
+    assert r.status_code == 503
+    assert r.json() == {
+        "status": "not ready",
+        "model": None,
+        "store": "no feedback store",
+        "store_writable": False,
+    }
 
 
 def metric(text: str, line_start: str) -> float:

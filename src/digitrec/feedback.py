@@ -323,6 +323,8 @@ class Store(Protocol):
 
     def writable(self) -> bool: ...
 
+    def problem(self) -> str | None: ...  # why it is not writable, for /readyz; None: it is
+
     def add(
         self,
         image: Image.Image,
@@ -467,9 +469,19 @@ class FeedbackStore:
 
     def writable(self) -> bool:
         """For readiness: the store is open and its file and directory can be written."""
+        return self.problem() is None
+
+    def problem(self) -> str | None:
+        """Why corrections cannot be stored now, in words fit for /readyz (no path); None when
+        they can: the store is open and its file and directory can be written."""
         if not self._opened and not self._retry():
-            return False
-        return os.access(self.path, os.W_OK) and os.access(self.dir, os.W_OK)
+            why = (self.error or "").removeprefix(f"{self.path}: ")  # the OS's or SQLite's
+            return f"the feedback store cannot be opened ({why or 'unknown reason'})"
+        if not os.access(self.path, os.W_OK):
+            return "the feedback store's file is read-only"
+        if not os.access(self.dir, os.W_OK):
+            return "the feedback store's directory is read-only"
+        return None
 
     # -- writing ------------------------------------------------------------------------
 

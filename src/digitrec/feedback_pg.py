@@ -240,6 +240,10 @@ class PostgresStore:
         so the server calls it on its event loop."""
         return self._up
 
+    def problem(self) -> str | None:
+        """Why corrections cannot be stored now, for /readyz (no address: `error` has it)."""
+        return None if self._up else "the feedback database is unreachable"
+
     def _checkout(self) -> psycopg.Connection[Any]:
         """A live connection, or StoreUnavailable (and then nothing was sent)."""
         if not self._up:

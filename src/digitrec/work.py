@@ -3,10 +3,10 @@
 The server (serve/edge.py) gives each /read request a `Budget`; it reaches the thread that does
 the work through a context variable (anyio's and the Runner's threads run in the request's
 context). `Predictor.read` calls `check()` between its stages and `check_parts(ink)` before
-segmentation, whose cost grows with the number of ink parts: past the budget the request is
-answered 422 with the reason, and when the client has gone (serve/protocol.py cancels the
-budget) the work stops at the next check. Without a budget (the CLI, the Python API) every
-check is a no-op.
+segmentation, whose cost grows with the number of ink parts; vision/segment.py calls `check()`
+within its loops. Past the budget the request is answered 422 with the reason, and when the
+client has gone (serve/protocol.py cancels the budget) the work stops at the next check.
+Without a budget (the CLI, the Python API) every check is a no-op.
 """
 
 from __future__ import annotations

@@ -112,20 +112,25 @@ async def healthz(model: PredictorDep) -> Health:
     "/readyz",
     response_model=Ready,
     tags=["service"],
-    responses={503: {"model": Ready, "description": "Not ready: the model or the store"}},
+    responses={503: {"model": Ready, "description": "Not ready: the model is not loaded"}},
 )
 async def readyz(request: Request) -> JSONResponse:
-    """Readiness: 200 when the model is loaded and the feedback store can be written, else
-    503; the body says which. Predictions are served either way."""
+    """Readiness: 200 once the model is loaded (predictions are served), "ready" when the
+    feedback store also takes corrections, else "degraded" with the reason in `store`; 503
+    "not ready" until the model is loaded."""
     try:
         model: str | None = (await current_predictor(request)).name
     except AttributeError:  # lifespan has not loaded it
         model = None
     store = getattr(request.app.state, "store", None)
-    writable = store is not None and bool(await run_in_threadpool(store.writable))
-    ready = model is not None and writable
-    body = Ready(status="ready" if ready else "not ready", model=model, store_writable=writable)
-    return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
+    problem = "no feedback store" if store is None else await run_in_threadpool(store.problem)
+    body = Ready(
+        status="not ready" if model is None else "degraded" if problem else "ready",
+        model=model,
+        store=problem or "writable",
+        store_writable=problem is None,
+    )
+    return JSONResponse(body.model_dump(), status_code=503 if model is None else 200)
 
 
 @pages.get("/metrics", tags=["service"], response_class=Response)

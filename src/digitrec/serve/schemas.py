@@ -164,8 +164,16 @@ class Health(BaseModel):
 
 
 class Ready(BaseModel):
-    status: str = Field(description='"ready", or "not ready"')
+    status: Literal["ready", "degraded", "not ready"] = Field(
+        description='"ready": predictions and corrections; "degraded": predictions only (the '
+        'feedback store cannot take corrections, `store` says why); "not ready": the model is '
+        "not loaded (503)."
+    )
     model: str | None = Field(description="The model serving; null until it is loaded.")
+    store: str = Field(
+        description='"writable", or why corrections cannot be stored now (e.g. "the feedback '
+        'database is unreachable", "the feedback store\'s file is read-only").'
+    )
     store_writable: bool = Field(description="The feedback store can take corrections.")
 
 

@@ -14,6 +14,11 @@ ink, then the rules a person would use.
      Given a classifier (`score`), a part that may hold two digits is instead cut where the
      pieces read best, among many candidate cuts, straight and curved (see _read).
 Each Segment's ink holds only its own strokes, ready for preprocess.to_mnist.
+
+Work is bounded: the pairwise steps keep their answers in sorted lists or a matrix (at most
+MOST_PARTS parts, else ImageError 422), a part offers at most MOST_PIECES runs of pieces to read
+per digit width, and the loops call work.check(): a server's request past its budget, or whose
+client went away, stops there.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from digitrec import work
+from digitrec.errors import ImageError
 from digitrec.vision import imageops as ops
 from digitrec.vision.preprocess import to_mnist
 
@@ -45,6 +52,12 @@ LEAST_DIGIT = 0.65
 # A cut between touching digits crosses the one stroke where they touch; a cut through one digit
 # often crosses two (the two sides of a 0's loop): each stroke past one costs this much.
 CUT_COST = 0.5
+MOST_PARTS = 2000  # ink parts (past specks and underlines) an image may hold to be segmented:
+#   joining them keeps a matrix of their pairs (a server refuses far fewer, digitrec.work)
+# Runs of pieces _read may look at per digit width of a part (the written numbers of
+# tests/realworld and the generator, and MNIST strips, offer at most ~75); a part offering more
+# (a long wave, a scribble) is cut by ink alone, so that reading stays linear in its width.
+MOST_PIECES = 150
 
 Score = Callable[[np.ndarray], np.ndarray]  # (N, 28, 28) digit images -> (N,) confidences
 
@@ -81,14 +94,6 @@ def _tight(x0: int, y0: int, mask: np.ndarray) -> _Part | None:
     return _Part(x0 + cols.start, y0 + rows.start, mask[found])
 
 
-def _union(a: _Part, b: _Part) -> _Part:
-    x0, y0 = min(a.x0, b.x0), min(a.y0, b.y0)
-    mask = np.zeros((max(a.y1, b.y1) - y0, max(a.x1, b.x1) - x0), bool)
-    for p in (a, b):
-        mask[p.y0 - y0 : p.y1 - y0, p.x0 - x0 : p.x1 - x0] |= p.mask
-    return _Part(x0, y0, mask)
-
-
 def segment(ink: np.ndarray, score: Score | None = None) -> list[Segment]:
     """The digits of a written number, left to right; [] for a blank ink map.
 
@@ -101,15 +106,27 @@ def segment(ink: np.ndarray, score: Score | None = None) -> list[Segment]:
     if not boxes:
         return []
     parts = [_Part(s[1].start, s[0].start, labels[s] == i + 1) for i, s in enumerate(boxes)]
+    work.check()
     parts = _drop_specks(parts)
     parts = _drop_underlines(parts)
+    if len(parts) > MOST_PARTS:
+        raise ImageError(
+            f"the image holds {len(parts):,} separate marks; at most {MOST_PARTS:,} are read "
+            "(a written number has a few per digit)",
+            status=422,
+        )
     parts = _drop_separators(_merge(parts))
+    work.check()
     slant = _slant(_strokes_of(parts, strokes.shape))  # the digits' own: no speck or dash
+    work.check()
+    widths = _digit_widths(parts, slant)
     if score is None:
-        parts = [p for q in parts for p in _split(q, _digit_width(q, parts, slant), slant)]
+        parts = [p for q, width in zip(parts, widths, strict=True) for p in _split(q, width, slant)]
     else:
         parts = [
-            p for q in parts for p in _read(ink, q, _digit_width(q, parts, slant), slant, score)
+            p
+            for q, width in zip(parts, widths, strict=True)
+            for p in _read(ink, q, width, slant, score)
         ]
     return [_crop(ink, p) for p in sorted(parts, key=lambda p: p.cx)]
 
@@ -122,19 +139,36 @@ def _drop_specks(parts: list[_Part]) -> list[_Part]:
 
 
 def _drop_underlines(parts: list[_Part]) -> list[_Part]:
-    """An underline is flat and thin, lies below the digits, and runs under more than one."""
+    """An underline is flat and thin, lies below the digits, and runs under more than one.
+
+    "The others" are all the parts but the one judged: their medians and the centres under a
+    part come from sorted lists, one part taken out (n log n, not n^2)."""
     if len(parts) < 2:
         return parts
     tallest = max(p.h for p in parts)
+    bottoms = np.sort(np.array([p.y1 for p in parts]))
+    widths = np.sort(np.array([p.w for p in parts]))
+    centres = np.sort(np.array([p.cx for p in parts]))
     keep = []
     for p in parts:
-        others = [q for q in parts if q is not p]
-        below = p.cy > np.median([q.y1 for q in others]) - 0.1 * tallest
-        under = sum(p.x0 <= q.cx <= p.x1 for q in others)
-        wide = under >= 2 or p.w > 1.5 * np.median([q.w for q in others])
-        if not (p.w >= 3 * p.h and p.h < 0.3 * tallest and below and wide):
+        if not (p.w >= 3 * p.h and p.h < 0.3 * tallest):  # not flat and thin: no underline
+            keep.append(p)
+            continue
+        below = p.cy > _median_without(bottoms, p.y1) - 0.1 * tallest
+        # Centres in [x0, x1], less its own (a part's centre lies over itself).
+        under = int(np.searchsorted(centres, p.x1, "right") - np.searchsorted(centres, p.x0)) - 1
+        wide = under >= 2 or p.w > 1.5 * _median_without(widths, p.w)
+        if not (below and wide):
             keep.append(p)
     return keep
+
+
+def _median_without(ordered: np.ndarray, value: float) -> float:
+    """np.median of the sorted values `ordered` with one `value` taken out (it is among them)."""
+    n = len(ordered) - 1
+    k = int(np.searchsorted(ordered, value))  # one copy of `value` is ordered[k]
+    middle = [m if m < k else m + 1 for m in sorted({(n - 1) // 2, n // 2})]
+    return float(np.median(ordered[middle]))
 
 
 def _strokes_of(parts: list[_Part], shape: tuple[int, ...]) -> np.ndarray:
@@ -156,41 +190,90 @@ def _drop_separators(parts: list[_Part]) -> list[_Part]:
 
 
 def _merge(parts: list[_Part]) -> list[_Part]:
-    """Join the parts of one digit, until nothing more joins."""
-    while len(parts) > 1:
-        tallest = max(p.h for p in parts)
-        pair = next(
-            (
-                (a, b)
-                for i, a in enumerate(parts)
-                for b in parts[i + 1 :]
-                if _one_digit(a, b, tallest)
-            ),
-            None,
-        )
-        if pair is None:
+    """Join the parts of one digit, until nothing more joins.
+
+    The first pair in list order that _one_digit joins becomes one part at the list's end, and
+    the search starts again. _one_digit looks only at boxes, so the pairs' answers are kept in
+    a matrix, each part a row and a column in list order (a joined part takes the next free
+    one): a join works out the new part's column only, and all pairs again only when the
+    tallest part grows. The joined strokes are drawn once, at the end.
+    """
+    n = len(parts)
+    if n < 2:
+        return parts
+    size = 2 * n - 1  # the parts, then one per join
+    boxes = np.zeros((size, 4), np.int64)  # (x0, y0, x1, y1)
+    boxes[:n] = [(p.x0, p.y0, p.x1, p.y1) for p in parts]
+    groups = [[p] for p in parts]  # the parts each row holds
+    alive = np.zeros(size, bool)
+    alive[:n] = True
+    joins = np.zeros((size, size), bool)  # [i, j]: i before j in the list, and they join
+    tallest = -1
+    while len(groups) < size:
+        work.check()
+        live = np.flatnonzero(alive)
+        top = int((boxes[live, 3] - boxes[live, 1]).max())
+        if top != tallest:
+            tallest = top
+            step = max(1, 2**16 // len(live))  # rows at a time: bounded memory
+            for k in range(0, len(live), step):
+                rows = live[k : k + step]
+                answers = _one_digit(boxes[rows, None], boxes[None, live], tallest)
+                joins[rows[:, None], live] = answers & (rows[:, None] < live)
+        i, j = divmod(int(joins.argmax()), size)  # row by row: the first pair in list order
+        if not joins[i, j]:
             break
-        parts = [p for p in parts if p is not pair[0] and p is not pair[1]] + [_union(*pair)]
-    return parts
+        new = len(groups)
+        boxes[new, :2], boxes[new, 2:] = (
+            boxes[[i, j], :2].min(axis=0),
+            boxes[[i, j], 2:].max(axis=0),
+        )
+        groups.append(groups[i] + groups[j])
+        alive[[i, j]] = False
+        joins[[i, j]] = joins[:, [i, j]] = False
+        live = np.flatnonzero(alive)
+        joins[live, new] = _one_digit(boxes[live], boxes[new], tallest)  # all before it
+        alive[new] = True
+    return [
+        groups[k][0] if len(groups[k]) == 1 else _joined(groups[k]) for k in np.flatnonzero(alive)
+    ]
 
 
-def _one_digit(a: _Part, b: _Part, tallest: int) -> bool:
-    """Are these two pieces of one digit?"""
-    overlap = min(a.x1, b.x1) - max(a.x0, b.x0)  # in columns; negative: the gap between them
-    short, tall = sorted((a, b), key=lambda p: p.h)
-    if tall.h < 0.8 * tallest or short.h >= 0.8 * tallest:
-        # Two digits side by side (a slanted 1 reaches under its neighbour): only when one lies
-        # almost wholly inside the other's columns.
-        return overlap >= 0.8 * min(a.w, b.w)
+def _joined(group: list[_Part]) -> _Part:
+    """The parts as one, on their common box."""
+    x0, y0 = min(p.x0 for p in group), min(p.y0 for p in group)
+    mask = np.zeros((max(p.y1 for p in group) - y0, max(p.x1 for p in group) - x0), bool)
+    for p in group:
+        mask[p.y0 - y0 : p.y1 - y0, p.x0 - x0 : p.x1 - x0] |= p.mask
+    return _Part(x0, y0, mask)
+
+
+def _one_digit(a: np.ndarray, b: np.ndarray, tallest: int) -> np.ndarray:
+    """Are these two pieces of one digit? `a`, `b`: boxes (..., 4) as (x0, y0, x1, y1), any
+    shapes that broadcast; the answer has their broadcast shape."""
+    ax0, ay0, ax1, ay1 = np.moveaxis(a, -1, 0)
+    bx0, by0, bx1, by1 = np.moveaxis(b, -1, 0)
+    ah, bh, aw, bw = ay1 - ay0, by1 - by0, ax1 - ax0, bx1 - bx0
+    overlap = np.minimum(ax1, bx1) - np.maximum(ax0, bx0)  # columns; negative: the gap
+    a_short = ah <= bh  # as sorted() by height: of two as tall, `a` is the short one
+    short_h, tall_h = np.where(a_short, ah, bh), np.where(a_short, bh, ah)
+    short_w = np.where(a_short, aw, bw)
+    short_y0, short_y1 = np.where(a_short, ay0, by0), np.where(a_short, ay1, by1)
+    tall_y0, tall_y1 = np.where(a_short, by0, ay0), np.where(a_short, by1, ay1)
+    # Two digits side by side (a slanted 1 reaches under its neighbour): only when one lies
+    # almost wholly inside the other's columns.
+    side_by_side = (tall_h < 0.8 * tallest) | (short_h >= 0.8 * tallest)
+    within = overlap >= 0.8 * np.minimum(aw, bw)
     # A piece shorter than a digit: inside the digit's column span (the bar of a 5, the bar of
     # a 7 over its leg), or right beside it and off the baseline (the 'L' of a 4 drawn apart
     # from its stem). A small digit sits on the baseline and stays apart.
     # Beside a digit, a much shorter mark is a separator (a dash, an apostrophe), unless it is
     # a bar across the digit's top (a 7's or a 5's, drawn apart).
-    inside = overlap >= 0.5 * short.w
-    beside = overlap > -0.2 * tallest and short.y1 < tall.y1 - 0.2 * tall.h
-    bar = short.w >= short.h and short.y0 <= tall.y0 + 0.15 * tall.h
-    return inside or (beside and (short.h >= SEPARATOR * tall.h or bar))
+    inside = overlap >= 0.5 * short_w
+    beside = (overlap > -0.2 * tallest) & (short_y1 < tall_y1 - 0.2 * tall_h)
+    bar = (short_w >= short_h) & (short_y0 <= tall_y0 + 0.15 * tall_h)
+    piece = inside | (beside & ((short_h >= SEPARATOR * tall_h) | bar))
+    return np.where(side_by_side, within, piece)
 
 
 def _slant(strokes: np.ndarray) -> float:
@@ -231,8 +314,9 @@ class Width(NamedTuple):
     height: float = 0.0
 
 
-def _digit_width(p: _Part, parts: list[_Part], slant: float) -> Width:
-    """How wide one digit of this writer is, judged from the other parts, not '1's.
+def _digit_widths(parts: list[_Part], slant: float) -> list[Width]:
+    """How wide one digit of this writer is, for each part: judged from the other parts, not
+    '1's (each part's width is measured once; the medians leave the part itself out).
 
     Alone, nothing to judge from: cut only past 2.1 times 0.7 of its height. Beside other
     digits: past 1.4 times their median width. Beside '1's only, the width is a guess, 0.6 of
@@ -241,13 +325,20 @@ def _digit_width(p: _Part, parts: list[_Part], slant: float) -> Width:
     "100" (1.89) are cut.
     """
     if len(parts) < 2:
-        return Width(None, 2.1)
-    others = [(float(_columns(q.mask, slant).max()) + 1, q.h) for q in parts if q is not p]
-    widths = [w for w, h in others if w >= 0.45 * h]
-    if widths:
-        height = float(np.median([h for _, h in others]))
-        return Width(float(np.median(widths)), 1.4, height)
-    return Width(0.6 * max(p.h, float(np.median([h for _, h in others]))), 1.75)
+        return [Width(None, 2.1) for _ in parts]
+    sizes = [(float(_columns(q.mask, slant).max()) + 1, q.h) for q in parts]
+    digits = np.sort(np.array([w for w, h in sizes if w >= 0.45 * h]))  # not '1's
+    heights = np.sort(np.array([h for _, h in sizes]))
+    judged = []
+    for p, (w, h) in zip(parts, sizes, strict=True):
+        height = _median_without(heights, h)
+        digit = w >= 0.45 * h
+        if len(digits) > int(digit):  # another part is a digit, not a '1'
+            px = _median_without(digits, w) if digit else float(np.median(digits))
+            judged.append(Width(px, 1.4, height))
+        else:
+            judged.append(Width(0.6 * max(p.h, height), 1.75))
+    return judged
 
 
 def _split(p: _Part, judged: Width, slant: float) -> list[_Part]:
@@ -265,6 +356,7 @@ def _split(p: _Part, judged: Width, slant: float) -> list[_Part]:
     two touching digits alone cannot be told from one wide digit without reading them.
     The thresholds were set on tests/realworld's numbers and on strips of MNIST digits.
     """
+    work.check()
     width = 0.7 * p.h if judged.px is None else judged.px
     x = _columns(p.mask, slant)
     profile = _profile(x)  # stroke pixels per upright column
@@ -278,16 +370,24 @@ def _split(p: _Part, judged: Width, slant: float) -> list[_Part]:
     guess = span / max(2, round(ratio))  # where the first digit should end
     stroke = max(ops.stroke_width(p.mask), 1.0)
     reach = max(2, int(0.4 * width))  # how far to look for the digits either side of a cut
-    ys = np.nonzero(p.mask)[0]
+    # The stroke pixels by upright column: those left of a cut are a prefix, and the rows
+    # they span are running minima and maxima (each cut costs O(1), not O(pixels)).
+    order = np.argsort(x, kind="stable")
+    by_x, ys = x[order], np.nonzero(p.mask)[0][order]
+    top_left, bottom_left = np.minimum.accumulate(ys), np.maximum.accumulate(ys)
+    top_right = np.minimum.accumulate(ys[::-1])[::-1]
+    bottom_right = np.maximum.accumulate(ys[::-1])[::-1]
     best, best_score = None, 2.5  # a cut scoring worse is not convincing: no split
     for cut in range(max(int(0.1 * span), 1), min(int(1.6 * guess), int(0.9 * span)) + 1):
-        is_left = x < cut
-        if is_left.all() or not is_left.any():
+        k = int(np.searchsorted(by_x, cut))  # stroke pixels left of the cut
+        if k in (0, len(by_x)):
             continue
         # The pieces' heights as a fraction of the part's; the smaller piece's share of ink.
-        shorter = min(np.ptp(ys[is_left]) + 1, np.ptp(ys[~is_left]) + 1)  # piece's height, px
+        shorter = min(  # the shorter piece's height, px
+            bottom_left[k - 1] - top_left[k - 1] + 1, bottom_right[k] - top_right[k] + 1
+        )
         tall = shorter / p.h
-        share = min(is_left.mean(), 1 - is_left.mean())
+        share = min(k / len(by_x), 1 - k / len(by_x))
         crossed = profile[cut] / stroke
         sides = min(
             profile[max(0, cut - reach) : cut].max(), profile[cut + 1 : cut + 1 + reach].max()
@@ -331,7 +431,9 @@ def _read(ink: np.ndarray, p: _Part, judged: Width, slant: float, score: Score) 
     ys, xs = np.nonzero(p.mask)
     # Cuts as (h,) arrays: per row, the upright column where the right-hand side begins.
     ref = p.y1 - 1  # the row _columns measures the slant from
-    edges = sorted(_left_edge(q, slant, ref) for q in _split(p, judged, slant))
+    by_ink = _split(p, judged, slant)
+    work.check()
+    edges = sorted(_left_edge(q, slant, ref) for q in by_ink)
     upright = np.zeros((p.h + 1, int(span) + 1))  # the strokes, sheared upright; a blank row 0
     upright[ys + 1, np.floor(x).astype(int)] = 1.0
     crossed = (upright[1:] > upright[:-1]).sum(axis=0)  # strokes crossed, per upright column
@@ -339,38 +441,68 @@ def _read(ink: np.ndarray, p: _Part, judged: Width, slant: float, score: Score) 
     straight |= set(_valleys(_profile(x), span, digit))  # little ink (pixels) crossed
     straight |= set(_valleys(crossed.astype(float), span, digit))  # few strokes (where two meet)
     cuts = [np.full(p.h, c) for c in straight] + _paths(upright[1:], span, digit)
+    work.check()
     cuts.sort(key=lambda c: float(c.mean()))
     for k in range(1, len(cuts)):  # kept in order: where two cross, the right one gives way
         cuts[k] = np.maximum(cuts[k], cuts[k - 1])
     bounds = [np.full(p.h, -1.0), *cuts, np.full(p.h, span)]
+    means = [float(b.mean()) for b in bounds]  # in order: each cut lies right of the one before
+    # The runs between two bounds no wider than 2.5 digits, and the whole part.
+    last = len(bounds) - 1
+    runs = []
+    for i in range(last):
+        j = i + 1
+        while j <= last and means[j] - means[i] <= 2.5 * digit:
+            runs.append((i, j))
+            j += 1
+        if i == 0 and j <= last:
+            runs.append((0, last))
+    if len(runs) > MOST_PIECES * max(1.0, span / digit):
+        return by_ink  # a scribble, not a number: cut by ink alone
     strokes = [0, *(_strokes_crossed(upright, c) for c in cuts), 0]
+    order = np.argsort(x, kind="stable")  # stroke pixels by upright column: a run's are a slice
+    by_x, ys, xs = x[order], ys[order], xs[order]
     pieces: dict[tuple[int, int], _Part] = {}
-    for i in range(len(bounds) - 1):
-        for j in range(i + 1, len(bounds)):
-            whole = i == 0 and j == len(bounds) - 1
-            if bounds[j].mean() - bounds[i].mean() > 2.5 * digit and not whole:
-                continue  # far too wide for one digit
-            mask = np.zeros_like(p.mask)
-            inside = (x >= bounds[i][ys]) & (x < bounds[j][ys])
-            mask[ys[inside], xs[inside]] = True
-            piece = _tight(p.x0, p.y0, mask)
-            if piece is not None and (whole or piece.h >= 0.75 * p.h):  # digits side by side
-                pieces[i, j] = piece
+    images = []  # each piece as to_mnist makes it
+    for i, j in runs:
+        work.check()
+        near = slice(np.searchsorted(by_x, bounds[i].min()), np.searchsorted(by_x, bounds[j].max()))
+        inside = (by_x[near] >= bounds[i][ys[near]]) & (by_x[near] < bounds[j][ys[near]])
+        piece = _piece(p, ys[near][inside], xs[near][inside])
+        if piece is not None and ((i, j) == (0, last) or piece.h >= 0.75 * p.h):
+            pieces[i, j] = piece  # digits side by side: each nearly as tall as the part
+            images.append(to_mnist(_crop(ink, piece).ink))
     runs = list(pieces)
-    confidence = score(np.stack([to_mnist(_crop(ink, pieces[r]).ink) for r in runs]))
+    confidence = score(np.stack(images))
     logp = {}
     for (i, j), c in zip(runs, confidence, strict=True):
-        across = min(span, bounds[j].mean()) - max(0.0, bounds[i].mean())
+        across = min(span, means[j]) - max(0.0, means[i])
         wide = min(across, pieces[i, j].w) / max(digit, LEAST_DIGIT * p.h) - WIDE
         logp[i, j] = math.log(max(float(c), 1e-9)) - WIDE_COST * max(0.0, wide)
         logp[i, j] -= CUT_COST * max(0, strokes[j] - 1)
     # The likeliest run from the left end to each candidate, by dynamic programming.
+    ending: dict[int, list[int]] = {}  # j -> each i of a run (i, j), in order
+    for i, j in logp:
+        ending.setdefault(j, []).append(i)
     best: dict[int, tuple[float, list[tuple[int, int]]]] = {0: (0.0, [])}
     for j in range(1, len(bounds)):
-        options = [(best[i][0] + logp[i, j], [*best[i][1], (i, j)]) for i in best if (i, j) in logp]
+        options = [
+            (best[i][0] + logp[i, j], [*best[i][1], (i, j)]) for i in ending.get(j, []) if i in best
+        ]
         if options:
             best[j] = max(options, key=lambda o: o[0])
-    return [pieces[r] for r in best[len(bounds) - 1][1]]
+    return [pieces[r] for r in best[last][1]]
+
+
+def _piece(p: _Part, ys: np.ndarray, xs: np.ndarray) -> _Part | None:
+    """The part's stroke pixels at rows `ys`, columns `xs` (its mask's) as a part of their own,
+    cropped to them (as _tight would); None for no pixels."""
+    if len(ys) == 0:
+        return None
+    top, left = int(ys.min()), int(xs.min())
+    mask = np.zeros((int(ys.max()) - top + 1, int(xs.max()) - left + 1), bool)
+    mask[ys - top, xs - left] = True
+    return _Part(p.x0 + left, p.y0 + top, mask)
 
 
 def _strokes_crossed(upright: np.ndarray, cut: np.ndarray) -> int:
