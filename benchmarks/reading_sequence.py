@@ -16,13 +16,16 @@ string p50 on one thread.
     python benchmarks/reading_sequence.py --writers 7 --split test --choose-writers 6 [--errors]
 
 `--choose-writers` first reads those writers' numbers and the val split and picks the
-thresholds that keep wrong answers under 1% of the strings of each set while reading the most
-exactly, then scores the sets named by --writers and --split with them.
+thresholds that keep wrong answers under `--max-wrong` (3%) of the strings of each set while
+reading the most exactly, then scores the sets named by --writers and --split with them. The
+shipped thresholds are chosen on writers 6 and 7 together; choosing on one and scoring the
+other shows how well they carry to a writer they were not chosen on.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import platform
 import subprocess
 import time
@@ -90,28 +93,37 @@ def by_length(rows: list[Row], policy: str, predictor: Predictor) -> str:
     )
 
 
-def choose(sets: dict[str, list[Row]], predictor: Predictor) -> None:
-    """Thresholds (T, A, S) keeping wrong answers under 1% on every set, answering the most."""
+def choose(sets: dict[str, list[Row]], predictor: Predictor, max_wrong: float) -> None:
+    """Thresholds (T, A, S, per digit, near) keeping wrong answers under `max_wrong` of
+    the strings of every set, reading the most exactly (mean over the sets)."""
     assert predictor.sequence is not None
     card = predictor.sequence.card
     best = None
     for t in np.arange(0.3, 1.0, 0.02):
         for a in np.arange(0.0, t + 1e-9, 0.05):
-            for s in (2.0, 0.99, 0.95, 0.9, 0.8):
-                card["uncertain_below"], card["agree_below"], card["segment_below"] = (
-                    float(t),
-                    float(a),
-                    s,
-                )
+            for s, per_digit, same in itertools.product(
+                (2.0, 0.999, 0.998, 0.995, 0.99, 0.98, 0.95), (False, True), (False, True)
+            ):
+                card.update(
+                    uncertain_below=float(t), agree_below=float(a), segment_below=s,
+                    segment_per_digit=per_digit, segment_near_sequence=same,
+                )  # fmt: skip
                 predictor.sequence.uncertain_below = float(t)
                 scores = [score(rows, "combined", predictor) for rows in sets.values()]
-                if max(x["wrong"] for x in scores) < 0.01:
+                if max(x["wrong"] for x in scores) < max_wrong:
                     exact = float(np.mean([x["exact"] for x in scores]))
                     if best is None or exact > best[0]:
-                        best = (exact, round(float(t), 2), round(float(a), 2), s)
-    print(f"chosen: {best}  (mean exact, uncertain_below T, agree_below A, segment_below S)")
+                        best = (exact, round(float(t), 2), round(float(a), 2), s, per_digit,
+                                same)  # fmt: skip
+    print(
+        f"chosen: {best}  (mean exact, uncertain_below T, agree_below A, segment_below S, "
+        "segment_per_digit, segment_near_sequence)"
+    )
     if best is not None:
-        card["uncertain_below"], card["agree_below"], card["segment_below"] = best[1:]
+        card.update(
+            uncertain_below=best[1], agree_below=best[2], segment_below=best[3],
+            segment_per_digit=best[4], segment_near_sequence=best[5],
+        )  # fmt: skip
         predictor.sequence.uncertain_below = best[1]
 
 
@@ -149,6 +161,12 @@ def main() -> None:
         help="first choose the thresholds (T, A, S) on these writers' numbers and the val split, "
         "then score the sets above with them (default: the card's thresholds)",
     )
+    parser.add_argument(
+        "--max-wrong",
+        type=float,
+        default=0.03,
+        help="with --choose-writers: wrong answers allowed per set (default: 0.03)",
+    )
     parser.add_argument("--errors", action="store_true", help="list the sequence reader's errors")
     args = parser.parse_args()
     writers = tuple(int(w) for w in args.writers.split(","))
@@ -168,14 +186,18 @@ def main() -> None:
     print(
         f"{time.strftime('%Y-%m-%d')}  {model_name}  one thread  classifier {predictor.name}  "
         f"reader: T={card.get('uncertain_below')} A={card.get('agree_below')} "
-        f"S={card.get('segment_below')} stretches {card.get('stretches', [1.0])}"
+        f"S={card.get('segment_below')} per digit {card.get('segment_per_digit', False)} "
+        f"near {card.get('segment_near_sequence', False)} "
+        f"stretches {card.get('stretches', [1.0])}"
     )
     if args.choose_writers:
         chosen = tuple(int(w) for w in args.choose_writers.split(","))
-        assert not set(chosen) & set(writers), "choose on other writers than those scored"
+        if set(chosen) & set(writers):
+            print("scored on writers the thresholds were chosen on: figures in sample")
         choose(
             {name: read_all(predictor, s) for name, s in sets_of(chosen, "val", args).items()},
             predictor,
+            args.max_wrong,
         )
     sets = {name: read_all(predictor, s) for name, s in sets_of(writers, args.split, args).items()}
     for name, rows in sets.items():

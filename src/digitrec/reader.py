@@ -89,13 +89,16 @@ def combine(segments: Reading, sequence: Reading, reader: SequenceReader) -> Rea
     `agree_below`, that is the answer, with the segmentation reader's boxes (cut around each
     digit's ink). Else an answer only one of them is sure of: the sequence reader's with a
     confidence of at least `uncertain_below`, the segmentation reader's with at least
-    `segment_below` (over 1: never alone). Both sure of different numbers (unless the card's
-    `both_sure` is "likelier": then the more confident), or neither sure: "uncertain",
-    listing the sequence reader's digits and candidates."""
+    `segment_below` (over 1: never alone; of each digit where the card says
+    `segment_per_digit`) and, where the card says `segment_near_sequence`, of as many digits as
+    the sequence reader reads, differing in one digit at most. Both sure of different numbers
+    (unless the card's `both_sure` is "likelier": then the more confident), or neither sure:
+    "uncertain", listing the sequence reader's digits and candidates."""
     from digitrec.predictor import Reading
 
     agree_below = float(reader.card.get("agree_below", reader.uncertain_below))
     segment_below = float(reader.card.get("segment_below", 2.0))
+    per_digit = bool(reader.card.get("segment_per_digit"))
     confidence = sequence.confidence
     if sequence.digits and sequence.guess == segments.guess and confidence >= agree_below:
         digits = [
@@ -104,7 +107,12 @@ def combine(segments: Reading, sequence: Reading, reader: SequenceReader) -> Rea
         ]
         return Reading(sequence.guess, digits, max(confidence, segments.confidence))
     sure = [r for r, t in ((sequence, reader.uncertain_below), (segments, segment_below))
-            if r.digits and r.confidence >= t]  # fmt: skip
+            if r.digits and _sure(r, t, per_digit=r is segments and per_digit)]  # fmt: skip
+    if reader.card.get("segment_near_sequence") and sequence.digits:
+        # a digit more or fewer than the sequence reader sees (a separator read as a digit, two
+        # digits merged into one), or two digits differing: the segmentation reader's answer
+        # alone is in doubt
+        sure = [r for r in sure if r is sequence or _near(r.guess, sequence.guess)]
     if len(sure) == 2 and reader.card.get("both_sure") == "likelier":
         sure = [max(sure, key=lambda r: r.confidence)]
     if len(sure) == 1:
@@ -114,3 +122,17 @@ def combine(segments: Reading, sequence: Reading, reader: SequenceReader) -> Rea
             segments if segments.text is None else Reading(None, segments.digits, 0.0, "uncertain")
         )
     return Reading(None, sequence.digits, confidence, "uncertain")
+
+
+def _sure(reading: Reading, threshold: float, per_digit: bool) -> bool:
+    """The reading's confidence at least `threshold`; with `per_digit`, each digit's."""
+    if per_digit:
+        return reading.text is not None and min(d.confidence for d in reading.digits) >= threshold
+    return reading.confidence >= threshold
+
+
+def _near(a: str | None, b: str | None) -> bool:
+    """Two readings of one length that differ in one digit at most."""
+    if a is None or b is None or len(a) != len(b):
+        return False
+    return sum(x != y for x, y in zip(a, b, strict=True)) <= 1
