@@ -47,7 +47,10 @@ def test_ship_writes_a_card_in_the_common_format(trained_run: Path, tmp_path: Pa
 
 
 @pytest.mark.parametrize(
-    "json_card", sorted(shipped.MODELS_DIR.glob("*.json")), ids=lambda p: p.stem
+    "json_card",
+    # the digit classifiers' cards (the sequence reader's, reader.json, has its own fields)
+    [p for p in sorted(shipped.MODELS_DIR.glob("*.json")) if p.stem != "reader"],
+    ids=lambda p: p.stem,
 )
 def test_shipped_cards_match_the_generator(json_card: Path) -> None:
     """Every shipped NAME.md is what modelcard.markdown makes of NAME.json now: regenerate

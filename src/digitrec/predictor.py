@@ -176,7 +176,7 @@ class Reading:
 
 
 class Predictor:
-    def __init__(self, ref: shipped.ModelRef, threads: int = 1):
+    def __init__(self, ref: shipped.ModelRef, threads: int = 1, sequence: bool = True):
         self.name = ref.name
         self.card = ref.card
         self.threshold = float(ref.card.get("uncertain_below", UNCERTAIN_BELOW))
@@ -194,10 +194,17 @@ class Predictor:
             )
         except Exception as e:  # ONNX Runtime raises its own types for truncated graphs
             raise ModelError(f"{ref.onnx}: cannot load the ONNX model ({e})") from None
+        # The sequence reader `read` combines with segmentation (reader.py), when one is shipped
+        from digitrec.reader import SequenceReader
+
+        self.sequence = SequenceReader.load(threads=threads) if sequence else None
 
     @classmethod
-    def load(cls, model: str | os.PathLike[str] | None = None, threads: int = 1) -> Predictor:
-        return cls(shipped.resolve(model), threads)
+    def load(
+        cls, model: str | os.PathLike[str] | None = None, threads: int = 1, sequence: bool = True
+    ) -> Predictor:
+        """`sequence`: read numbers with the shipped sequence reader beside segmentation."""
+        return cls(shipped.resolve(model), threads, sequence)
 
     def predict_array(
         self,
@@ -282,21 +289,31 @@ class Predictor:
             return self._read(source)
 
     def _read(self, source: Source) -> Reading:
-        if isinstance(source, np.ndarray):
-            ink = source
-            full = (ink.shape[1], ink.shape[0])
-        else:
-            # A big photo is read reduced (its shorter side still >= MIN_SIDE px); the boxes
-            # are scaled back to the input image's pixels.
-            if isinstance(source, Image.Image):
-                image = preprocess.shrink(source, preprocess.MIN_SIDE)
-            else:
-                image = preprocess.load_image(source, preprocess.MIN_SIDE)
-            full = image.info.get("full_size", image.size)
-            work.check()  # a server's budget per request (digitrec.work): no-op elsewhere
-            ink = preprocess.ink_map(image)
+        ink, full = self._ink(source)
         if preprocess.is_blank(ink):
             return Reading(None, [], 0.0, "empty")
+        segments = self._segments(ink, full)
+        if self.sequence is None:
+            return segments
+        from digitrec import reader
+
+        return reader.combine(segments, self._sequence(ink, full, segments), self.sequence)
+
+    def _ink(self, source: Source) -> tuple[np.ndarray, tuple[int, int]]:
+        """The ink map `read` works on, and the input image's size (w, h) it maps to."""
+        if isinstance(source, np.ndarray):
+            return source, (source.shape[1], source.shape[0])
+        # A big photo is read reduced (its shorter side still >= MIN_SIDE px); the boxes
+        # are scaled back to the input image's pixels.
+        if isinstance(source, Image.Image):
+            image = preprocess.shrink(source, preprocess.MIN_SIDE)
+        else:
+            image = preprocess.load_image(source, preprocess.MIN_SIDE)
+        work.check()  # a server's budget per request (digitrec.work): no-op elsewhere
+        return preprocess.ink_map(image), image.info.get("full_size", image.size)
+
+    def _segments(self, ink: np.ndarray, full: tuple[int, int]) -> Reading:
+        """The segmentation reader: the ink cut into digits, each read by the classifier."""
         from digitrec.vision.segment import INK, segment
 
         work.check_parts(ink, INK)  # segmentation's cost grows with the parts: capped first
@@ -313,6 +330,37 @@ class Predictor:
         # A number is as sure as all its digits together (each calibrated; read as independent).
         confidence = math.prod(d.confidence for d in digits)
         if any(d.confidence < self.threshold for d in digits):
+            return Reading(None, digits, confidence, "uncertain")
+        return Reading("".join(str(d.digit) for d in digits), digits, confidence)
+
+    def _sequence(
+        self, ink: np.ndarray, full: tuple[int, int], segments: Reading | None = None
+    ) -> Reading:
+        """The sequence reader (reader.py): the line read whole, no cutting. Where the
+        segmentation reader found digits, only the ink around them (paper texture, specks and
+        lines it dropped elsewhere would make the line too tall). Its answer is "uncertain"
+        under its card's threshold."""
+        assert self.sequence is not None
+        y0, x0, whole = 0, 0, ink.shape
+        if segments is not None and segments.digits:
+            sx, sy = full[0] / ink.shape[1], full[1] / ink.shape[0]
+            boxes = np.array([d.box for d in segments.digits], np.float64)
+            left, top = boxes[:, 0].min() / sx, boxes[:, 1].min() / sy
+            right = (boxes[:, 0] + boxes[:, 2]).max() / sx
+            bottom = (boxes[:, 1] + boxes[:, 3]).max() / sy
+            margin = 0.1 * (bottom - top)
+            y0, x0 = max(0, int(top - margin)), max(0, int(left - margin))
+            ink = ink[y0 : int(np.ceil(bottom + margin)), x0 : int(np.ceil(right + margin))]
+        chars, confidence = self.sequence.read_ink(ink)
+        if not chars:
+            return Reading(None, [], 0.0, "empty")
+        digits = [
+            ReadDigit(
+                c.digit, c.probability, _full_box((x + x0, y + y0, w, h), whole, full), c.candidates
+            )
+            for c, (x, y, w, h) in chars
+        ]
+        if confidence < self.sequence.uncertain_below:
             return Reading(None, digits, confidence, "uncertain")
         return Reading("".join(str(d.digit) for d in digits), digits, confidence)
 

@@ -44,7 +44,8 @@ def shipped_cards(directory: Path = MODELS_DIR) -> list[dict[str, Any]]:
             card = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError) as e:
             raise ModelError(f"{path}: unreadable model card ({e})") from None
-        if isinstance(card, dict) and "name" in card:
+        # the sequence reader's card (reader.py) sits beside the digit classifiers' cards
+        if isinstance(card, dict) and "name" in card and card.get("kind") != "sequence-reader":
             cards.append(card)
     return cards
 
