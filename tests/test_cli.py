@@ -228,6 +228,36 @@ def test_feedback_review_then_export(tmp_path: Path) -> None:
     assert corrections.labels is not None and corrections.labels.tolist() == [1, 7, 7]
 
 
+def test_feedback_review_then_export_of_corrected_numbers(tmp_path: Path) -> None:
+    from digitrec.feedback import FeedbackStore
+
+    store = FeedbackStore(tmp_path / "data")
+    number = Image.new("RGBA", (560, 280))
+    ImageDraw.Draw(number).line([(100, 40), (100, 240)], fill=(0, 0, 0, 255), width=20)
+    for text, drawing in [("7", "d-1"), ("4", "d-1"), ("17", None)]:  # d-1 saved twice
+        store.add_reading(number, "1", text, [[90, 40, 20, 200]],
+                          [{"kind": "retype", "to": text}], "fake", drawing)  # fmt: skip
+    store.close()
+    review = ["feedback", "review", "--readings", "--data-dir", str(tmp_path / "data")]
+    first = digitrec(*review, "--sheet", str(tmp_path / "numbers.png"))
+    assert first.returncode == 0, first.stderr
+    assert "2 of 2 pending (ids 2..3)" in first.stdout  # d-1's first save is superseded
+    assert Image.open(tmp_path / "numbers.png").size == (2 * 300, 196)
+    decided = digitrec(*review, "--accept", "2-3", "--sheet", str(tmp_path / "left.png"))
+    assert decided.returncode == 0, decided.stderr
+    assert "0 pending, 2 accepted, 0 rejected" in decided.stdout
+    assert_one_line_error(digitrec(*review, "--reject", "7"), "no corrected numbers with ids 7")
+
+    out = tmp_path / "readings.jsonl"
+    export = ["feedback", "export", "--readings", "--data-dir", str(tmp_path / "data")]
+    done = digitrec(*export, "-o", str(out))
+    assert done.returncode == 0, done.stderr
+    assert "2 accepted corrected numbers" in done.stdout
+    assert [json.loads(line)["text"] for line in out.read_text().splitlines()] == ["4", "17"]
+    digits = digitrec("feedback", "export", "--data-dir", str(tmp_path / "data"), cwd=tmp_path)
+    assert "0 accepted corrections" in digits.stdout  # the digits' export is its own
+
+
 def test_feedback_review_errors_are_one_line(tmp_path: Path) -> None:
     feedback_store(tmp_path / "data")
     review = ["feedback", "review", "--data-dir", str(tmp_path / "data")]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import csv
 import io
+import json
 import multiprocessing
 import os
 import sqlite3
@@ -627,6 +628,72 @@ def test_corrected_numbers_share_the_rate_limit(serve: Any) -> None:
     assert client.post("/api/v1/feedback/reading", json=body).status_code == 201
     r = client.post("/api/v1/feedback/reading", json=body)
     assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1
+
+
+def corrected_numbers(store: Any) -> Image.Image:
+    """Four saves of corrected numbers, the image they were read from: a "17" read "117" (the
+    7's bar cut off as a 1: a split error), saved twice by the page (one drawing); a "17" read
+    "1" (the 7 missed); a "17" typed over a reading "4"."""
+    image = Image.new("RGBA", (560, 280), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(image)
+    draw.line([(110, 50), (105, 230)], fill=(0, 0, 0, 255), width=20)
+    draw.line([(300, 60), (440, 60), (360, 240)], fill=(0, 0, 0, 255), width=20)
+    split = [[95, 40, 25, 200], [290, 50, 160, 22], [350, 60, 100, 190]]
+    store.add_reading(image, "117", "127", split, [{"kind": "change", "index": 1, "to": "2"}],
+                      "cnn", "d-1")  # fmt: skip
+    store.add_reading(image, "117", "17", split, [{"kind": "delete", "index": 1}], "cnn", "d-1")
+    store.add_reading(image, "1", "17", [[95, 40, 25, 200]],
+                      [{"kind": "insert", "index": 1, "to": "7"}], "cnn", "d-2")  # fmt: skip
+    store.add_reading(image, "4", "17", [[95, 40, 360, 200]], [{"kind": "retype", "to": "17"}],
+                      "cnn")  # fmt: skip
+    return image
+
+
+def test_corrected_numbers_are_reviewed_and_exported_a_drawings_last_save_only(
+    tmp_path: Path,
+) -> None:
+    from digitrec.feedback import export_readings, readings_sheet
+
+    store = FeedbackStore(tmp_path)
+    store.add(drawn(SEVEN), 7, 1, "cnn")  # a digit row: ids of its own, untouched below
+    image = corrected_numbers(store)
+    # The page's first save of drawing d-1 (row 1) is superseded by its second (row 2).
+    assert store.counts(readings=True) == {"pending": 3, "accepted": 0, "rejected": 0}
+    assert [r.id for r in store.readings("pending", latest=True)] == [2, 3, 4]
+    with pytest.raises(DigitrecError, match="no corrected numbers with ids 9"):
+        store.decide(accept=[2, 9], readings=True)
+    store.decide(accept=[1, 2, 3], reject=[4], readings=True)
+    assert store.counts(readings=True) == {"pending": 0, "accepted": 2, "rejected": 1}
+    assert store.counts() == {"pending": 1, "accepted": 0, "rejected": 0}
+
+    out = tmp_path / "out" / "readings.jsonl"
+    assert export_readings(tmp_path, out) == 2
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [(r["id"], r["read"], r["text"], r["drawing"]) for r in records] == [
+        (2, "117", "17", "d-1"), (3, "1", "17", "d-2")]  # fmt: skip
+    split = records[0]
+    assert split["changes"] == [{"kind": "delete", "index": 1, "from": "1"}]
+    assert split["boxes"] == [[95, 40, 25, 200], [290, 50, 160, 22], [350, 60, 100, 190]]
+    assert (split["model"], split["width"], split["height"]) == ("cnn", 560, 280)
+    assert split["created"].endswith("+00:00")
+    # The image is the one read, and the box of the piece deleted holds the 7's bar: what a
+    # segmenter learns not to cut off.
+    kept = Image.open(io.BytesIO(base64.b64decode(split["image"].split(",", 1)[1])))
+    assert np.array_equal(np.asarray(kept.getchannel("A")), np.asarray(image.getchannel("A")))
+    x, y, w, h = split["boxes"][1]
+    assert (np.asarray(kept.getchannel("A"))[y : y + h, x : x + w] > 128).mean() > 0.5
+    assert not list(out.parent.glob(".*tmp"))  # written atomically
+
+    sheet = tmp_path / "sheet.png"
+    assert readings_sheet(store.readings(latest=True), sheet, columns=2) == 3
+    assert Image.open(sheet).size == (2 * 300, 2 * 196)
+
+
+def test_export_of_corrected_numbers_from_no_store_is_empty(tmp_path: Path) -> None:
+    from digitrec.feedback import export_readings
+
+    assert export_readings(tmp_path / "none", tmp_path / "readings.jsonl") == 0
+    assert (tmp_path / "readings.jsonl").read_text() == ""
 
 
 def test_a_version_1_store_gains_the_readings_table_and_keeps_its_rows(tmp_path: Path) -> None:

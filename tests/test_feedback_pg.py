@@ -5,6 +5,7 @@ session: the `postgres` fixture, tests/pg.py; the load: benchmarks/feedback_pg.p
 from __future__ import annotations
 
 import csv
+import json
 import multiprocessing
 import os
 import subprocess
@@ -128,6 +129,42 @@ def test_corrected_numbers_match_the_sqlite_store_and_a_v1_database_gains_them(
     store.add_reading(number, "1", "7", [[90, 40, 20, 200]], [{"kind": "retype", "to": "7"}], "cnn")
     assert [r.text for r in store.readings()] == ["7"]
     store.close()
+
+
+def test_corrected_numbers_are_reviewed_and_exported_as_from_the_sqlite_store(
+    postgres: Any, tmp_path: Path
+) -> None:
+    from digitrec.feedback import export_readings
+    from digitrec.feedback_pg import PostgresStore
+
+    url = postgres.database("review_readings")
+    number = Image.new("RGBA", (560, 280), (0, 0, 0, 0))
+    ImageDraw.Draw(number).line([(100, 40), (100, 240)], fill=(0, 0, 0, 255), width=20)
+    stores = [PostgresStore(url, reconnect=False), FeedbackStore(tmp_path / "lite")]
+    for store in stores:
+        for text, drawing in [("7", "d-1"), ("4", "d-1"), ("17", None), ("71", "d-2")]:
+            store.add_reading(number, "1", text, [[90, 40, 20, 200]],
+                              [{"kind": "retype", "to": text}], "cnn", drawing)  # fmt: skip
+        assert store.counts(readings=True) == {"pending": 3, "accepted": 0, "rejected": 0}
+        assert [r.id for r in store.readings("pending", limit=2, latest=True)] == [2, 3]
+        with pytest.raises(DigitrecError, match="no corrected numbers with ids 9"):
+            store.decide(accept=[1, 9], readings=True)
+        store.decide(accept=[1, 2, 3], reject=[4], readings=True)
+        assert store.counts(readings=True) == {"pending": 0, "accepted": 2, "rejected": 1}
+        assert store.counts() == {"pending": 0, "accepted": 0, "rejected": 0}
+    stores[0].close()
+
+    done = digitrec("feedback", "export", "--readings", "--database", url,
+                    "-o", str(tmp_path / "pg.jsonl"))  # fmt: skip
+    assert done.returncode == 0 and "2 accepted corrected numbers" in done.stdout, done.stderr
+    assert export_readings(tmp_path / "lite", tmp_path / "lite.jsonl") == 2
+
+    def rows(path: Path) -> list[dict[str, Any]]:
+        return [{k: v for k, v in json.loads(line).items() if k != "created"}
+                for line in path.read_text().splitlines()]  # fmt: skip
+
+    assert rows(tmp_path / "pg.jsonl") == rows(tmp_path / "lite.jsonl")
+    assert [r["text"] for r in rows(tmp_path / "pg.jsonl")] == ["4", "17"]
 
 
 def test_servers_starting_together_create_the_schema_once(postgres: Any) -> None:

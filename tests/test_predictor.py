@@ -247,3 +247,45 @@ def test_one_thread_pins_blas_and_opencv_inside_and_restores_them() -> None:
             assert blas() == {2} and cv2.getNumThreads() == 2
     finally:
         cv2.setNumThreads(before)
+
+
+# A process that reads numbers: pen numbers drawn as the page sends them (its logical size,
+# 560x280), read three times over; RSS (MB) after each pass on stdout, one JSON list.
+_READ_PASSES = """
+import io, json, sys
+from PIL import Image
+from digitrec import realworld
+from digitrec.predictor import Predictor
+
+def rss_mb():
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) / 1024 for line in f if line.startswith("VmRSS"))
+
+pages = []
+for sample in realworld.pen_numbers(count=int(sys.argv[1]), seed=3):
+    drawn = Image.open(io.BytesIO(sample.data)).resize((560, 280), Image.Resampling.BOX)
+    out = io.BytesIO()
+    drawn.save(out, format="PNG")
+    pages.append(out.getvalue())
+predictor = Predictor.load()
+after = []
+for _ in range(3):
+    for page in pages:
+        predictor.read(page)
+    after.append(rss_mb())
+print(json.dumps(after))
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads RSS from /proc")
+def test_reading_numbers_again_takes_no_more_memory() -> None:
+    """A server worker reads number after number: once it has read a few dozen, reading them
+    again must not take more memory. Segmentation scores 2 to a few hundred candidate crops in
+    one model call, and ONNX Runtime keeps the memory of its largest call (and a memory plan
+    per batch size): in one call each, the second pass of these numbers took 200 MB more."""
+    done = subprocess.run(
+        [sys.executable, "-c", _READ_PASSES, "25"], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    first, second, third = json.loads(done.stdout)
+    assert second - first < 25 and third - first < 25, (first, second, third)

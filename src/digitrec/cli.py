@@ -917,35 +917,62 @@ def feedback_review(
         str | None, typer.Option(help="Ids to accept: 1,2,5 or ranges, 3-7. Default: none.")
     ] = None,
     reject: Annotated[str | None, typer.Option(help="Ids to reject, as --accept.")] = None,
+    readings: Annotated[
+        bool,
+        typer.Option(
+            "--readings",
+            help="The corrected numbers (their own ids) instead of the corrected digits.",
+        ),
+    ] = False,
     sheet: Annotated[
-        Path, typer.Option(help="Contact sheet of the rows still pending (PNG).")
-    ] = Path("pending.png"),
+        Path | None,
+        typer.Option(
+            show_default=False,
+            help="Contact sheet of the rows still pending (PNG). "
+            "Default: pending.png (pending-readings.png with --readings).",
+        ),
+    ] = None,
     limit: Annotated[int, typer.Option(help="Most rows on the sheet, lowest ids first.")] = 200,
     data_dir: DataDirOpt = None,
     database: DatabaseOpt = None,
 ) -> None:
     """Review corrections: accept or reject them by id, then a contact sheet of those pending.
 
-    Each cell of the sheet shows the upload, the 28x28 the model saw and `#id label L (model P)`.
+    Each cell of the sheet shows the upload, the 28x28 the model saw and `#id label L (model P)`;
+    with --readings, the number with the boxes of the digits read, `#id read R -> T` and the
+    edits (a drawing's last save only: the page saves a number again after each edit).
     Only accepted rows reach `feedback export` (and so `train --extra-data`).
     """
-    from digitrec.feedback import contact_sheet, default_data_dir, open_existing, parse_ids
+    from digitrec.feedback import (
+        contact_sheet,
+        default_data_dir,
+        open_existing,
+        parse_ids,
+        readings_sheet,
+    )
 
     store = open_existing(data_dir, database)
     if store is None:
         raise DigitrecError(f"{data_dir or default_data_dir()}: no feedback store here")
+    sheet = sheet or Path("pending-readings.png" if readings else "pending.png")
     try:
         if accept or reject:
             accepted, rejected = parse_ids(accept or ""), parse_ids(reject or "")
-            store.decide(accepted, rejected)
+            store.decide(accepted, rejected, readings=readings)
             print(f"accepted {len(set(accepted))}, rejected {len(set(rejected))}")
-        pending = list(store.rows("pending", limit))
-        counts = store.counts()
-        if pending:
-            contact_sheet(pending, sheet)
+        if readings:
+            numbers = list(store.readings("pending", limit, latest=True))
+            ids = [r.id for r in numbers]
+            drawn = readings_sheet(numbers, sheet)
+        else:
+            rows = list(store.rows("pending", limit))
+            ids = [r.id for r in rows]
+            drawn = contact_sheet(rows, sheet)
+        counts = store.counts(readings=readings)
+        if drawn:
             print(
-                f"wrote {shown(sheet)}: {len(pending)} of {counts['pending']} pending "
-                f"(ids {pending[0].id}..{pending[-1].id})"
+                f"wrote {shown(sheet)}: {drawn} of {counts['pending']} pending "
+                f"(ids {ids[0]}..{ids[-1]})"
             )
         print(", ".join(f"{n} {status}" for status, n in counts.items()))
     finally:
@@ -954,16 +981,38 @@ def feedback_review(
 
 @feedback_app.command("export")
 def feedback_export(
-    output: Annotated[Path, typer.Option("--output", "-o", help="Kaggle-format CSV.")] = Path(
-        "corrections.csv"
-    ),
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            show_default=False,
+            help="Kaggle-format CSV; with --readings, JSON lines. "
+            "Default: corrections.csv (readings.jsonl with --readings).",
+        ),
+    ] = None,
+    readings: Annotated[
+        bool,
+        typer.Option(
+            "--readings",
+            help="The accepted corrected numbers, one JSON object a line: the image (PNG data "
+            "URL), its width and height, the boxes of the digits read, read, text, changes.",
+        ),
+    ] = False,
     data_dir: DataDirOpt = None,
     database: DatabaseOpt = None,
 ) -> None:
     """Export accepted corrections as Kaggle-format CSV (label, pixel0..783) for
-    `train --extra-data` (streamed: any number of rows in bounded memory)."""
-    from digitrec.feedback import export_csv
+    `train --extra-data`, or with --readings the corrected numbers as JSON lines (streamed:
+    any number of rows in bounded memory)."""
+    from digitrec.feedback import export_csv, export_readings
 
+    if readings:
+        output = output or Path("readings.jsonl")
+        n = export_readings(data_dir, output, database)
+        print(f"wrote {shown(output)}: {n} accepted corrected numbers")
+        return
+    output = output or Path("corrections.csv")
     n = export_csv(data_dir, output, database)
     print(f"wrote {shown(output)}: {n} accepted corrections")
 

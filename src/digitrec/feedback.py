@@ -11,9 +11,12 @@ the number's image (at most NUMBER_SIDE px), the digits read, their boxes, the n
 person says it is, and the edits that turned one into the other (a digit changed, deleted or
 inserted, or the whole number typed): split and merge errors kept as data (`add_reading`).
 Rows enter as *pending*. `digitrec feedback review` accepts or rejects them, and only accepted
-rows reach `feedback export` and `train --extra-data`. A store from before review (schema
-version 0: no `seen`, no `status`) is migrated on open: its rows become pending (nobody looked
-at them, and blank or noise uploads were kept then) and their 28x28 is made at export.
+rows reach `feedback export` and `train --extra-data`; `--readings` does the same for the
+corrected numbers, exported as JSON lines (`export_readings`). The page saves a number again
+after each edit with the same `drawing` id: only a drawing's last row counts (LATEST). A store
+from before review (schema version 0: no `seen`, no `status`) is migrated on open: its rows
+become pending (nobody looked at them, and blank or noise uploads were kept then) and their
+28x28 is made at export.
 
 Durability: a row is committed (synchronous=FULL) before `add` returns, so every 201 the server
 acknowledged is on disk. Faults are StoreError: StoreFull (507: the store's cap, or the disk)
@@ -27,6 +30,7 @@ postgresql://...`, the same rows, review and export (digitrec.feedback_pg, the `
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import csv
 import io
@@ -104,6 +108,11 @@ CREATE TABLE IF NOT EXISTS readings (
     reviewed  TEXT
 )
 """
+
+
+# A readings row no later row of the same drawing supersedes (the page saves after each edit):
+# the rows review shows and counts and export writes. The same SQL on SQLite and PostgreSQL.
+LATEST = "(drawing IS NULL OR id IN (SELECT MAX(id) FROM readings GROUP BY drawing))"
 
 
 class StoreError(DigitrecError):
@@ -347,13 +356,17 @@ class Store(Protocol):
         max_bytes: int | None = None,
     ) -> int: ...
 
-    def readings(self, status: str | None = None) -> Iterator[ReadingFeedback]: ...
+    def readings(
+        self, status: str | None = None, limit: int | None = None, latest: bool = False
+    ) -> Iterator[ReadingFeedback]: ...
 
-    def decide(self, accept: Iterable[int] = (), reject: Iterable[int] = ()) -> None: ...
+    def decide(
+        self, accept: Iterable[int] = (), reject: Iterable[int] = (), readings: bool = False
+    ) -> None: ...
 
     def count(self, status: str | None = None) -> int: ...
 
-    def counts(self) -> dict[str, int]: ...
+    def counts(self, readings: bool = False) -> dict[str, int]: ...
 
     def rows(self, status: str | None = None, limit: int | None = None) -> Iterator[Feedback]: ...
 
@@ -553,24 +566,28 @@ class FeedbackStore:
         assert cur.lastrowid is not None
         return cur.lastrowid
 
-    def decide(self, accept: Iterable[int] = (), reject: Iterable[int] = ()) -> None:
-        """Mark rows accepted or rejected, all or none: an unknown id is a DigitrecError."""
+    def decide(
+        self, accept: Iterable[int] = (), reject: Iterable[int] = (), readings: bool = False
+    ) -> None:
+        """Mark rows accepted or rejected, all or none: an unknown id is a DigitrecError. With
+        `readings`, rows of the corrected numbers (their own ids)."""
         accept, reject = sorted(set(accept)), sorted(set(reject))
         both = set(accept) & set(reject)
         if both:
             raise DigitrecError(f"ids both accepted and rejected: {_ids(both)}")
+        table = "readings" if readings else "feedback"
         db = self._db()
         with _Transaction(db):
             wanted = accept + reject
             known = {r[0] for r in db.execute(
-                f"SELECT id FROM feedback WHERE id IN ({','.join('?' * len(wanted))})", wanted
+                f"SELECT id FROM {table} WHERE id IN ({','.join('?' * len(wanted))})", wanted
             )} if wanted else set()  # fmt: skip
             if missing := set(wanted) - known:
-                raise DigitrecError(f"no feedback rows with ids {_ids(missing)}")
+                raise DigitrecError(f"no {_rows(readings)} with ids {_ids(missing)}")
             stamp = now()
             for status, ids in (("accepted", accept), ("rejected", reject)):
                 db.executemany(
-                    "UPDATE feedback SET status = ?, reviewed = ? WHERE id = ?",
+                    f"UPDATE {table} SET status = ?, reviewed = ? WHERE id = ?",
                     [(status, stamp, i) for i in ids],
                 )
 
@@ -580,8 +597,14 @@ class FeedbackStore:
         where, args = ("WHERE status = ?", (status,)) if status else ("", ())
         return int(self._db().execute(f"SELECT COUNT(*) FROM feedback {where}", args).fetchone()[0])
 
-    def counts(self) -> dict[str, int]:
-        found = dict(self._db().execute("SELECT status, COUNT(*) FROM feedback GROUP BY status"))
+    def counts(self, readings: bool = False) -> dict[str, int]:
+        """Rows by status; with `readings`, the corrected numbers (a drawing's last row)."""
+        sql = (
+            f"SELECT status, COUNT(*) FROM readings WHERE {LATEST} GROUP BY status"
+            if readings
+            else "SELECT status, COUNT(*) FROM feedback GROUP BY status"
+        )
+        found = dict(self._db().execute(sql))
         return {s: int(found.get(s, 0)) for s in STATUSES}
 
     def rows(self, status: str | None = None, limit: int | None = None) -> Iterator[Feedback]:
@@ -602,19 +625,28 @@ class FeedbackStore:
         finally:
             db.close()
 
-    def readings(self, status: str | None = None) -> Iterator[ReadingFeedback]:
-        """The corrected numbers in id order, one at a time."""
+    def readings(
+        self, status: str | None = None, limit: int | None = None, latest: bool = False
+    ) -> Iterator[ReadingFeedback]:
+        """The corrected numbers in id order, one at a time; with `latest`, only a drawing's
+        last row (LATEST), whatever the status of the rows after it."""
         self._db()
         sql = (
             "SELECT id, image, read, text, boxes, changes, model, created, drawing, status"
             " FROM readings"
         )
-        args: list[object] = []
-        if status is not None:
-            sql, args = sql + " WHERE status = ?", [status]
+        where = ["status = ?"] if status is not None else []
+        args: list[object] = [status] if status is not None else []
+        if latest:
+            where.append(LATEST)
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY id"
+        if limit is not None:
+            sql, args = sql + " LIMIT ?", [*args, limit]
         db = sqlite3.connect(self.path, timeout=self.timeout)
         try:
-            for row in db.execute(sql + " ORDER BY id", args):
+            for row in db.execute(sql, args):
                 yield _reading(row)
         finally:
             db.close()
@@ -661,6 +693,11 @@ class _Transaction:
 
 def _ids(ids: Iterable[int]) -> str:
     return ", ".join(str(i) for i in sorted(ids))
+
+
+def _rows(readings: bool) -> str:
+    """What a review's ids name, in messages."""
+    return "corrected numbers" if readings else "feedback rows"
 
 
 def parse_ids(text: str) -> list[int]:
@@ -716,6 +753,46 @@ def export_csv(data_dir: Path | None, out: Path, database: str | None = None) ->
         if store:
             store.close()
     log.info("exported %d accepted feedback rows to %s", n, out)
+    return n
+
+
+def reading_record(item: ReadingFeedback) -> dict[str, Any]:
+    """A corrected number as `feedback export --readings` writes it, one JSON object: the kept
+    image as a PNG data URL (what POST /api/v1/read takes) and its size, the boxes in its
+    pixels, the digits read, the number as the person says it is, the edits as stored."""
+    width, height = Image.open(io.BytesIO(item.image)).size  # the PNG's header only
+    return {
+        "id": item.id,
+        "image": "data:image/png;base64," + base64.b64encode(item.image).decode(),
+        "width": width,
+        "height": height,
+        "read": item.read,
+        "text": item.text,
+        "boxes": item.boxes,
+        "changes": item.changes,
+        "model": item.model,
+        "created": item.created,
+        "drawing": item.drawing,
+    }
+
+
+def export_readings(data_dir: Path | None, out: Path, database: str | None = None) -> int:
+    """Write the accepted corrected numbers as JSON lines (reading_record), a drawing's last
+    row only (LATEST); returns how many. Streams, written atomically. From the SQLite store in
+    `data_dir`, or from PostgreSQL when `database` is a URL."""
+    store = open_existing(data_dir, database)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    n = 0
+    try:
+        with atomic_open(out, "w", encoding="utf-8") as f:
+            for item in store.readings("accepted", latest=True) if store else ():
+                f.write(json.dumps(reading_record(item)) + "\n")
+                n += 1
+    finally:
+        if store:
+            store.close()
+    log.info("exported %d accepted corrected numbers to %s", n, out)
     return n
 
 
@@ -775,6 +852,60 @@ def contact_sheet(rows: Iterable[Feedback], out: Path, columns: int = 8) -> int:
         guess = "-" if item.predicted is None else str(item.predicted)
         draw.text((x + 4, y + side + 8), f"#{item.id}  label {item.label}  (model {guess})",
                   fill="black", font=font)  # fmt: skip
+        draw.rectangle((x, y, x + cell_w - 1, y + cell_h - 1), outline=(200, 200, 200))
+    with atomic_open(out) as f:
+        sheet.save(f, format="PNG")
+    return len(items)
+
+
+def edit_text(change: dict[str, Any]) -> str:
+    """A stored edit in a few characters: "change 1: 7->2", "delete 0: 1", "insert 2: 4",
+    "retype 17->1234" (indices are positions in the digits read, from 0)."""
+    kind = change["kind"]
+    if kind == "retype":
+        return f"retype {change['from']}->{change['to']}"
+    what = {"change": f"{change.get('from')}->{change.get('to')}", "delete": change.get("from"),
+            "insert": change.get("to")}[kind]  # fmt: skip
+    return f"{kind} {change['index']}: {what}"
+
+
+def readings_sheet(rows: Iterable[ReadingFeedback], out: Path, columns: int = 3) -> int:
+    """A PNG of corrected numbers to review: each cell the number's image (on white) with the
+    boxes of the digits read (red, numbered from 0), a line `#id  read R -> T` and a line of
+    the edits. Written atomically; returns the number of cells."""
+    from PIL import ImageDraw, ImageFont
+
+    cell_w, cell_h, box_w, box_h = 300, 196, 288, 144
+    items = list(rows)
+    if not items:
+        return 0
+    grid_rows = -(-len(items) // columns)
+    sheet = Image.new("RGB", (cell_w * min(columns, len(items)), cell_h * grid_rows), "white")
+    draw = ImageDraw.Draw(sheet)
+    font = ImageFont.load_default(size=14)
+    small = ImageFont.load_default(size=11)
+    for k, item in enumerate(items):
+        x, y = (k % columns) * cell_w, (k // columns) * cell_h
+        kept = Image.open(io.BytesIO(item.image))
+        scale = min(box_w / kept.width, box_h / kept.height)
+        number = kept.resize(
+            (max(1, round(kept.width * scale)), max(1, round(kept.height * scale))),
+            Image.Resampling.LANCZOS,
+        )
+        paper = Image.new("RGBA", number.size, "white")
+        paper.alpha_composite(number.convert("RGBA"))
+        left, top = x + 6 + (box_w - number.width) // 2, y + 4
+        sheet.paste(paper.convert("RGB"), (left, top))
+        for i, (bx, by, bw, bh) in enumerate(item.boxes):
+            x0, y0 = left + bx * scale, top + by * scale
+            draw.rectangle((x0, y0, x0 + bw * scale, y0 + bh * scale), outline=(220, 0, 0))
+            draw.text((x0 + 2, y0 + 1), str(i), fill=(220, 0, 0), font=small)
+        draw.text((x + 6, y + box_h + 10), f"#{item.id}  read {item.read} -> {item.text}",
+                  fill="black", font=font)  # fmt: skip
+        edits = ", ".join(edit_text(c) for c in item.changes)
+        if len(edits) > 44:
+            edits = edits[:41] + "..."
+        draw.text((x + 6, y + box_h + 28), edits, fill=(60, 60, 60), font=font)
         draw.rectangle((x, y, x + cell_w - 1, y + cell_h - 1), outline=(200, 200, 200))
     with atomic_open(out) as f:
         sheet.save(f, format="PNG")

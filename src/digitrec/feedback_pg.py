@@ -36,6 +36,7 @@ from PIL import Image
 
 from digitrec.errors import DigitrecError
 from digitrec.feedback import (
+    LATEST,
     STATUSES,
     Feedback,
     ReadingFeedback,
@@ -43,6 +44,7 @@ from digitrec.feedback import (
     StoreFull,
     StoreUnavailable,
     _ids,
+    _rows,
     reading_row,
 )
 from digitrec.feedback import row_images as _row_images
@@ -360,22 +362,26 @@ class PostgresStore:
         assert row is not None
         return int(row[0])
 
-    def decide(self, accept: Iterable[int] = (), reject: Iterable[int] = ()) -> None:
-        """Mark rows accepted or rejected, all or none: an unknown id is a DigitrecError."""
+    def decide(
+        self, accept: Iterable[int] = (), reject: Iterable[int] = (), readings: bool = False
+    ) -> None:
+        """Mark rows accepted or rejected, all or none: an unknown id is a DigitrecError. With
+        `readings`, rows of the corrected numbers (their own ids)."""
         accept, reject = sorted(set(accept)), sorted(set(reject))
         if both := set(accept) & set(reject):
             raise DigitrecError(f"ids both accepted and rejected: {_ids(both)}")
+        table = "readings" if readings else "feedback"
         with self._session() as conn, conn.transaction():
             wanted = accept + reject
             known = {
-                r[0] for r in conn.execute("SELECT id FROM feedback WHERE id = ANY(%s)", (wanted,))
+                r[0] for r in conn.execute(f"SELECT id FROM {table} WHERE id = ANY(%s)", (wanted,))
             }
             if missing := set(wanted) - known:
-                raise DigitrecError(f"no feedback rows with ids {_ids(missing)}")
+                raise DigitrecError(f"no {_rows(readings)} with ids {_ids(missing)}")
             for status, ids in (("accepted", accept), ("rejected", reject)):
                 if ids:
                     conn.execute(
-                        "UPDATE feedback SET status = %s, reviewed = now() WHERE id = ANY(%s)",
+                        f"UPDATE {table} SET status = %s, reviewed = now() WHERE id = ANY(%s)",
                         (status, ids),
                     )
 
@@ -402,11 +408,15 @@ class PostgresStore:
         assert row is not None
         return int(row[0])
 
-    def counts(self) -> dict[str, int]:
+    def counts(self, readings: bool = False) -> dict[str, int]:
+        """Rows by status; with `readings`, the corrected numbers (a drawing's last row)."""
+        sql = (
+            f"SELECT status, COUNT(*) FROM readings WHERE {LATEST} GROUP BY status"
+            if readings
+            else "SELECT status, COUNT(*) FROM feedback GROUP BY status"
+        )
         with self._session() as conn:
-            found = dict(
-                conn.execute("SELECT status, COUNT(*) FROM feedback GROUP BY status").fetchall()
-            )
+            found = dict(conn.execute(sql).fetchall())
         return {s: int(found.get(s, 0)) for s in STATUSES}
 
     def rows(self, status: str | None = None, limit: int | None = None) -> Iterator[Feedback]:
@@ -436,20 +446,34 @@ class PostgresStore:
         finally:
             conn.close()
 
-    def readings(self, status: str | None = None) -> Iterator[ReadingFeedback]:
-        """The corrected numbers in id order."""
+    def readings(
+        self, status: str | None = None, limit: int | None = None, latest: bool = False
+    ) -> Iterator[ReadingFeedback]:
+        """As FeedbackStore.readings, streamed from a server-side cursor (bounded memory)."""
         sql = (
             "SELECT id, image, read, text, boxes, changes, model, created, drawing, status"
-            " FROM readings WHERE %s::text IS NULL OR status = %s ORDER BY id"
+            " FROM readings WHERE (%s::text IS NULL OR status = %s)"
+            + (f" AND {LATEST}" if latest else "")
+            + " ORDER BY id LIMIT %s"  # LIMIT NULL: all of them
         )
-        with self._session() as conn:
-            rows = conn.execute(sql, (status, status)).fetchall()
-        for row in rows:
-            created = row[7].astimezone(UTC).isoformat(timespec="milliseconds")
-            yield ReadingFeedback(
-                row[0], bytes(row[1]), row[2], row[3], json.loads(row[4]), json.loads(row[5]),
-                row[6], created, row[8], row[9],
-            )  # fmt: skip
+        try:
+            conn = self._connect(autocommit=False)  # a server-side cursor lives in a transaction
+        except self._pg.Error as e:
+            raise StoreUnavailable(f"{UNAVAILABLE}: {_reason(e)}") from None
+        try:
+            with conn, conn.cursor(name="digitrec_feedback_readings") as cur:
+                cur.itersize = 64
+                cur.execute(sql, (status, status, limit))
+                for row in cur:
+                    created = row[7].astimezone(UTC).isoformat(timespec="milliseconds")
+                    yield ReadingFeedback(
+                        row[0], bytes(row[1]), row[2], row[3], json.loads(row[4]),
+                        json.loads(row[5]), row[6], created, row[8], row[9],
+                    )  # fmt: skip
+        except self._pg.Error as e:
+            raise StoreUnavailable(f"{UNAVAILABLE}: {_reason(e)}") from None
+        finally:
+            conn.close()
 
     def __iter__(self) -> Iterator[Feedback]:
         return self.rows()

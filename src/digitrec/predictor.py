@@ -31,6 +31,13 @@ UNCERTAIN_BELOW = 0.5  # calibrated confidence under which the answer is "uncert
 # lowered it, +-8 degree turns and zooms raised it.
 TTA_ZOOMS = (0.93, 1.07)
 PROGRESS_CHUNK = 1000  # images per ONNX Runtime call when a progress bar is shown
+# Images per ONNX Runtime call while reading a number. Segmentation scores anywhere from 2 to a
+# few hundred candidate crops at once, and ONNX Runtime's CPU arena keeps the memory of the
+# largest call it has served (and a memory plan per batch size, allocated the next time that
+# size comes): in one call, 100 page-sized numbers read three times over took a process from
+# 166 to 310, 401, 403 MB; in calls of 32, to 214, 218, 218 MB, for the same CPU per read
+# (BENCHMARKS.md, "The page on a phone"; benchmarks/read_memory.py).
+READ_BATCH = 32
 
 Source = bytes | str | os.PathLike[str] | Image.Image | np.ndarray
 
@@ -317,11 +324,11 @@ class Predictor:
         from digitrec.vision.segment import INK, segment
 
         work.check_parts(ink, INK)  # segmentation's cost grows with the parts: capped first
-        parts = segment(ink, score=lambda images: self.predict_array(images).max(axis=1))
+        parts = segment(ink, score=lambda images: self._read_probabilities(images).max(axis=1))
         work.check()
         if not parts:
             return Reading(None, [], 0.0, "empty")
-        probs = self.predict_array(np.stack([preprocess.to_mnist(p.ink) for p in parts]))
+        probs = self._read_probabilities(np.stack([preprocess.to_mnist(p.ink) for p in parts]))
         digits = []
         for p, part in zip(probs, parts, strict=True):
             top = _top3(p)
@@ -363,6 +370,18 @@ class Predictor:
         if confidence < self.sequence.uncertain_below:
             return Reading(None, digits, confidence, "uncertain")
         return Reading("".join(str(d.digit) for d in digits), digits, confidence)
+
+    def _read_probabilities(self, images28: np.ndarray) -> np.ndarray:
+        """predict_array in calls of at most READ_BATCH images: what a reading process keeps
+        of ONNX Runtime's memory stays that of one such call."""
+        if len(images28) <= READ_BATCH:
+            return self.predict_array(images28)
+        return np.concatenate(
+            [
+                self.predict_array(images28[start : start + READ_BATCH])
+                for start in range(0, len(images28), READ_BATCH)
+            ]
+        )
 
 
 def _top3(probs: np.ndarray) -> list[tuple[int, float]]:
