@@ -11,6 +11,7 @@ import contextlib
 import functools
 import math
 import os
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,13 +43,20 @@ READ_BATCH = 32
 Source = bytes | str | os.PathLike[str] | Image.Image | np.ndarray
 
 
-@functools.cache
-def _blas() -> tuple[Any, ...]:
-    """threadpoolctl's controllers of the BLAS libraries loaded (NumPy's, SciPy's, ...), found
-    once (~ms)."""
-    from threadpoolctl import ThreadpoolController
+_BLAS: tuple[int, tuple[Any, ...]] = (-1, ())  # (len(sys.modules) when found, controllers)
 
-    return tuple(ThreadpoolController().select(user_api="blas").lib_controllers)
+
+def _blas() -> tuple[Any, ...]:
+    """threadpoolctl's controllers of the BLAS libraries loaded (NumPy's, SciPy's, torch's...),
+    found again (~ms) only when modules were imported since: a library loaded after the first
+    call (SciPy imported later, say) is pinned too."""
+    global _BLAS
+    if _BLAS[0] != len(sys.modules):
+        from threadpoolctl import ThreadpoolController
+
+        found = tuple(ThreadpoolController().select(user_api="blas").lib_controllers)
+        _BLAS = (len(sys.modules), found)
+    return _BLAS[1]
 
 
 @contextlib.contextmanager
