@@ -818,7 +818,7 @@ def canvas_load(
     bench, port: int, clients: int, seconds: float
 ) -> tuple[float, float, int, list[str]]:
     request = bench.build_request("json", port, "predict")
-    latencies, errors, _ = asyncio.run(bench.load(port, request, clients, 0.5, seconds))
+    latencies, errors, _ = asyncio.run(bench.load(port, [request], clients, 0.5, seconds))
     latencies.sort()
     n = len(latencies)
     pct = lambda q: latencies[min(n - 1, int(q * n))] * 1000 if n else float("nan")  # noqa: E731
