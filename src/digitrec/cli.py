@@ -12,7 +12,6 @@ import logging
 import math
 import os
 import shlex
-import stat
 import sys
 from enum import Enum, StrEnum
 from pathlib import Path
@@ -23,6 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 from digitrec.errors import DigitrecError
+from digitrec.files import not_a_file
 from digitrec.training.config import Augment, Optimizer, Recipe, Schedule, TrainConfig
 
 app = typer.Typer(
@@ -633,25 +633,6 @@ def _expand(inputs: list[str]) -> list[Path]:
     return files
 
 
-def _not_a_file(path: Path) -> str | None:
-    """Why `path` is no image file, for what exists but is not a regular file (a FIFO would
-    block the read, /dev/zero never end it); None otherwise (the image loader reports the rest)."""
-    try:
-        mode = path.stat().st_mode
-    except OSError:
-        return None
-    if stat.S_ISREG(mode):
-        return None
-    kind = (
-        "a directory" if stat.S_ISDIR(mode)
-        else "a named pipe (FIFO)" if stat.S_ISFIFO(mode)
-        else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
-        else "a socket" if stat.S_ISSOCK(mode)
-        else "not a file"
-    )  # fmt: skip
-    return f"not a regular file ({kind}): give an image file"
-
-
 @app.command()
 def predict(
     images: Annotated[
@@ -693,7 +674,7 @@ def _predict_chunk(predictor: Any, chunk: list[Path], format: Format, table: Tab
     sources, errors = [], {}
     failed = 0
     for f in chunk:
-        if f != STDIN and (problem := _not_a_file(f)):
+        if f != STDIN and (problem := not_a_file(f)):
             errors[f] = problem
             continue
         try:
@@ -761,7 +742,7 @@ def _read_one(predictor: Any, f: Path, format: Format, table: Table) -> int:
     from digitrec.errors import ImageError
 
     try:
-        if f != STDIN and (problem := _not_a_file(f)):
+        if f != STDIN and (problem := not_a_file(f)):
             raise ImageError(problem)
         reading = predictor.read(_source(f))
     except ImageError as e:
