@@ -491,11 +491,3 @@ def initial_weights(spec: str) -> dict[str, Any]:
             raise DigitrecError(f"init {spec!r}: shipped model {name!r} has no member {member}")
         return found
     return load_weights(RunDir(Path(spec)).weights)
-
-
-def load_run_model(run: RunDir) -> tuple[nn.Module, dict[str, Any]]:
-    """The trained model of a run directory (best validation weights) and its metrics."""
-    model = models.create(run.config.model)
-    model.load_state_dict(load_weights(run.weights))
-    model.eval()
-    return model, run.metrics
