@@ -25,10 +25,11 @@ import numpy as np
 from PIL import Image
 
 from digitrec import data as datasets
+from digitrec.answers import Prediction, Reading
 from digitrec.errors import DigitrecError, ImageError
 from digitrec.evaluate import Report
 from digitrec.extras import install_hint
-from digitrec.predictor import Prediction, Predictor, Reading
+from digitrec.predictor import Predictor
 from digitrec.training.config import TrainConfig, recipe_config
 
 if TYPE_CHECKING:
