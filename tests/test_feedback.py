@@ -31,12 +31,11 @@ from digitrec.feedback import (
     FeedbackStore,
     StoreFull,
     StoreUnavailable,
-    accepted_dataset,
     contact_sheet,
     default_data_dir,
-    export_csv,
     parse_ids,
 )
+from digitrec.feedback_stores import accepted_dataset, export_csv
 from digitrec.predictor import Prediction
 from digitrec.serve import Settings, create_app
 from digitrec.serve.deps import get_predictor

@@ -910,7 +910,8 @@ def feedback_review(
     Each cell of the sheet shows the upload, the 28x28 the model saw and `#id label L (model P)`.
     Only accepted rows reach `feedback export` (and so `train --extra-data`).
     """
-    from digitrec.feedback import contact_sheet, default_data_dir, open_existing, parse_ids
+    from digitrec.feedback import contact_sheet, default_data_dir, parse_ids
+    from digitrec.feedback_stores import open_existing
 
     store = open_existing(data_dir, database)
     if store is None:
@@ -943,7 +944,7 @@ def feedback_export(
 ) -> None:
     """Export accepted corrections as Kaggle-format CSV (label, pixel0..783) for
     `train --extra-data` (streamed: any number of rows in bounded memory)."""
-    from digitrec.feedback import export_csv
+    from digitrec.feedback_stores import export_csv
 
     n = export_csv(data_dir, output, database)
     print(f"wrote {shown(output)}: {n} accepted corrections")
