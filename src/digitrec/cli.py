@@ -21,9 +21,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from digitrec.config import Augment, Optimizer, Recipe, Schedule, TrainConfig
 from digitrec.errors import DigitrecError
 from digitrec.files import not_a_file
-from digitrec.training.config import Augment, Optimizer, Recipe, Schedule, TrainConfig
 
 app = typer.Typer(
     # --install-completion / --show-completion: bash, zsh, fish, PowerShell
@@ -337,9 +337,9 @@ def train(
     threads: Annotated[int | None, typer.Option(help="CPU threads. Default: all cores.")] = None,
 ) -> None:
     """Train a model and write its run directory (config, history, metrics, curves, weights)."""
+    from digitrec.config import recipe_config
     from digitrec.training import ensemble as ensembles
     from digitrec.training import loop
-    from digitrec.training.config import recipe_config
 
     flags = {
         "model": model, "epochs": epochs, "batch_size": batch_size, "lr": lr,

@@ -29,12 +29,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from digitrec import calibrate, data
+from digitrec.config import TrainConfig, default_output, from_dict
 from digitrec.errors import DigitrecError
 from digitrec.files import load_checkpoint, load_weights, save_weights
 from digitrec.machine import cpu_name
 from digitrec.runs import RunDir
 from digitrec.training import augment, distributed, models, pen, strokes, styles
-from digitrec.training.config import TrainConfig, default_output, from_dict
 from digitrec.training.optim import EMA, Optimizers, learning_rate, make_optimizer
 
 log = logging.getLogger(__name__)
