@@ -4,10 +4,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
-API_MODULES := digitrec.api digitrec.data digitrec.errors
+API_MODULES := digitrec.api digitrec.data digitrec.dataset digitrec.errors
 # The public API's files: mypy --strict on these (make lint; tests/test_typing.py)
 PUBLIC := src/digitrec/__init__.py src/digitrec/api.py src/digitrec/errors.py \
-	src/digitrec/extras.py src/digitrec/data.py src/digitrec/predictor.py src/digitrec/evaluate.py
+	src/digitrec/extras.py src/digitrec/data.py src/digitrec/dataset.py src/digitrec/predictor.py \
+	src/digitrec/answers.py src/digitrec/evaluate.py
 # axe-core, the accessibility checker the browser tests run in the page (from the npm registry).
 AXE := $(VENV)/axe/node_modules/axe-core/axe.min.js
 

@@ -105,8 +105,8 @@ def run_digitrec(args: argparse.Namespace, workdir: Path) -> dict:
     import torch
 
     from digitrec import shipped
+    from digitrec.config import TrainConfig
     from digitrec.predictor import Predictor
-    from digitrec.training.config import TrainConfig
     from digitrec.training.export import export_run
     from digitrec.training.loop import train
     from digitrec.vision import preprocess

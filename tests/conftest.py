@@ -26,7 +26,7 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The fast recipe, whole (1.6 epochs, 338 steps, ~6 s on 2 cores): a real run."""
-    from digitrec.training.config import recipe_config
+    from digitrec.config import recipe_config
     from digitrec.training.loop import train
 
     out = tmp_path_factory.mktemp("runs") / "fast"

@@ -27,3 +27,4 @@ def test_the_api_reference_builds_without_a_warning(tmp_path: Path) -> None:
     errors = (tmp_path / "digitrec" / "errors.html").read_text()
     assert 'id="ImageError"' in errors
     assert (tmp_path / "digitrec" / "data.html").is_file()
+    assert 'id="Dataset"' in (tmp_path / "digitrec" / "dataset.html").read_text()

@@ -20,7 +20,8 @@ from PIL import Image, ImageDraw
 
 from conftest import benchmark
 from digitrec.errors import DigitrecError
-from digitrec.feedback import FeedbackStore, StoreFull, StoreUnavailable, export_csv
+from digitrec.feedback import FeedbackStore, StoreFull, StoreUnavailable
+from digitrec.feedback_stores import export_csv
 
 load = benchmark("feedback_pg")
 SEVEN = [(70, 60), (210, 60), (120, 230)]
@@ -134,8 +135,8 @@ def test_corrected_numbers_match_the_sqlite_store_and_a_v1_database_gains_them(
 def test_corrected_numbers_are_reviewed_and_exported_as_from_the_sqlite_store(
     postgres: Any, tmp_path: Path
 ) -> None:
-    from digitrec.feedback import export_readings
     from digitrec.feedback_pg import PostgresStore
+    from digitrec.feedback_stores import export_readings
 
     url = postgres.database("review_readings")
     number = Image.new("RGBA", (560, 280), (0, 0, 0, 0))
@@ -198,13 +199,13 @@ def test_sqlite_stays_the_default_without_psycopg(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     code = (
-        "import sys, digitrec.cli, digitrec.serve.app, digitrec.feedback as f;"
+        "import sys, digitrec.cli, digitrec.serve.app, digitrec.feedback_stores as f;"
         f"s = f.open_store({str(tmp_path)!r}); s.count(); s.close();"
         "assert 'psycopg' not in sys.modules, 'psycopg imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
     monkeypatch.setitem(sys.modules, "psycopg", None)  # as if not installed
-    from digitrec.feedback import open_store
+    from digitrec.feedback_stores import open_store
 
     with pytest.raises(DigitrecError, match=r"pip install 'digitrec\[postgres\]'"):
         open_store(database="postgresql://u@localhost/db")

@@ -11,9 +11,9 @@ import pytest
 
 from conftest import benchmark
 from digitrec import data, realworld
+from digitrec.config import recipe_config
 from digitrec.errors import DigitrecError
 from digitrec.training import pen
-from digitrec.training.config import recipe_config
 from digitrec.training.loop import train
 
 

@@ -29,7 +29,8 @@ from PIL import Image
 from digitrec.errors import ImageError
 from digitrec.serve import Settings, create_app
 from digitrec.serve.batch import batched
-from digitrec.serve.protocol import LimitedHttpTools, Limits
+from digitrec.serve.protocol import LimitedHttpTools
+from digitrec.serve.settings import Limits
 from digitrec.vision import preprocess
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from digitrec.serve.protocol import Limits
+from digitrec.serve.settings import Limits
 from test_serve_hardening import SEVEN, Server, abuse, is_json_error, metric
 
 SECURITY = ("content-security-policy", "x-content-type-options", "x-frame-options")

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from digitrec import data
+from digitrec.config import recipe_config
 from digitrec.training import styles
-from digitrec.training.config import recipe_config
 from digitrec.training.loop import train
 from digitrec.vision import imageops as ops
 

@@ -13,10 +13,10 @@ import pytest
 import torch
 
 from digitrec import data
+from digitrec.config import recipe_config
 from digitrec.errors import DigitrecError, ModelError
 from digitrec.files import load_weights
 from digitrec.training import augment
-from digitrec.training.config import recipe_config
 from digitrec.training.ensemble import combine
 from digitrec.training.loop import train
 from digitrec.training.optim import orthogonalise

@@ -25,11 +25,12 @@ import numpy as np
 from PIL import Image
 
 from digitrec import data as datasets
+from digitrec.answers import Prediction, Reading
+from digitrec.config import TrainConfig, recipe_config
 from digitrec.errors import DigitrecError, ImageError
 from digitrec.evaluate import Report
 from digitrec.extras import install_hint
-from digitrec.predictor import Prediction, Predictor, Reading
-from digitrec.training.config import TrainConfig, recipe_config
+from digitrec.predictor import Predictor
 
 if TYPE_CHECKING:
     from digitrec.training.loop import Run

@@ -104,14 +104,14 @@ def output_format(output: Path) -> str:
 def answer(predictor: Any, mode: str, paths: Sequence[str]) -> list[dict[str, Any]]:
     """One row per path (the CLI's JSON fields, or `error`), in order. Never raises for an
     image: what the CLI reports on stderr for a file becomes that row's `error`."""
-    from digitrec.cli import _not_a_file
+    from digitrec.files import not_a_file
     from digitrec.vision.preprocess import load_image
 
     rows: list[dict[str, Any]] = []
     if mode == "read":
         for path in paths:
             try:
-                if problem := _not_a_file(Path(path)):
+                if problem := not_a_file(Path(path)):
                     raise DigitrecError(problem)
                 rows.append(predictor.read(path).to_dict())
             except Exception as e:  # an ImageError, or a bug: this image's row, not the job
@@ -120,7 +120,7 @@ def answer(predictor: Any, mode: str, paths: Sequence[str]) -> list[dict[str, An
     images, where = [], []
     for path in paths:
         try:
-            if problem := _not_a_file(Path(path)):
+            if problem := not_a_file(Path(path)):
                 raise DigitrecError(problem)
             images.append(load_image(path))
             where.append(len(rows))

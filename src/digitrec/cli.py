@@ -12,7 +12,6 @@ import logging
 import math
 import os
 import shlex
-import stat
 import sys
 from enum import Enum, StrEnum
 from pathlib import Path
@@ -22,8 +21,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from digitrec.config import Augment, Optimizer, Recipe, Schedule, TrainConfig
 from digitrec.errors import DigitrecError
-from digitrec.training.config import Augment, Optimizer, Recipe, Schedule, TrainConfig
+from digitrec.files import not_a_file
 
 app = typer.Typer(
     # --install-completion / --show-completion: bash, zsh, fish, PowerShell
@@ -337,9 +337,9 @@ def train(
     threads: Annotated[int | None, typer.Option(help="CPU threads. Default: all cores.")] = None,
 ) -> None:
     """Train a model and write its run directory (config, history, metrics, curves, weights)."""
+    from digitrec.config import recipe_config
     from digitrec.training import ensemble as ensembles
     from digitrec.training import loop
-    from digitrec.training.config import recipe_config
 
     flags = {
         "model": model, "epochs": epochs, "batch_size": batch_size, "lr": lr,
@@ -633,25 +633,6 @@ def _expand(inputs: list[str]) -> list[Path]:
     return files
 
 
-def _not_a_file(path: Path) -> str | None:
-    """Why `path` is no image file, for what exists but is not a regular file (a FIFO would
-    block the read, /dev/zero never end it); None otherwise (the image loader reports the rest)."""
-    try:
-        mode = path.stat().st_mode
-    except OSError:
-        return None
-    if stat.S_ISREG(mode):
-        return None
-    kind = (
-        "a directory" if stat.S_ISDIR(mode)
-        else "a named pipe (FIFO)" if stat.S_ISFIFO(mode)
-        else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
-        else "a socket" if stat.S_ISSOCK(mode)
-        else "not a file"
-    )  # fmt: skip
-    return f"not a regular file ({kind}): give an image file"
-
-
 @app.command()
 def predict(
     images: Annotated[
@@ -693,7 +674,7 @@ def _predict_chunk(predictor: Any, chunk: list[Path], format: Format, table: Tab
     sources, errors = [], {}
     failed = 0
     for f in chunk:
-        if f != STDIN and (problem := _not_a_file(f)):
+        if f != STDIN and (problem := not_a_file(f)):
             errors[f] = problem
             continue
         try:
@@ -761,7 +742,7 @@ def _read_one(predictor: Any, f: Path, format: Format, table: Table) -> int:
     from digitrec.errors import ImageError
 
     try:
-        if f != STDIN and (problem := _not_a_file(f)):
+        if f != STDIN and (problem := not_a_file(f)):
             raise ImageError(problem)
         reading = predictor.read(_source(f))
     except ImageError as e:
@@ -943,13 +924,8 @@ def feedback_review(
     edits (a drawing's last save only: the page saves a number again after each edit).
     Only accepted rows reach `feedback export` (and so `train --extra-data`).
     """
-    from digitrec.feedback import (
-        contact_sheet,
-        default_data_dir,
-        open_existing,
-        parse_ids,
-        readings_sheet,
-    )
+    from digitrec.feedback import contact_sheet, default_data_dir, parse_ids, readings_sheet
+    from digitrec.feedback_stores import open_existing
 
     store = open_existing(data_dir, database)
     if store is None:
@@ -1005,7 +981,7 @@ def feedback_export(
     """Export accepted corrections as Kaggle-format CSV (label, pixel0..783) for
     `train --extra-data`, or with --readings the corrected numbers as JSON lines (streamed:
     any number of rows in bounded memory)."""
-    from digitrec.feedback import export_csv, export_readings
+    from digitrec.feedback_stores import export_csv, export_readings
 
     if readings:
         output = output or Path("readings.jsonl")

@@ -1,4 +1,5 @@
-"""Datasets: the bundled MNIST, Kaggle CSV, IDX, NPZ and image folders, all as one `Dataset`.
+"""Datasets: the bundled MNIST, Kaggle CSV, IDX, NPZ and image folders, all as one `Dataset`
+(digitrec.dataset; importable from here too).
 
 Every reader gives uint8 images (N, 28, 28), ink high on 0, and int64 labels (N,) or None.
 A file that cannot be read raises `DataError` naming the file, and the row and column when
@@ -15,11 +16,11 @@ import os
 import stat
 import zipfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from digitrec.dataset import Dataset as Dataset
 from digitrec.errors import DataError, DigitrecError
 from digitrec.files import atomic_write_bytes
 
@@ -39,31 +40,6 @@ MNIST_FILES = {
 }
 PIXELS = 28 * 28
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
-
-
-@dataclass(frozen=True)
-class Dataset:
-    images: np.ndarray  # (N, 28, 28) uint8, ink high
-    labels: np.ndarray | None  # (N,) int64 in 0..9, or None for unlabelled data (Kaggle test.csv)
-    source: str = ""
-
-    def __post_init__(self) -> None:
-        if self.images.ndim != 3 or self.images.shape[1:] != (28, 28):
-            raise DataError(self.source, f"images must be N x 28 x 28, got {self.images.shape}")
-        if self.labels is not None and len(self.labels) != len(self.images):
-            raise DataError(self.source, f"{len(self.images)} images but {len(self.labels)} labels")
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def subset(self, index: np.ndarray) -> Dataset:
-        labels = None if self.labels is None else self.labels[index]
-        return Dataset(self.images[index], labels, self.source)
-
-    def class_counts(self) -> list[int]:
-        if self.labels is None:
-            return []
-        return [int(n) for n in np.bincount(self.labels, minlength=10)]
 
 
 # ---------------------------------------------------------------- bundled MNIST
@@ -317,7 +293,7 @@ def load(path: str | Path | None, split: str = "train") -> Dataset:
         return load_folder(p)
     name = p.name.lower()
     if name.endswith(".sqlite3"):  # a feedback store: its accepted rows
-        from digitrec.feedback import accepted_dataset
+        from digitrec.feedback_stores import accepted_dataset
 
         return accepted_dataset(p)
     if name.endswith(".csv"):

@@ -25,14 +25,14 @@ first use and again after a failure, so a server starts without a writable one. 
 is created 0700 and the database 0600 (SQLite gives its -wal and -shm files the same mode).
 
 Several servers on several machines share one PostgreSQL database instead: `serve --database
-postgresql://...`, the same rows, review and export (digitrec.feedback_pg, the `Store` below).
+postgresql://...`, the same rows, review and export (digitrec.feedback_pg). What both share
+(the rows, the `Store` protocol, the errors) is in digitrec.feedback_rows; digitrec.feedback_stores
+opens one or the other.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import csv
 import io
 import json
 import logging
@@ -42,30 +42,44 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any
 
 import numpy as np
 import platformdirs
 from PIL import Image
 
-from digitrec.errors import DigitrecError, ImageError
+from digitrec.errors import DigitrecError
+from digitrec.feedback_rows import (  # noqa: F401 (all still importable from here)
+    CHANGE_KINDS,
+    IMAGE_SIDE,
+    LATEST,
+    NUMBER_SIDE,
+    ROW_MAX_BYTES,
+    STATUSES,
+    Feedback,
+    ReadingFeedback,
+    Store,
+    StoreError,
+    StoreFull,
+    StoreUnavailable,
+    _ids,
+    _rows,
+    apply_changes,
+    image_png,
+    reading_row,
+    row_images,
+    seen_pixels,
+    seen_png,
+    stored_changes,
+)
 from digitrec.files import atomic_open
-
-if TYPE_CHECKING:
-    from digitrec.data import Dataset
 
 log = logging.getLogger(__name__)
 
 DB_NAME = "feedback.sqlite3"
 SCHEMA_VERSION = 2  # 1: review (seen, status, reviewed); 2: the readings table
-IMAGE_SIDE = 256  # px: the kept upload's longer side, at most; a digit needs ~80 (preprocess)
-# The largest row: an incompressible 256x256 grey + alpha PNG (2 bytes a pixel, a filter byte a
-# line, deflate's and PNG's framing) plus the 28x28 (under 1 KB) and the other columns.
-ROW_MAX_BYTES = 256 * (1 + 2 * 256) + 2_048 + 1_024 + 256
-STATUSES = ("pending", "accepted", "rejected")
 WAL_LIMIT = 8 * 1024 * 1024  # bytes: the write-ahead log's size on disk after a checkpoint
 
 SCHEMA = """
@@ -110,198 +124,13 @@ CREATE TABLE IF NOT EXISTS readings (
 """
 
 
-# A readings row no later row of the same drawing supersedes (the page saves after each edit):
-# the rows review shows and counts and export writes. The same SQL on SQLite and PostgreSQL.
-LATEST = "(drawing IS NULL OR id IN (SELECT MAX(id) FROM readings GROUP BY drawing))"
-
-
-class StoreError(DigitrecError):
-    """The store cannot take a row. `status` is the server's answer; the message names no path."""
-
-    status = 503
-
-
-class StoreFull(StoreError):
-    status = 507
-
-
-class StoreUnavailable(StoreError):
-    status = 503
-
-
 def default_data_dir() -> Path:
     """The per-user data directory, e.g. ~/.local/share/digitrec on Linux."""
     return Path(platformdirs.user_data_dir("digitrec"))
 
 
-@dataclass(frozen=True)
-class Feedback:
-    id: int
-    image: bytes  # PNG, the upload reduced
-    label: int
-    predicted: int | None
-    model: str
-    created: str
-    seen: bytes | None = None  # PNG 28x28, what the model saw
-    status: str = "pending"
-
-
-@dataclass(frozen=True)
-class ReadingFeedback:
-    """A number read and corrected: what `readings` keeps (boxes in the kept image's pixels)."""
-
-    id: int
-    image: bytes  # PNG, the number's image reduced
-    read: str
-    text: str
-    boxes: list[list[int]]
-    changes: list[dict[str, Any]]
-    model: str
-    created: str
-    drawing: str | None = None
-    status: str = "pending"
-
-
 def now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
-
-
-# ---------------------------------------------------------------- what a row keeps
-
-
-def _png(image: Image.Image) -> bytes:
-    buf = io.BytesIO()
-    image.save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def image_png(image: Image.Image, side: int = IMAGE_SIDE) -> bytes:
-    """The upload as kept: grey (+ alpha when it has transparency), longer side <= `side`."""
-    try:
-        if image.mode in ("I", "F") or image.mode.startswith("I;16"):  # 16/32-bit, float
-            grey = np.nan_to_num(np.asarray(image, dtype=np.float64))
-            low, high = float(grey.min()), float(grey.max())
-            scale = 1.0 if image.mode == "F" and high <= 1 else 255.0 if high <= 255 else high
-            grey = (grey - min(low, 0.0)) / max(scale - min(low, 0.0), 1e-9) * 255
-            kept = Image.fromarray(np.clip(grey, 0, 255).astype(np.uint8))
-        elif image.mode in ("LA", "PA", "RGBA", "RGBa", "La") or "transparency" in image.info:
-            rgba = image.convert("RGBA")
-            kept = Image.merge("LA", (rgba.convert("L"), rgba.getchannel("A")))
-        else:
-            kept = image.convert("RGB").convert("L") if image.mode != "L" else image.copy()
-    except (ValueError, OSError):  # a mode Pillow cannot convert (LAB, ...)
-        raise ImageError(f"cannot keep an image in colour mode {image.mode}") from None
-    kept.thumbnail((side, side), Image.Resampling.LANCZOS, reducing_gap=3.0)
-    return _png(kept)
-
-
-def seen_png(image28: np.ndarray) -> bytes:
-    """(28, 28) float in [0, 1] -> an 8-bit greyscale PNG, ink high as the model sees it."""
-    return _png(Image.fromarray(np.clip(np.rint(image28 * 255), 0, 255).astype(np.uint8)))
-
-
-def row_images(image: Image.Image, seen: np.ndarray | None) -> tuple[bytes, bytes]:
-    """What a row keeps of a correction: (image_png, seen_png). `seen`: the (28, 28) the model
-    saw, made from `image` when not given; an image without ink is an ImageError (422)."""
-    if seen is None:
-        from digitrec.vision.preprocess import preprocess
-
-        seen = preprocess(image)
-    if seen is None:
-        raise ImageError("no digit in the image (no ink): nothing to learn from", status=422)
-    return image_png(image), seen_png(seen)
-
-
-NUMBER_SIDE = 560  # px: a number's kept image, longer side at most (the page sends 560 x 280)
-CHANGE_KINDS = ("change", "delete", "insert", "retype")
-
-
-def apply_changes(read: str, changes: list[dict[str, Any]]) -> str:
-    """The number that `changes` make of the digits `read`; a DigitrecError (422) for edits
-    that do not fit. Indices are positions in `read`: "change" and "delete" name a digit read,
-    "insert" puts `to` before digit `index` (len(read): at the end); "retype" replaces it all."""
-    out = list(read)
-    before: list[list[str]] = [[] for _ in range(len(read) + 1)]
-    typed = None
-    for c in changes:
-        kind, index, to = c.get("kind"), c.get("index"), str(c.get("to") or "")
-        if kind not in CHANGE_KINDS:
-            raise DigitrecError(
-                f"not a kind of change: {kind!r} (one of {', '.join(CHANGE_KINDS)})"
-            )
-        if kind != "delete" and not to.isdigit():
-            raise DigitrecError(f"a {kind} needs `to`: the digit{'s' if kind == 'retype' else ''}")
-        if kind in ("change", "insert") and len(to) != 1:
-            raise DigitrecError(f"a {kind} puts one digit, not {to!r}")
-        if kind == "retype":
-            typed = to
-            continue
-        limit = len(read) if kind == "insert" else len(read) - 1
-        if not isinstance(index, int) or not 0 <= index <= limit:
-            raise DigitrecError(f"a {kind} at digit {index}: the number read has {len(read)}")
-        if kind == "change":
-            out[index] = str(to)
-        elif kind == "delete":
-            out[index] = ""
-        elif kind == "insert":
-            before[index].append(str(to))
-    if typed is not None:
-        return str(typed)
-    return "".join(
-        "".join(before[i]) + (out[i] if i < len(out) else "") for i in range(len(read) + 1)
-    )
-
-
-def reading_row(
-    image: Image.Image, read: str, text: str, boxes: list[list[int]], changes: list[dict[str, Any]]
-) -> tuple[bytes, str, str]:
-    """What a `readings` row keeps of a corrected number: (image PNG, boxes JSON, changes JSON),
-    the image reduced to NUMBER_SIDE and the boxes with it. The edits must turn `read` into
-    `text` and the boxes lie in the image: else a DigitrecError (422)."""
-    if len(boxes) != len(read):
-        raise DigitrecError(f"{len(boxes)} boxes for the {len(read)} digits read")
-    width, height = image.size
-    for x, y, w, h in boxes:
-        if x < 0 or y < 0 or w < 1 or h < 1 or x + w > width + 1 or y + h > height + 1:
-            raise DigitrecError(f"the box {[x, y, w, h]} is not inside the {width}x{height} image")
-    if apply_changes(read, changes) != text:
-        raise DigitrecError(
-            f"the changes turn {read} into {apply_changes(read, changes)}, not {text}"
-        )
-    kept = image_png(image, NUMBER_SIDE)
-    scale = min(1.0, NUMBER_SIDE / max(width, height))
-    scaled = [[round(v * scale) for v in box] for box in boxes]
-    return kept, json.dumps(scaled), json.dumps(stored_changes(read, changes))
-
-
-def stored_changes(read: str, changes: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The edits as a row keeps them: {"kind", "index", "from", "to"}, "from" what was read
-    there (the whole number for a retype), no "index" for a retype, no "from" for an insert,
-    no "to" for a delete. `changes` must fit `read` (apply_changes)."""
-    stored = []
-    for c in changes:
-        kind = c["kind"]
-        row: dict[str, Any] = {"kind": kind}
-        if kind != "retype":
-            row["index"] = c["index"]
-        if kind != "insert":
-            row["from"] = read if kind == "retype" else read[c["index"]]
-        if kind != "delete":
-            row["to"] = str(c.get("to"))
-        stored.append(row)
-    return stored
-
-
-def seen_pixels(item: Feedback) -> np.ndarray | None:
-    """(784,) uint8: the row's 28x28; for a v0 row, today's preprocessing of its image."""
-    if item.seen is not None:
-        return np.asarray(Image.open(io.BytesIO(item.seen)).convert("L"), np.uint8).ravel()
-    from digitrec.vision.preprocess import preprocess  # the serving-side import chain stays lazy
-
-    image28 = preprocess(item.image)
-    if image28 is None:
-        return None
-    return np.clip(np.rint(image28 * 255), 0, 255).astype(np.uint8).ravel()
 
 
 # ---------------------------------------------------------------- the store
@@ -321,66 +150,6 @@ def _fault(e: sqlite3.Error) -> StoreError:
     if code == sqlite3.SQLITE_READONLY:
         return StoreUnavailable("the feedback store is read-only")
     return StoreUnavailable("the feedback store is unavailable")
-
-
-class Store(Protocol):
-    """What the server and the CLI need of a store: FeedbackStore (SQLite, the default) or
-    feedback_pg.PostgresStore (`serve --database postgresql://...`)."""
-
-    where: str  # the file or the database (without its password), for logs and messages
-    error: str | None
-
-    def writable(self) -> bool: ...
-
-    def problem(self) -> str | None: ...  # why it is not writable, for /readyz; None: it is
-
-    def add(
-        self,
-        image: Image.Image,
-        label: int,
-        predicted: int | None,
-        model: str,
-        seen: np.ndarray | None = None,
-        max_bytes: int | None = None,
-    ) -> int: ...
-
-    def add_reading(
-        self,
-        image: Image.Image,
-        read: str,
-        text: str,
-        boxes: list[list[int]],
-        changes: list[dict[str, Any]],
-        model: str,
-        drawing: str | None = None,
-        max_bytes: int | None = None,
-    ) -> int: ...
-
-    def readings(
-        self, status: str | None = None, limit: int | None = None, latest: bool = False
-    ) -> Iterator[ReadingFeedback]: ...
-
-    def decide(
-        self, accept: Iterable[int] = (), reject: Iterable[int] = (), readings: bool = False
-    ) -> None: ...
-
-    def count(self, status: str | None = None) -> int: ...
-
-    def counts(self, readings: bool = False) -> dict[str, int]: ...
-
-    def rows(self, status: str | None = None, limit: int | None = None) -> Iterator[Feedback]: ...
-
-    def close(self) -> None: ...
-
-
-def open_store(data_dir: Path | None = None, database: str | None = None) -> Store:
-    """The server's store: PostgreSQL when a database URL is given (psycopg imported only
-    then), else the SQLite file in `data_dir`."""
-    if database:
-        from digitrec.feedback_pg import PostgresStore
-
-        return PostgresStore(database)
-    return FeedbackStore(data_dir)
 
 
 class FeedbackStore:
@@ -691,15 +460,6 @@ class _Transaction:
                 self.db.execute("ROLLBACK")
 
 
-def _ids(ids: Iterable[int]) -> str:
-    return ", ".join(str(i) for i in sorted(ids))
-
-
-def _rows(readings: bool) -> str:
-    """What a review's ids name, in messages."""
-    return "corrected numbers" if readings else "feedback rows"
-
-
 def parse_ids(text: str) -> list[int]:
     """'1,2,5' or '3-7,9' -> ids (a DigitrecError for anything else)."""
     ids: list[int] = []
@@ -710,114 +470,6 @@ def parse_ids(text: str) -> list[int]:
         except ValueError:
             raise DigitrecError(f"not an id or a range of ids: {part!r}") from None
     return ids
-
-
-# ---------------------------------------------------------------- export, training data
-
-
-def open_existing(data_dir: Path | None, database: str | None = None) -> Store | None:
-    """The store the CLI reads: the database when a URL is given (connected now, or a
-    DigitrecError naming it), else the SQLite file in `data_dir` (None when there is none)."""
-    if database:
-        from digitrec.feedback_pg import open_database
-
-        return open_database(database)
-    directory = Path(data_dir) if data_dir is not None else default_data_dir()
-    if not (directory / DB_NAME).exists():
-        return None
-    store = FeedbackStore(directory)
-    store._db()  # a store that cannot be opened is one line naming it
-    return store
-
-
-def export_csv(data_dir: Path | None, out: Path, database: str | None = None) -> int:
-    """Write the accepted rows as a Kaggle-format CSV (label,pixel0..pixel783); returns how
-    many. Pixels are the 28x28 the model saw, 0..255. Streams: one row in memory at a time.
-    From the SQLite store in `data_dir`, or from PostgreSQL when `database` is a URL."""
-    store = open_existing(data_dir, database)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    digits = [str(v) for v in range(256)]
-    n = 0
-    try:
-        with atomic_open(out, "w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(["label", *(f"pixel{i}" for i in range(784))])
-            for item in store.rows("accepted") if store else ():
-                pixels = seen_pixels(item)
-                if pixels is None:  # a v0 row without ink: nothing to learn from
-                    continue
-                f.write(f"{item.label},{','.join([digits[p] for p in pixels.tolist()])}\r\n")
-                n += 1
-    finally:
-        if store:
-            store.close()
-    log.info("exported %d accepted feedback rows to %s", n, out)
-    return n
-
-
-def reading_record(item: ReadingFeedback) -> dict[str, Any]:
-    """A corrected number as `feedback export --readings` writes it, one JSON object: the kept
-    image as a PNG data URL (what POST /api/v1/read takes) and its size, the boxes in its
-    pixels, the digits read, the number as the person says it is, the edits as stored."""
-    width, height = Image.open(io.BytesIO(item.image)).size  # the PNG's header only
-    return {
-        "id": item.id,
-        "image": "data:image/png;base64," + base64.b64encode(item.image).decode(),
-        "width": width,
-        "height": height,
-        "read": item.read,
-        "text": item.text,
-        "boxes": item.boxes,
-        "changes": item.changes,
-        "model": item.model,
-        "created": item.created,
-        "drawing": item.drawing,
-    }
-
-
-def export_readings(data_dir: Path | None, out: Path, database: str | None = None) -> int:
-    """Write the accepted corrected numbers as JSON lines (reading_record), a drawing's last
-    row only (LATEST); returns how many. Streams, written atomically. From the SQLite store in
-    `data_dir`, or from PostgreSQL when `database` is a URL."""
-    store = open_existing(data_dir, database)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    n = 0
-    try:
-        with atomic_open(out, "w", encoding="utf-8") as f:
-            for item in store.readings("accepted", latest=True) if store else ():
-                f.write(json.dumps(reading_record(item)) + "\n")
-                n += 1
-    finally:
-        if store:
-            store.close()
-    log.info("exported %d accepted corrected numbers to %s", n, out)
-    return n
-
-
-def accepted_dataset(path: Path) -> Dataset:
-    """The accepted rows of a store (its feedback.sqlite3, or its directory) as a Dataset."""
-    from digitrec.data import DataError, Dataset
-
-    path = Path(path)
-    directory = path if path.is_dir() else path.parent
-    if not (directory / DB_NAME).exists():
-        raise DataError(path, "no feedback store here")
-    store = open_existing(directory)
-    assert store is not None
-    images, labels = [], []
-    try:
-        for item in store.rows("accepted"):
-            pixels = seen_pixels(item)
-            if pixels is not None:
-                images.append(pixels.reshape(28, 28))
-                labels.append(item.label)
-    finally:
-        store.close()
-    if not images:
-        raise DataError(path, "no accepted feedback rows (see `digitrec feedback review`)")
-    return Dataset(np.stack(images), np.array(labels, dtype=np.int64), str(path))
 
 
 # ---------------------------------------------------------------- review

@@ -35,7 +35,7 @@ import numpy as np
 from PIL import Image
 
 from digitrec.errors import DigitrecError
-from digitrec.feedback import (
+from digitrec.feedback_rows import (
     LATEST,
     STATUSES,
     Feedback,
@@ -47,7 +47,7 @@ from digitrec.feedback import (
     _rows,
     reading_row,
 )
-from digitrec.feedback import row_images as _row_images
+from digitrec.feedback_rows import row_images as _row_images
 
 if TYPE_CHECKING:
     import psycopg

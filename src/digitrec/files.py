@@ -1,4 +1,5 @@
-"""Weights and JSON on disk: safetensors only (nothing is ever unpickled), written atomically."""
+"""Files on disk: weights (safetensors only, nothing is ever unpickled) and JSON written
+atomically; which paths are no regular file to read an image from."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import contextlib
 import hashlib
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -75,3 +77,22 @@ def load_checkpoint(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
     tensors = load_weights(path)  # the clear errors for a missing or truncated file
     with safe_open(str(path), framework="pt") as f:
         return tensors, dict(f.metadata() or {})
+
+
+def not_a_file(path: Path) -> str | None:
+    """Why `path` is no image file, for what exists but is not a regular file (a FIFO would
+    block the read, /dev/zero never end it); None otherwise (the image loader reports the rest)."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return None
+    if stat.S_ISREG(mode):
+        return None
+    kind = (
+        "a directory" if stat.S_ISDIR(mode)
+        else "a named pipe (FIFO)" if stat.S_ISFIFO(mode)
+        else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+        else "a socket" if stat.S_ISSOCK(mode)
+        else "not a file"
+    )  # fmt: skip
+    return f"not a regular file ({kind}): give an image file"

@@ -6,14 +6,12 @@ SciPy, OpenCV and ONNX Runtime.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import functools
 import math
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import cv2
@@ -22,8 +20,12 @@ import onnxruntime as ort
 from PIL import Image
 
 from digitrec import shipped, work
+from digitrec.answers import Prediction as Prediction
+from digitrec.answers import ReadDigit as ReadDigit
+from digitrec.answers import Reading as Reading
+from digitrec.answers import png_data_url as png_data_url
 from digitrec.errors import ModelError
-from digitrec.vision import png, preprocess
+from digitrec.vision import preprocess
 
 UNCERTAIN_BELOW = 0.5  # calibrated confidence under which the answer is "uncertain"
 # Test-time augmentation (evaluate / submit --tta): the probabilities of each image and of
@@ -107,87 +109,6 @@ def _zoom_matrix(n: int, factor: float) -> np.ndarray:
         m[np.flatnonzero(inside), k[inside]] += weight[inside]
     m.setflags(write=False)
     return m
-
-
-def png_data_url(image28: np.ndarray) -> str:
-    """(H, W) float [0, 1] -> a PNG data URL (8-bit grey, white ink on black, as the model saw
-    it), written by png.write: the same pixels as Pillow writes for a third of the CPU (50 us
-    instead of 150 us), and every /predict answer carries one."""
-    grey = np.round(np.clip(image28, 0, 1) * 255).astype(np.uint8)
-    return "data:image/png;base64," + base64.b64encode(png.write(grey)).decode()
-
-
-@dataclass
-class Prediction:
-    digit: int | None  # None when it is not a digit
-    confidence: float
-    probabilities: list[float]
-    preprocessed: np.ndarray  # (28, 28) float [0, 1]: what the model saw (zeros when blank)
-    reason: str | None = None  # "empty" | "uncertain" | None
-    candidates: list[tuple[int, float]] = field(default_factory=list)  # top 3
-
-    def to_dict(self, with_image: bool = True) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "digit": self.digit,
-            "confidence": round(self.confidence, 6),
-            "probabilities": [round(p, 6) for p in self.probabilities],
-        }
-        if with_image:
-            out["preprocessed"] = png_data_url(self.preprocessed)
-        if self.reason is not None:
-            out["reason"] = self.reason
-        out["candidates"] = [{"digit": d, "probability": round(p, 6)} for d, p in self.candidates]
-        return out
-
-    def to_cli_dict(self) -> dict[str, Any]:
-        """The fields of `digitrec predict --format json` (and `digitrec batch`), but `file`:
-        no image, and the top three `candidates` only when the answer is null for being
-        uncertain."""
-        out = self.to_dict(with_image=False)
-        if self.reason != "uncertain":
-            del out["candidates"]
-        return out
-
-
-@dataclass
-class ReadDigit:
-    digit: int
-    confidence: float
-    box: tuple[int, int, int, int]  # (x, y, w, h) in the input image's pixels
-    candidates: list[tuple[int, float]] = field(default_factory=list)  # top 3
-
-
-@dataclass
-class Reading:
-    text: str | None  # None when there is no number ("empty") or a digit is "uncertain"
-    digits: list[ReadDigit]  # left to right; listed (with candidates) even when uncertain
-    confidence: float = 0.0  # that every digit is right: the product of their confidences
-    reason: str | None = None  # "empty" | "uncertain" | None
-
-    @property
-    def guess(self) -> str:
-        """The most likely digits, uncertain ones included ("" when there are none)."""
-        return "".join(str(d.digit) for d in self.digits)
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "text": self.text,
-            "confidence": round(self.confidence, 6),
-            "digits": [
-                {
-                    "digit": d.digit,
-                    "confidence": round(d.confidence, 6),
-                    "box": list(d.box),
-                    "candidates": [
-                        {"digit": c, "probability": round(q, 6)} for c, q in d.candidates
-                    ],
-                }
-                for d in self.digits
-            ],
-        }
-        if self.reason is not None:
-            out["reason"] = self.reason
-        return out
 
 
 class Predictor:

@@ -13,17 +13,15 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
 
 from digitrec import shipped
+from digitrec.answers import Reading
 from digitrec.errors import ModelError
 from digitrec.vision import line as L
-
-if TYPE_CHECKING:
-    from digitrec.predictor import Reading
 
 NAME = "reader"  # models/reader.onnx + reader.json
 
@@ -94,8 +92,6 @@ def combine(segments: Reading, sequence: Reading, reader: SequenceReader) -> Rea
     the sequence reader reads, differing in one digit at most. Both sure of different numbers
     (unless the card's `both_sure` is "likelier": then the more confident), or neither sure:
     "uncertain", listing the sequence reader's digits and candidates."""
-    from digitrec.predictor import Reading
-
     agree_below = float(reader.card.get("agree_below", reader.uncertain_below))
     segment_below = float(reader.card.get("segment_below", 2.0))
     per_digit = bool(reader.card.get("segment_per_digit"))

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from digitrec.config import TrainConfig, from_dict
 from digitrec.errors import ModelError
 from digitrec.files import write_json
-from digitrec.training.config import TrainConfig, from_dict
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import digitrec
 from digitrec.errors import DigitrecError, ImageError
-from digitrec.feedback import open_store
+from digitrec.feedback_stores import open_store
 from digitrec.serve import metrics
 from digitrec.serve.balance import Balancer
 from digitrec.serve.batch import Batcher

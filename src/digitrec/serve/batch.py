@@ -25,8 +25,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import io
-import struct
-import warnings
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -34,7 +32,7 @@ from PIL import Image
 
 from digitrec.errors import ImageError
 from digitrec.serve import metrics
-from digitrec.vision import png
+from digitrec.vision.header import header
 
 if TYPE_CHECKING:
     from digitrec.predictor import Prediction
@@ -50,30 +48,6 @@ ALPHA_NS = 20.0  # a transparent canvas through Pillow: 1.6 ms for 280x280
 SLOW_NS = 150.0  # the ink map's path, worst measured: thin bars, 1000x1000, 96-133 ms
 MAX_BATCHED_BYTES = 256 * 1024  # a body this big is no drawing, whatever it holds
 ROUTE = "/api/v1/predict"  # what the answers are counted under (metrics.answered)
-
-
-def header(image: bytes) -> tuple[int, int, bool] | None:
-    """(width, height, has an alpha channel) from the header alone; None: no image header."""
-    shape = png.size(image)
-    if shape is not None:
-        return shape[0], shape[1], image[25] in (4, 6)  # colour type: grey or RGB + alpha
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # a decompression bomb's: refused where decoded
-            with Image.open(io.BytesIO(image)) as opened:  # reads the header alone
-                width, height = opened.size
-    except Exception:  # not an image
-        return None
-    return width, height, False
-
-
-def image_pixels(image: bytes) -> int:
-    """Pixels `image` decodes to, from its header (0: not an image, refused before decoding)."""
-    try:
-        shape = header(image)
-    except (IndexError, struct.error):
-        return 0
-    return 0 if shape is None else shape[0] * shape[1]
 
 
 def estimate_ms(image: bytes) -> float:

@@ -25,7 +25,8 @@ from fastapi import Depends, Request
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
-from digitrec.feedback import Store
+from digitrec.feedback_rows import Store
+from digitrec.vision.header import image_pixels
 
 if TYPE_CHECKING:
     from digitrec.predictor import Prediction  # imports ONNX Runtime: not at import time
@@ -128,8 +129,6 @@ def _lower_priority() -> None:
 def pixels_in(args: Sequence[Any]) -> int:
     """The pixels the image among a pool call's arguments decodes to (its header's count): the
     image's bytes, or a request body whose `image` is a data URL or base64 (/feedback)."""
-    from digitrec.serve.batch import image_pixels
-
     for arg in args:
         if isinstance(arg, bytes | bytearray):
             return image_pixels(bytes(arg))

@@ -41,24 +41,15 @@ import asyncio
 import json
 import os
 from collections import OrderedDict
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from digitrec.serve import metrics
 from digitrec.serve.edge import PAGE_HEADERS, route_of
+from digitrec.serve.settings import Limits, Settings
 
 LINGER = 2.0  # s without a byte after which a refused connection is closed
-
-
-@dataclass(frozen=True)
-class Limits:
-    head_bytes: int = 32 * 1024  # request line and headers
-    headers: int = 100  # header fields
-    head_seconds: float = 10.0  # from the head's first byte to its end
-    body_seconds: float = 60.0  # from the head's end to the body's (5 MB at ~0.7 Mbit/s)
-    discard_bytes: int = 64 * 1024 * 1024  # a body read and dropped after its answer
 
 
 STATUS = {
@@ -104,8 +95,6 @@ class LimitedHttpTools(HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         if LimitedHttpTools.configured is None:
-            from digitrec.serve.settings import Settings
-
             LimitedHttpTools.configured = Settings().limits()
         self.limits: Limits = LimitedHttpTools.configured
         self.server_app = self.app

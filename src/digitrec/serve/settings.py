@@ -7,14 +7,22 @@ options that way, so each uvicorn worker process builds the same app.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-if TYPE_CHECKING:
-    from digitrec.serve.protocol import Limits
+
+@dataclass(frozen=True)
+class Limits:
+    """The HTTP limits serve/protocol.py holds every connection to (Settings.limits)."""
+
+    head_bytes: int = 32 * 1024  # request line and headers
+    headers: int = 100  # header fields
+    head_seconds: float = 10.0  # from the head's first byte to its end
+    body_seconds: float = 60.0  # from the head's end to the body's (5 MB at ~0.7 Mbit/s)
+    discard_bytes: int = 64 * 1024 * 1024  # a body read and dropped after its answer
 
 
 class Settings(BaseSettings):
@@ -96,8 +104,6 @@ class Settings(BaseSettings):
     max_connections: int = Field(default=1000, ge=1)
 
     def limits(self) -> Limits:
-        from digitrec.serve.protocol import Limits
-
         return Limits(
             head_bytes=self.max_head_bytes,
             headers=self.max_headers,

@@ -14,15 +14,14 @@ import numpy as np
 import torch
 
 from digitrec import calibrate, data
+from digitrec.config import TrainConfig, default_output
 from digitrec.errors import DigitrecError
 from digitrec.runs import RunDir
-from digitrec.training.config import TrainConfig, default_output
-from digitrec.training.export import export_run
+from digitrec.training.export import export_run, load_run_model
 from digitrec.training.loop import (
     Progress,
     Run,
     device,
-    load_run_model,
     load_training_data,
     predict_logits,
     to_tensor,

@@ -1,4 +1,4 @@
-"""Export to ONNX (torch side) and check that ONNX Runtime agrees with torch."""
+"""A run's trained model, exported to ONNX (torch side) and checked against ONNX Runtime."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import io
 import json
 import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -13,8 +14,9 @@ from torch import nn
 
 from digitrec import data
 from digitrec.errors import ModelError
-from digitrec.files import atomic_write_bytes
+from digitrec.files import atomic_write_bytes, load_weights
 from digitrec.runs import RunDir
+from digitrec.training import models
 
 log = logging.getLogger(__name__)
 
@@ -35,10 +37,16 @@ class Calibrated(nn.Module):
         return torch.stack(probs).mean(0)
 
 
+def load_run_model(run: RunDir) -> tuple[nn.Module, dict[str, Any]]:
+    """The trained model of a run directory (best validation weights) and its metrics."""
+    model = models.create(run.config.model)
+    model.load_state_dict(load_weights(run.weights))
+    model.eval()
+    return model, run.metrics
+
+
 def run_members(run_dir: Path) -> tuple[list[nn.Module], list[float]]:
     """The trained model(s) of a run directory: one, or the members of an ensemble run."""
-    from digitrec.training.loop import load_run_model
-
     members, temps = [], []
     for member in RunDir(run_dir).members:
         model, metrics = load_run_model(member)

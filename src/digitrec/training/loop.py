@@ -29,12 +29,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from digitrec import calibrate, data
+from digitrec.config import TrainConfig, default_output, from_dict
 from digitrec.errors import DigitrecError
 from digitrec.files import load_checkpoint, load_weights, save_weights
 from digitrec.machine import cpu_name
 from digitrec.runs import RunDir
 from digitrec.training import augment, distributed, models, pen, strokes, styles
-from digitrec.training.config import TrainConfig, default_output, from_dict
 from digitrec.training.optim import EMA, Optimizers, learning_rate, make_optimizer
 
 log = logging.getLogger(__name__)
@@ -491,11 +491,3 @@ def initial_weights(spec: str) -> dict[str, Any]:
             raise DigitrecError(f"init {spec!r}: shipped model {name!r} has no member {member}")
         return found
     return load_weights(RunDir(Path(spec)).weights)
-
-
-def load_run_model(run: RunDir) -> tuple[nn.Module, dict[str, Any]]:
-    """The trained model of a run directory (best validation weights) and its metrics."""
-    model = models.create(run.config.model)
-    model.load_state_dict(load_weights(run.weights))
-    model.eval()
-    return model, run.metrics

@@ -8,7 +8,7 @@ import math
 import torch
 from torch import nn
 
-from digitrec.training.config import TrainConfig
+from digitrec.config import TrainConfig
 
 
 def learning_rate(cfg: TrainConfig, step: int, total: int) -> float:
