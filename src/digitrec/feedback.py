@@ -475,19 +475,25 @@ def parse_ids(text: str) -> list[int]:
 # ---------------------------------------------------------------- review
 
 
+def _sheet(n: int, columns: int, cell_w: int, cell_h: int) -> tuple[Image.Image, Any, Any]:
+    """A white review sheet for n cells of cell_w x cell_h, `columns` a row: (the sheet, a
+    drawing context on it, the 14 px font its captions use)."""
+    from PIL import ImageDraw, ImageFont
+
+    rows = -(-n // columns)
+    sheet = Image.new("RGB", (cell_w * min(columns, n), cell_h * rows), "white")
+    return sheet, ImageDraw.Draw(sheet), ImageFont.load_default(size=14)
+
+
 def contact_sheet(rows: Iterable[Feedback], out: Path, columns: int = 8) -> int:
     """A PNG of rows to review: each cell the upload (on white), the 28x28 the model saw (x3)
     and a line `#id  label L  (model P)`. Written atomically; returns the number of cells."""
-    from PIL import ImageDraw, ImageFont
 
     cell_w, cell_h, side = 220, 136, 112
     items = list(rows)
     if not items:
         return 0
-    grid_rows = -(-len(items) // columns)
-    sheet = Image.new("RGB", (cell_w * min(columns, len(items)), cell_h * grid_rows), "white")
-    draw = ImageDraw.Draw(sheet)
-    font = ImageFont.load_default(size=14)
+    sheet, draw, font = _sheet(len(items), columns, cell_w, cell_h)
     for k, item in enumerate(items):
         x, y = (k % columns) * cell_w, (k // columns) * cell_h
         upload = Image.open(io.BytesIO(item.image))
@@ -525,16 +531,13 @@ def readings_sheet(rows: Iterable[ReadingFeedback], out: Path, columns: int = 3)
     """A PNG of corrected numbers to review: each cell the number's image (on white) with the
     boxes of the digits read (red, numbered from 0), a line `#id  read R -> T` and a line of
     the edits. Written atomically; returns the number of cells."""
-    from PIL import ImageDraw, ImageFont
+    from PIL import ImageFont
 
     cell_w, cell_h, box_w, box_h = 300, 196, 288, 144
     items = list(rows)
     if not items:
         return 0
-    grid_rows = -(-len(items) // columns)
-    sheet = Image.new("RGB", (cell_w * min(columns, len(items)), cell_h * grid_rows), "white")
-    draw = ImageDraw.Draw(sheet)
-    font = ImageFont.load_default(size=14)
+    sheet, draw, font = _sheet(len(items), columns, cell_w, cell_h)
     small = ImageFont.load_default(size=11)
     for k, item in enumerate(items):
         x, y = (k % columns) * cell_w, (k // columns) * cell_h
