@@ -488,7 +488,6 @@ def _sheet(n: int, columns: int, cell_w: int, cell_h: int) -> tuple[Image.Image,
 def contact_sheet(rows: Iterable[Feedback], out: Path, columns: int = 8) -> int:
     """A PNG of rows to review: each cell the upload (on white), the 28x28 the model saw (x3)
     and a line `#id  label L  (model P)`. Written atomically; returns the number of cells."""
-
     cell_w, cell_h, side = 220, 136, 112
     items = list(rows)
     if not items:

@@ -427,24 +427,12 @@ class PostgresStore:
         else:
             sql = f"SELECT {COLUMNS} FROM feedback WHERE status = %s ORDER BY id LIMIT %s"
             args = [status, limit]  # LIMIT NULL: all of them
-        try:
-            conn = self._connect(autocommit=False)  # a server-side cursor lives in a transaction
-        except self._pg.Error as e:
-            raise StoreUnavailable(f"{UNAVAILABLE}: {_reason(e)}") from None
-        try:
-            with conn, conn.cursor(name="digitrec_feedback_rows") as cur:
-                cur.itersize = 64
-                cur.execute(sql, args)
-                for row in cur:
-                    created = row[5].astimezone(UTC).isoformat(timespec="milliseconds")
-                    yield Feedback(
-                        row[0], bytes(row[1]), row[2], row[3], row[4], created,
-                        None if row[6] is None else bytes(row[6]), row[7],
-                    )  # fmt: skip
-        except self._pg.Error as e:
-            raise StoreUnavailable(f"{UNAVAILABLE}: {_reason(e)}") from None
-        finally:
-            conn.close()
+        for row in self._stream("digitrec_feedback_rows", sql, args):
+            created = row[5].astimezone(UTC).isoformat(timespec="milliseconds")
+            yield Feedback(
+                row[0], bytes(row[1]), row[2], row[3], row[4], created,
+                None if row[6] is None else bytes(row[6]), row[7],
+            )  # fmt: skip
 
     def readings(
         self, status: str | None = None, limit: int | None = None, latest: bool = False
@@ -456,20 +444,25 @@ class PostgresStore:
             + (f" AND {LATEST}" if latest else "")
             + " ORDER BY id LIMIT %s"  # LIMIT NULL: all of them
         )
+        for row in self._stream("digitrec_feedback_readings", sql, [status, status, limit]):
+            created = row[7].astimezone(UTC).isoformat(timespec="milliseconds")
+            yield ReadingFeedback(
+                row[0], bytes(row[1]), row[2], row[3], json.loads(row[4]),
+                json.loads(row[5]), row[6], created, row[8], row[9],
+            )  # fmt: skip
+
+    def _stream(self, name: str, sql: str, args: list[object]) -> Iterator[tuple[Any, ...]]:
+        """The rows of a query from a server-side cursor `name`, 64 at a time (bounded
+        memory); a database fault is StoreUnavailable."""
         try:
             conn = self._connect(autocommit=False)  # a server-side cursor lives in a transaction
         except self._pg.Error as e:
             raise StoreUnavailable(f"{UNAVAILABLE}: {_reason(e)}") from None
         try:
-            with conn, conn.cursor(name="digitrec_feedback_readings") as cur:
+            with conn, conn.cursor(name=name) as cur:
                 cur.itersize = 64
-                cur.execute(sql, (status, status, limit))
-                for row in cur:
-                    created = row[7].astimezone(UTC).isoformat(timespec="milliseconds")
-                    yield ReadingFeedback(
-                        row[0], bytes(row[1]), row[2], row[3], json.loads(row[4]),
-                        json.loads(row[5]), row[6], created, row[8], row[9],
-                    )  # fmt: skip
+                cur.execute(sql, args)
+                yield from cur
         except self._pg.Error as e:
             raise StoreUnavailable(f"{UNAVAILABLE}: {_reason(e)}") from None
         finally:
