@@ -73,6 +73,27 @@ def test_an_opaque_png_with_alpha_is_taken_out_of_the_batch(tmp_path: Path) -> N
     assert metric(after, in_batch) - metric(before, in_batch) == 1
 
 
+def test_photos_run_at_the_lowest_cpu_priority_and_drawings_do_not() -> None:
+    """Where a photo and the drawings want the same core, the drawings get it (Linux: a
+    thread's own nice value)."""
+    import os
+
+    def nice() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    async def scenario() -> tuple[int, int]:
+        runner = Runner(threads=1)
+        try:
+            return await runner(nice), await runner.batch(nice)
+        finally:
+            runner.close()
+
+    base = os.getpriority(os.PRIO_PROCESS, 0)
+    photo, drawing = asyncio.run(scenario())
+    assert photo == 19  # the lowest there is
+    assert drawing == base
+
+
 # ---------------------------------------------------------------- the pixel budget
 
 

@@ -83,8 +83,8 @@ class Runner:
     photo never holds up the drawings:
     - `await runner.batch(fn, ...)`: the batches of drawings (serve/batch.py), one at a time;
     - `await runner(fn, ...)`: everything else that decodes an image (a photo on /predict,
-      /read, /feedback), at most `threads` at once, in threads of lower CPU priority (nice
-      POOL_NICE): where both want the core, the drawings get it.
+      /read, /feedback), at most `threads` at once, in threads of the lowest CPU priority
+      (POOL_NICE): where both want the core, the drawings get it.
 
     Memory: an image holds ~15 bytes per pixel while it is decoded and preprocessed (a
     25-megapixel WebP: ~370 MB). `pixels` bounds the pixels in the pool at once, judged from
@@ -117,7 +117,11 @@ class Runner:
         self.pool.shutdown(wait=False, cancel_futures=True)
 
 
-POOL_NICE = 10  # the pool's threads: ~a tenth of the batch thread's CPU share where both want it
+# The pool's threads run at the lowest CPU priority (weight 15 against the batch thread's 1024):
+# where both want a core the drawings get it. At nice 10 (weight 110) four clients looping a
+# costly image cut the drawings' throughput to 66-79% of its figure alone; at 19, 83-98%
+# (BENCHMARKS.md, "Hostile clients").
+POOL_NICE = 19
 
 
 def _lower_priority() -> None:
