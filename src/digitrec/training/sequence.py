@@ -43,6 +43,7 @@ from digitrec.vision import line as L
 
 log = logging.getLogger(__name__)
 GLYPH_HEIGHT = 40  # px: digits are drawn this tall, then scaled with their line
+OVERLAP_MOST = 0.4  # of the narrower of two neighbours that may lie under the other
 
 
 @dataclass(frozen=True)
@@ -217,10 +218,11 @@ def write_line(glyphs: list[np.ndarray], rng: np.random.Generator) -> np.ndarray
         if rng.random() < 0.3 and kind not in (".", ","):
             at = 0
         pieces.insert(at, (mark, top, False))
-    # x positions: the gap between inked boxes, in digit heights
+    # x positions: the gap between inked boxes, in digit heights; an overlap never covers more
+    # than OVERLAP_MOST of the narrower neighbour, so no digit (a thin 1) hides in another's ink
     xs: list[float] = []
     pos = 0.0
-    for ink, _, _ in pieces:
+    for i, (ink, _, _) in enumerate(pieces):
         xs.append(pos)
         u = rng.random()
         gap = (
@@ -230,6 +232,9 @@ def write_line(glyphs: list[np.ndarray], rng: np.random.Generator) -> np.ndarray
             if u < 0.8
             else rng.uniform(-0.2, -0.05)
         )
+        if i + 1 < len(pieces):
+            narrower = min(ink.shape[1], pieces[i + 1][0].shape[1])
+            gap = max(gap, -OVERLAP_MOST * narrower / g)
         pos += ink.shape[1] + gap * g
     width = int(max(x0 + p[0].shape[1] for x0, p in zip(xs, pieces, strict=True))) + 4
     tops = [p[1] for p in pieces]
