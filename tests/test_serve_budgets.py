@@ -318,8 +318,8 @@ class Watched(work.Budget):
 @pytest.mark.parametrize("kind", sorted(abuse.WORST_CASES))
 def test_segmentation_checks_its_budget_within_its_loops(kind: str) -> None:
     """A request past its budget, or whose client went away, stops at the next check: on each
-    worst case of 290 parts, the longest stretch of segmentation without one is at most half
-    of the whole (the writer's slant, 15 passes over the ink, is the longest), plus 50 ms."""
+    worst case of 290 parts, the longest stretch of segmentation without one is at most a third
+    of the whole, plus 50 ms (the writer's slant checks between its 15 passes over the ink)."""
     from digitrec.vision.preprocess import MIN_SIDE, ink_map, load_image
     from digitrec.vision.segment import segment
 
@@ -335,7 +335,7 @@ def test_segmentation_checks_its_budget_within_its_loops(kind: str) -> None:
         work.current.reset(token)
     moments = [start, *budget.checks, end]
     longest = max(b - a for a, b in zip(moments, moments[1:], strict=False))
-    assert longest <= 0.5 * (end - start) + 0.05, (longest, end - start, len(budget.checks))
+    assert longest <= (end - start) / 3 + 0.05, (longest, end - start, len(budget.checks))
 
 
 def test_a_cancelled_read_stops_inside_segmentation() -> None:

@@ -285,7 +285,10 @@ def _slant(strokes: np.ndarray) -> float:
     if not strokes.any():
         return 0.0
     shears = np.linspace(-0.2, 0.5, 15)  # handwriting leans up to ~27 degrees, mostly right
-    scores = [float(np.square(_profile(_columns(strokes, s))).sum()) for s in shears]
+    scores = []
+    for s in shears:  # each shear goes over every stroke pixel: the budget is checked between
+        work.check()
+        scores.append(float(np.square(_profile(_columns(strokes, s))).sum()))
     return float(shears[int(np.argmax(scores))])
 
 
