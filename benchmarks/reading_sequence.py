@@ -31,12 +31,13 @@ import subprocess
 import time
 from collections import defaultdict
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from digitrec import realworld
 from digitrec.predictor import Predictor, Reading, one_thread
-from digitrec.reader import combine
+from digitrec.reader import SequenceReader, combine
 
 
 @dataclass
@@ -145,6 +146,11 @@ def main() -> None:
     parser.add_argument(
         "--model", default=None, help="digit classifier (default: the shipped default)"
     )
+    parser.add_argument(
+        "--reader",
+        default=None,
+        help="a folder holding reader.onnx and its card (default: the shipped reader)",
+    )
     parser.add_argument("--writers", default="6,7", help="pen writers to read (default: 6,7)")
     parser.add_argument("--count", type=int, default=300, help="numbers per pen set (default: 300)")
     parser.add_argument("--seed", type=int, default=11, help="pen_numbers seed (default: 11)")
@@ -171,6 +177,8 @@ def main() -> None:
     args = parser.parse_args()
     writers = tuple(int(w) for w in args.writers.split(","))
     predictor = Predictor.load(args.model)
+    if args.reader:
+        predictor.sequence = SequenceReader.load(Path(args.reader))
     if predictor.sequence is None:
         raise SystemExit("no sequence reader shipped (models/reader.onnx)")
     if args.both_sure:
