@@ -32,11 +32,12 @@ from digitrec.feedback import (
     FeedbackStore,
     StoreFull,
     StoreUnavailable,
+    accepted_dataset,
     contact_sheet,
     default_data_dir,
+    export_csv,
     parse_ids,
 )
-from digitrec.feedback_stores import accepted_dataset, export_csv
 from digitrec.predictor import Prediction
 from digitrec.serve import Settings, create_app
 from digitrec.serve.deps import get_predictor
@@ -651,8 +652,7 @@ def corrected_numbers(store: Any) -> Image.Image:
 def test_corrected_numbers_are_reviewed_and_exported_a_drawings_last_save_only(
     tmp_path: Path,
 ) -> None:
-    from digitrec.feedback import readings_sheet
-    from digitrec.feedback_stores import export_readings
+    from digitrec.feedback import export_readings, readings_sheet
 
     store = FeedbackStore(tmp_path)
     store.add(drawn(SEVEN), 7, 1, "cnn")  # a digit row: ids of its own, untouched below
@@ -690,7 +690,7 @@ def test_corrected_numbers_are_reviewed_and_exported_a_drawings_last_save_only(
 
 
 def test_export_of_corrected_numbers_from_no_store_is_empty(tmp_path: Path) -> None:
-    from digitrec.feedback_stores import export_readings
+    from digitrec.feedback import export_readings
 
     assert export_readings(tmp_path / "none", tmp_path / "readings.jsonl") == 0
     assert (tmp_path / "readings.jsonl").read_text() == ""

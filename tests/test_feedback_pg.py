@@ -20,8 +20,7 @@ from PIL import Image, ImageDraw
 
 from conftest import benchmark
 from digitrec.errors import DigitrecError
-from digitrec.feedback import FeedbackStore, StoreFull, StoreUnavailable
-from digitrec.feedback_stores import export_csv
+from digitrec.feedback import FeedbackStore, StoreFull, StoreUnavailable, export_csv
 
 load = benchmark("feedback_pg")
 SEVEN = [(70, 60), (210, 60), (120, 230)]
@@ -51,7 +50,7 @@ def one_line(stderr: str) -> str:
 
 
 def test_rows_review_and_export_match_the_sqlite_store(postgres: Any, tmp_path: Path) -> None:
-    from digitrec.feedback_pg import PostgresStore
+    from digitrec.feedback.postgres import PostgresStore
 
     url = postgres.database("review")
     pg, lite = PostgresStore(url), FeedbackStore(tmp_path / "lite")
@@ -90,7 +89,7 @@ def test_rows_review_and_export_match_the_sqlite_store(postgres: Any, tmp_path: 
 
 
 def _open_at_once(url: str, barrier: Any, results: Any) -> None:
-    from digitrec.feedback_pg import PostgresStore
+    from digitrec.feedback.postgres import PostgresStore
 
     barrier.wait()
     store = PostgresStore(url, reconnect=False)
@@ -101,7 +100,7 @@ def _open_at_once(url: str, barrier: Any, results: Any) -> None:
 def test_corrected_numbers_match_the_sqlite_store_and_a_v1_database_gains_them(
     postgres: Any, tmp_path: Path
 ) -> None:
-    from digitrec.feedback_pg import PostgresStore
+    from digitrec.feedback.postgres import PostgresStore
 
     url = postgres.database("readings")
     number = Image.new("RGBA", (560, 280), (0, 0, 0, 0))
@@ -135,8 +134,8 @@ def test_corrected_numbers_match_the_sqlite_store_and_a_v1_database_gains_them(
 def test_corrected_numbers_are_reviewed_and_exported_as_from_the_sqlite_store(
     postgres: Any, tmp_path: Path
 ) -> None:
-    from digitrec.feedback_pg import PostgresStore
-    from digitrec.feedback_stores import export_readings
+    from digitrec.feedback import export_readings
+    from digitrec.feedback.postgres import PostgresStore
 
     url = postgres.database("review_readings")
     number = Image.new("RGBA", (560, 280), (0, 0, 0, 0))
@@ -185,7 +184,7 @@ def test_servers_starting_together_create_the_schema_once(postgres: Any) -> None
         assert conn.execute("SELECT version FROM feedback_schema").fetchall() == [(2,)]
         # A schema newer than this code knows is left alone: the store is unavailable.
         conn.execute("UPDATE feedback_schema SET version = 3")
-    from digitrec.feedback_pg import PostgresStore
+    from digitrec.feedback.postgres import PostgresStore
 
     store = PostgresStore(url, reconnect=False)
     assert not store.writable() and store.error and "newer" in store.error
@@ -199,13 +198,13 @@ def test_sqlite_stays_the_default_without_psycopg(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     code = (
-        "import sys, digitrec.cli, digitrec.serve.app, digitrec.feedback_stores as f;"
+        "import sys, digitrec.cli, digitrec.serve.app, digitrec.feedback as f;"
         f"s = f.open_store({str(tmp_path)!r}); s.count(); s.close();"
         "assert 'psycopg' not in sys.modules, 'psycopg imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
     monkeypatch.setitem(sys.modules, "psycopg", None)  # as if not installed
-    from digitrec.feedback_stores import open_store
+    from digitrec.feedback import open_store
 
     with pytest.raises(DigitrecError, match=r"pip install 'digitrec\[postgres\]'"):
         open_store(database="postgresql://u@localhost/db")

@@ -925,7 +925,7 @@ def feedback_review(
     Only accepted rows reach `feedback export` (and so `train --extra-data`).
     """
     from digitrec.feedback import contact_sheet, default_data_dir, parse_ids, readings_sheet
-    from digitrec.feedback_stores import open_existing
+    from digitrec.feedback.stores import open_existing
 
     store = open_existing(data_dir, database)
     if store is None:
@@ -981,7 +981,7 @@ def feedback_export(
     """Export accepted corrections as Kaggle-format CSV (label, pixel0..783) for
     `train --extra-data`, or with --readings the corrected numbers as JSON lines (streamed:
     any number of rows in bounded memory)."""
-    from digitrec.feedback_stores import export_csv, export_readings
+    from digitrec.feedback.export import export_csv, export_readings
 
     if readings:
         output = output or Path("readings.jsonl")

@@ -293,7 +293,7 @@ def load(path: str | Path | None, split: str = "train") -> Dataset:
         return load_folder(p)
     name = p.name.lower()
     if name.endswith(".sqlite3"):  # a feedback store: its accepted rows
-        from digitrec.feedback_stores import accepted_dataset
+        from digitrec.feedback.export import accepted_dataset
 
         return accepted_dataset(p)
     if name.endswith(".csv"):

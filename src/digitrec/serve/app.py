@@ -29,7 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import digitrec
 from digitrec.errors import DigitrecError, ImageError
-from digitrec.feedback_stores import open_store
+from digitrec.feedback.stores import open_store
 from digitrec.serve import metrics
 from digitrec.serve.balance import Balancer
 from digitrec.serve.batch import Batcher
@@ -266,7 +266,7 @@ def run_server(
     resolve(model)
     settings = Settings()
     if settings.database:  # a bad URL (or no driver) is one line here
-        from digitrec.feedback_pg import shown_url
+        from digitrec.feedback.database import shown_url
 
         shown_url(settings.database.get_secret_value())
     shown = f"[{host}]" if ":" in host else host

@@ -25,7 +25,7 @@ from fastapi import Depends, Request
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
-from digitrec.feedback_rows import Store
+from digitrec.feedback.rows import Store
 from digitrec.vision.header import image_pixels
 
 if TYPE_CHECKING:

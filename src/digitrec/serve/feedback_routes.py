@@ -19,7 +19,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from digitrec.feedback import Store, StoreError, stored_changes
+from digitrec.feedback.rows import Store, StoreError, stored_changes
 from digitrec.serve import idempotency
 from digitrec.serve.deps import PredictorDep, RunnerDep, StoreDep, decode_image_text
 from digitrec.serve.ratelimit import Limit, client_id, make_limit

@@ -18,7 +18,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from digitrec.feedback import default_data_dir
+from digitrec.feedback.sqlite import default_data_dir
 
 KEY = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 IN_FLIGHT = -1  # claim() for a key whose first post is still being stored

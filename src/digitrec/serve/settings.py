@@ -33,7 +33,7 @@ class Settings(BaseSettings):
     # Where the feedback store lives; None = platformdirs' user data dir.
     data_dir: Path | None = None
     # Keep feedback in PostgreSQL instead (postgresql://USER:PASSWORD@HOST:PORT/DATABASE), one
-    # database that several servers share (feedback_pg.py); None: the SQLite file in data_dir.
+    # database that several servers share (feedback/postgres.py); None: the SQLite file in data_dir.
     # Secret: its password never shows in a repr or a log.
     database: SecretStr | None = None
     # Largest request body accepted, in bytes (5 MB); bigger is a 413.

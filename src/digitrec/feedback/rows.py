@@ -1,4 +1,4 @@
-"""What both feedback stores share (feedback.FeedbackStore on SQLite, feedback_pg.PostgresStore):
+"""What both feedback stores share (sqlite.FeedbackStore, postgres.PostgresStore):
 the rows (`Feedback`, `ReadingFeedback`) and what a row keeps of a correction, the `Store`
 protocol the server and the CLI use, and the errors a store raises (StoreFull: 507,
 StoreUnavailable: 503)."""
@@ -205,7 +205,7 @@ def seen_pixels(item: Feedback) -> np.ndarray | None:
 
 class Store(Protocol):
     """What the server and the CLI need of a store: FeedbackStore (SQLite, the default) or
-    feedback_pg.PostgresStore (`serve --database postgresql://...`)."""
+    postgres.PostgresStore (`serve --database postgresql://...`)."""
 
     where: str  # the file or the database (without its password), for logs and messages
     error: str | None

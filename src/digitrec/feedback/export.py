@@ -1,7 +1,5 @@
-"""The feedback store a command or the server opens: SQLite (digitrec.feedback) or, given a
-database URL, PostgreSQL (digitrec.feedback_pg, psycopg imported only then); and what reads
-either: the export of accepted rows as a Kaggle CSV, of accepted corrected numbers as JSON
-lines, the accepted rows as a Dataset."""
+"""What reads either feedback store (feedback.stores opens it): the export of accepted rows as a
+Kaggle CSV, of accepted corrected numbers as JSON lines, the accepted rows as a Dataset."""
 
 from __future__ import annotations
 
@@ -18,36 +16,12 @@ from PIL import Image
 
 from digitrec.dataset import Dataset
 from digitrec.errors import DataError
-from digitrec.feedback import DB_NAME, FeedbackStore, default_data_dir
-from digitrec.feedback_rows import ReadingFeedback, Store, seen_pixels
+from digitrec.feedback.rows import ReadingFeedback, seen_pixels
+from digitrec.feedback.sqlite import DB_NAME
+from digitrec.feedback.stores import open_existing
 from digitrec.files import atomic_open
 
 log = logging.getLogger(__name__)
-
-
-def open_store(data_dir: Path | None = None, database: str | None = None) -> Store:
-    """The server's store: PostgreSQL when a database URL is given (psycopg imported only
-    then), else the SQLite file in `data_dir`."""
-    if database:
-        from digitrec.feedback_pg import PostgresStore
-
-        return PostgresStore(database)
-    return FeedbackStore(data_dir)
-
-
-def open_existing(data_dir: Path | None, database: str | None = None) -> Store | None:
-    """The store the CLI reads: the database when a URL is given (connected now, or a
-    DigitrecError naming it), else the SQLite file in `data_dir` (None when there is none)."""
-    if database:
-        from digitrec.feedback_pg import open_database
-
-        return open_database(database)
-    directory = Path(data_dir) if data_dir is not None else default_data_dir()
-    if not (directory / DB_NAME).exists():
-        return None
-    store = FeedbackStore(directory)
-    store._db()  # a store that cannot be opened is one line naming it
-    return store
 
 
 def export_csv(data_dir: Path | None, out: Path, database: str | None = None) -> int:

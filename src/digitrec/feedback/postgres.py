@@ -1,12 +1,10 @@
 """The feedback store on PostgreSQL: `serve --database postgresql://...` (or DIGITREC_DATABASE).
 
-The same rows, review and export as the SQLite store (digitrec.feedback), in a database that
+The same rows, review and export as the SQLite store (feedback.sqlite), in a database that
 several servers share. psycopg 3, imported only when a database URL is given (the `postgres`
 extra: `pip install 'digitrec[postgres]'`); parameterised SQL only.
 
-Schema: created or migrated when a store first connects, in one transaction under an advisory
-lock, so servers starting together do it once; `feedback_schema` holds its version. A database
-with a newer version than this code knows is refused (unavailable), never written.
+Schema: created or migrated when a store first connects (feedback.schema.migrate_postgres).
 
 Connections: a few per process, one per thread writing at once, each checked with an empty
 query (a round trip, ~0.1 ms) before use, so one that a database restart broke is replaced
@@ -35,7 +33,8 @@ import numpy as np
 from PIL import Image
 
 from digitrec.errors import DigitrecError
-from digitrec.feedback_rows import (
+from digitrec.feedback.database import _psycopg, _reason, shown_url
+from digitrec.feedback.rows import (
     LATEST,
     STATUSES,
     Feedback,
@@ -47,99 +46,16 @@ from digitrec.feedback_rows import (
     _rows,
     reading_row,
 )
-from digitrec.feedback_rows import row_images as _row_images
+from digitrec.feedback.rows import row_images as _row_images
+from digitrec.feedback.schema import migrate_postgres
 
 if TYPE_CHECKING:
     import psycopg
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
-LOCK_ID = 0x6469_6769_7472_6563  # "digitrec": the advisory lock taken to create or migrate
-# MIGRATIONS[v] takes the schema from version v to v + 1.
-MIGRATIONS: list[list[str]] = [
-    [  # 1: the SQLite store's schema version 1
-        """
-        CREATE TABLE feedback (
-            id        BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-            image     BYTEA       NOT NULL,                               -- PNG, <= 256 px
-            label     SMALLINT    NOT NULL CHECK (label BETWEEN 0 AND 9),
-            predicted SMALLINT    CHECK (predicted BETWEEN 0 AND 9),      -- NULL: none
-            model     TEXT        NOT NULL,
-            created   TIMESTAMPTZ NOT NULL DEFAULT now(),
-            seen      BYTEA,                                              -- PNG 28x28
-            status    TEXT        NOT NULL DEFAULT 'pending'
-                      CHECK (status IN ('pending', 'accepted', 'rejected')),
-            reviewed  TIMESTAMPTZ
-        )
-        """,
-        "CREATE INDEX feedback_status ON feedback (status, id)",
-    ],
-    [  # 2: corrected numbers, as the SQLite store's `readings`
-        """
-        CREATE TABLE readings (
-            id        BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-            image     BYTEA       NOT NULL,                               -- PNG, <= 560 px
-            read      TEXT        NOT NULL,
-            text      TEXT        NOT NULL,
-            boxes     TEXT        NOT NULL,                               -- JSON
-            changes   TEXT        NOT NULL,                               -- JSON
-            drawing   TEXT,
-            model     TEXT        NOT NULL,
-            created   TIMESTAMPTZ NOT NULL DEFAULT now(),
-            status    TEXT        NOT NULL DEFAULT 'pending'
-                      CHECK (status IN ('pending', 'accepted', 'rejected')),
-            reviewed  TIMESTAMPTZ
-        )
-        """,
-    ],
-]
-assert len(MIGRATIONS) == SCHEMA_VERSION
-
 COLUMNS = "id, image, label, predicted, model, created, seen, status"
 UNAVAILABLE = "the feedback store is unavailable"
-
-
-def _psycopg() -> Any:
-    try:
-        import psycopg
-    except ImportError:
-        raise DigitrecError(
-            "a PostgreSQL database needs the psycopg driver: pip install 'digitrec[postgres]'"
-        ) from None
-    return psycopg
-
-
-def is_url(text: str) -> bool:
-    return text.startswith(("postgresql://", "postgres://"))
-
-
-def shown_url(url: str) -> str:
-    """The URL without its password (for messages and logs); a DigitrecError naming what is
-    wrong when it is not a PostgreSQL URL libpq can read."""
-    if not is_url(url):
-        scheme = url.partition("://")[0] if "://" in url else url[:20]
-        raise DigitrecError(
-            f"--database: not a PostgreSQL URL ({scheme!r}): expected postgresql://USER:PASSWORD"
-            "@HOST:PORT/DATABASE"
-        )
-    psycopg = _psycopg()
-    try:
-        parts = psycopg.conninfo.conninfo_to_dict(url)
-    except psycopg.Error as e:
-        raise DigitrecError(f"--database: not a valid PostgreSQL URL: {_reason(e)}") from None
-    port = str(parts.get("port") or "5432")
-    if not all(p.isdigit() for p in port.split(",")):
-        raise DigitrecError(f"--database: the port is not a number: {port!r}")
-    user = f"{parts['user']}@" if parts.get("user") else ""
-    return f"postgresql://{user}{parts.get('host') or 'localhost'}:{port}/{parts.get('dbname', '')}"
-
-
-def _reason(e: BaseException) -> str:
-    """psycopg's message on one line (libpq's run over several), without its prefix."""
-    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
-    text = lines[0] if lines else type(e).__name__
-    return text.removeprefix("connection failed: ")
 
 
 class PostgresStore:
@@ -185,7 +101,7 @@ class PostgresStore:
         try:
             conn = self._connect()
             try:
-                _migrate(conn)
+                migrate_postgres(conn)
             except BaseException:
                 conn.close()
                 raise
@@ -479,34 +395,3 @@ class PostgresStore:
         for conn in idle:
             with contextlib.suppress(Exception):
                 conn.close()
-
-
-def _migrate(conn: psycopg.Connection[Any]) -> None:
-    """Create the schema, or bring it to SCHEMA_VERSION, once whoever else is starting."""
-    with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_ID,))
-        conn.execute("CREATE TABLE IF NOT EXISTS feedback_schema (version INTEGER NOT NULL)")
-        row = conn.execute("SELECT version FROM feedback_schema").fetchone()
-        version = 0 if row is None else int(row[0])
-        if version > SCHEMA_VERSION:
-            raise StoreUnavailable(
-                f"the feedback database has schema version {version}, newer than this "
-                f"digitrec's {SCHEMA_VERSION}: upgrade digitrec"
-            )
-        for statements in MIGRATIONS[version:]:
-            for statement in statements:
-                conn.execute(statement)
-        if row is None:
-            conn.execute("INSERT INTO feedback_schema (version) VALUES (%s)", (SCHEMA_VERSION,))
-        elif version < SCHEMA_VERSION:
-            conn.execute("UPDATE feedback_schema SET version = %s", (SCHEMA_VERSION,))
-            log.info("feedback database migrated from version %d to %d", version, SCHEMA_VERSION)
-
-
-def open_database(url: str) -> PostgresStore:
-    """A store for the CLI (`feedback review`/`export`): connected now, or a DigitrecError
-    naming the database and what is wrong."""
-    store = PostgresStore(url, reconnect=False)
-    if not store.writable():
-        raise DigitrecError(f"feedback database {store.where}: {store.error}")
-    return store

@@ -24,16 +24,13 @@ and StoreUnavailable (503: cannot be created or opened, read-only, locked). The 
 first use and again after a failure, so a server starts without a writable one. The directory
 is created 0700 and the database 0600 (SQLite gives its -wal and -shm files the same mode).
 
-Several servers on several machines share one PostgreSQL database instead: `serve --database
-postgresql://...`, the same rows, review and export (digitrec.feedback_pg). What both share
-(the rows, the `Store` protocol, the errors) is in digitrec.feedback_rows; digitrec.feedback_stores
-opens one or the other.
+Several servers on several machines share one PostgreSQL database instead (feedback.postgres).
+The tables and their migrations are in feedback.schema.
 """
 
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import logging
 import os
@@ -51,77 +48,25 @@ import platformdirs
 from PIL import Image
 
 from digitrec.errors import DigitrecError
-from digitrec.feedback_rows import (  # noqa: F401 (all still importable from here)
-    CHANGE_KINDS,
-    IMAGE_SIDE,
+from digitrec.feedback.rows import (
     LATEST,
-    NUMBER_SIDE,
-    ROW_MAX_BYTES,
     STATUSES,
     Feedback,
     ReadingFeedback,
-    Store,
     StoreError,
     StoreFull,
     StoreUnavailable,
     _ids,
     _rows,
-    apply_changes,
-    image_png,
     reading_row,
     row_images,
-    seen_pixels,
-    seen_png,
-    stored_changes,
 )
-from digitrec.files import atomic_open
+from digitrec.feedback.schema import migrate_sqlite
 
 log = logging.getLogger(__name__)
 
 DB_NAME = "feedback.sqlite3"
-SCHEMA_VERSION = 2  # 1: review (seen, status, reviewed); 2: the readings table
 WAL_LIMIT = 8 * 1024 * 1024  # bytes: the write-ahead log's size on disk after a checkpoint
-
-SCHEMA = """
-CREATE TABLE feedback (
-    id        INTEGER PRIMARY KEY,
-    image     BLOB    NOT NULL,                                -- PNG: the upload, <= 256 px
-    label     INTEGER NOT NULL CHECK (label BETWEEN 0 AND 9),  -- what it really is
-    predicted INTEGER CHECK (predicted BETWEEN 0 AND 9),       -- the model's answer; NULL: none
-    model     TEXT    NOT NULL,                                -- the model that answered
-    created   TEXT    NOT NULL,                                -- UTC, ISO 8601
-    seen      BLOB,                                            -- PNG 28x28; NULL: a v0 row
-    status    TEXT    NOT NULL DEFAULT 'pending'
-              CHECK (status IN ('pending', 'accepted', 'rejected')),
-    reviewed  TEXT                                             -- UTC, when accepted or rejected
-)
-"""
-# Schema version 0 -> 1: the columns review added. Old rows become pending.
-MIGRATION = [
-    "ALTER TABLE feedback ADD COLUMN seen BLOB",
-    "ALTER TABLE feedback ADD COLUMN status TEXT NOT NULL DEFAULT 'pending'"
-    " CHECK (status IN ('pending', 'accepted', 'rejected'))",
-    "ALTER TABLE feedback ADD COLUMN reviewed TEXT",
-]
-INDEX = "CREATE INDEX IF NOT EXISTS feedback_status ON feedback (status, id)"
-# Schema version 2: corrections of a number read. Stores of versions 0 and 1 gain the table.
-READINGS = """
-CREATE TABLE IF NOT EXISTS readings (
-    id        INTEGER PRIMARY KEY,
-    image     BLOB    NOT NULL,               -- PNG: the number's image, <= NUMBER_SIDE px
-    read      TEXT    NOT NULL,               -- the digits the model read, left to right
-    text      TEXT    NOT NULL,               -- the number as the person says it is
-    boxes     TEXT    NOT NULL,               -- JSON [[x, y, w, h], ...]: a box per digit read
-    changes   TEXT    NOT NULL,               -- JSON [{"kind", "index", "from", "to"}, ...]
-    drawing   TEXT,                           -- the page's id for the drawing: a later row
-                                              -- with the same id supersedes an earlier one
-    model     TEXT    NOT NULL,
-    created   TEXT    NOT NULL,               -- UTC, ISO 8601
-    status    TEXT    NOT NULL DEFAULT 'pending'
-              CHECK (status IN ('pending', 'accepted', 'rejected')),
-    reviewed  TEXT
-)
-"""
 
 
 def default_data_dir() -> Path:
@@ -206,17 +151,7 @@ class FeedbackStore:
                 if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
                     db.execute("PRAGMA journal_mode=WAL")
                 with _Transaction(db):
-                    columns = {row[1] for row in db.execute("PRAGMA table_info(feedback)")}
-                    if not columns:
-                        db.execute(SCHEMA)
-                    elif "status" not in columns:
-                        n = db.execute("SELECT COUNT(*) FROM feedback").fetchone()[0]
-                        for statement in MIGRATION:
-                            db.execute(statement)
-                        log.info("feedback store migrated to v1: %d earlier rows pending", n)
-                    db.execute(INDEX)
-                    db.execute(READINGS)
-                    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                    migrate_sqlite(db)
                 return
             except sqlite3.OperationalError as e:
                 if _code(e) not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
@@ -458,109 +393,3 @@ class _Transaction:
         elif self.db.in_transaction:
             with contextlib.suppress(sqlite3.Error):
                 self.db.execute("ROLLBACK")
-
-
-def parse_ids(text: str) -> list[int]:
-    """'1,2,5' or '3-7,9' -> ids (a DigitrecError for anything else)."""
-    ids: list[int] = []
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        low, sep, high = part.partition("-")
-        try:
-            ids += range(int(low), int(high) + 1) if sep else [int(part)]
-        except ValueError:
-            raise DigitrecError(f"not an id or a range of ids: {part!r}") from None
-    return ids
-
-
-# ---------------------------------------------------------------- review
-
-
-def _sheet(n: int, columns: int, cell_w: int, cell_h: int) -> tuple[Image.Image, Any, Any]:
-    """A white review sheet for n cells of cell_w x cell_h, `columns` a row: (the sheet, a
-    drawing context on it, the 14 px font its captions use)."""
-    from PIL import ImageDraw, ImageFont
-
-    rows = -(-n // columns)
-    sheet = Image.new("RGB", (cell_w * min(columns, n), cell_h * rows), "white")
-    return sheet, ImageDraw.Draw(sheet), ImageFont.load_default(size=14)
-
-
-def contact_sheet(rows: Iterable[Feedback], out: Path, columns: int = 8) -> int:
-    """A PNG of rows to review: each cell the upload (on white), the 28x28 the model saw (x3)
-    and a line `#id  label L  (model P)`. Written atomically; returns the number of cells."""
-    cell_w, cell_h, side = 220, 136, 112
-    items = list(rows)
-    if not items:
-        return 0
-    sheet, draw, font = _sheet(len(items), columns, cell_w, cell_h)
-    for k, item in enumerate(items):
-        x, y = (k % columns) * cell_w, (k // columns) * cell_h
-        upload = Image.open(io.BytesIO(item.image))
-        upload.thumbnail((side, side))
-        paper = Image.new("RGBA", upload.size, "white")
-        paper.alpha_composite(upload.convert("RGBA"))
-        sheet.paste(paper.convert("RGB"), (x + 4 + (side - upload.width) // 2, y + 4))
-        pixels = seen_pixels(item)
-        if pixels is not None:
-            seen = Image.fromarray(pixels.reshape(28, 28)).resize(
-                (84, 84), Image.Resampling.NEAREST
-            )
-            sheet.paste(seen.convert("RGB"), (x + side + 12, y + 4))
-        guess = "-" if item.predicted is None else str(item.predicted)
-        draw.text((x + 4, y + side + 8), f"#{item.id}  label {item.label}  (model {guess})",
-                  fill="black", font=font)  # fmt: skip
-        draw.rectangle((x, y, x + cell_w - 1, y + cell_h - 1), outline=(200, 200, 200))
-    with atomic_open(out) as f:
-        sheet.save(f, format="PNG")
-    return len(items)
-
-
-def edit_text(change: dict[str, Any]) -> str:
-    """A stored edit in a few characters: "change 1: 7->2", "delete 0: 1", "insert 2: 4",
-    "retype 17->1234" (indices are positions in the digits read, from 0)."""
-    kind = change["kind"]
-    if kind == "retype":
-        return f"retype {change['from']}->{change['to']}"
-    what = {"change": f"{change.get('from')}->{change.get('to')}", "delete": change.get("from"),
-            "insert": change.get("to")}[kind]  # fmt: skip
-    return f"{kind} {change['index']}: {what}"
-
-
-def readings_sheet(rows: Iterable[ReadingFeedback], out: Path, columns: int = 3) -> int:
-    """A PNG of corrected numbers to review: each cell the number's image (on white) with the
-    boxes of the digits read (red, numbered from 0), a line `#id  read R -> T` and a line of
-    the edits. Written atomically; returns the number of cells."""
-    from PIL import ImageFont
-
-    cell_w, cell_h, box_w, box_h = 300, 196, 288, 144
-    items = list(rows)
-    if not items:
-        return 0
-    sheet, draw, font = _sheet(len(items), columns, cell_w, cell_h)
-    small = ImageFont.load_default(size=11)
-    for k, item in enumerate(items):
-        x, y = (k % columns) * cell_w, (k // columns) * cell_h
-        kept = Image.open(io.BytesIO(item.image))
-        scale = min(box_w / kept.width, box_h / kept.height)
-        number = kept.resize(
-            (max(1, round(kept.width * scale)), max(1, round(kept.height * scale))),
-            Image.Resampling.LANCZOS,
-        )
-        paper = Image.new("RGBA", number.size, "white")
-        paper.alpha_composite(number.convert("RGBA"))
-        left, top = x + 6 + (box_w - number.width) // 2, y + 4
-        sheet.paste(paper.convert("RGB"), (left, top))
-        for i, (bx, by, bw, bh) in enumerate(item.boxes):
-            x0, y0 = left + bx * scale, top + by * scale
-            draw.rectangle((x0, y0, x0 + bw * scale, y0 + bh * scale), outline=(220, 0, 0))
-            draw.text((x0 + 2, y0 + 1), str(i), fill=(220, 0, 0), font=small)
-        draw.text((x + 6, y + box_h + 10), f"#{item.id}  read {item.read} -> {item.text}",
-                  fill="black", font=font)  # fmt: skip
-        edits = ", ".join(edit_text(c) for c in item.changes)
-        if len(edits) > 44:
-            edits = edits[:41] + "..."
-        draw.text((x + 6, y + box_h + 28), edits, fill=(60, 60, 60), font=font)
-        draw.rectangle((x, y, x + cell_w - 1, y + cell_h - 1), outline=(200, 200, 200))
-    with atomic_open(out) as f:
-        sheet.save(f, format="PNG")
-    return len(items)
