@@ -70,19 +70,20 @@ def _setting(field: dataclasses.Field[Any], hint: Any) -> inspect.Parameter:
         callback=CALLBACKS.get(field.name),
     )
     annotation = Annotated[kind | None, option]  # type: ignore[valid-type]
-    return inspect.Parameter(field.name, inspect.Parameter.KEYWORD_ONLY, default=None,
-                             annotation=annotation)  # fmt: skip
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    return inspect.Parameter(field.name, keyword, default=None, annotation=annotation)
 
 
 def flags(command: Any) -> inspect.Signature:
     """`command`'s signature for Typer: its own parameters and one option per TrainConfig field
     declared with `config.flag`, in ORDER."""
     hints = typing.get_type_hints(TrainConfig)
-    settings = {f.name: _setting(f, hints[f.name]) for f in dataclasses.fields(TrainConfig)
-                if "help" in f.metadata}  # fmt: skip
+    fields = [f for f in dataclasses.fields(TrainConfig) if "help" in f.metadata]
+    settings = {f.name: _setting(f, hints[f.name]) for f in fields}
     own = inspect.signature(command, eval_str=True).parameters
     params = {**settings, **{n: p for n, p in own.items() if p.kind is p.KEYWORD_ONLY}}
-    assert set(params) == set(ORDER), set(params) ^ set(ORDER)
+    if set(params) != set(ORDER):  # a flag added or gone: ORDER places each in --help
+        raise RuntimeError(f"train: ORDER and the flags differ in {set(params) ^ set(ORDER)}")
     return inspect.Signature([params[name] for name in ORDER], return_annotation=None)
 
 
