@@ -406,3 +406,31 @@ def test_shell_completion_is_on() -> None:
     done = subprocess.run([script], env=env, capture_output=True, text=True, timeout=60)
     assert done.stdout.split() == ["predict"]
     assert "--install-completion" in digitrec("--help", columns=200).stdout
+
+
+def test_train_s_flags_are_the_config_s_fields() -> None:
+    """Each TrainConfig field declared with `config.flag` is a `train` option with the field's
+    help (its default filled in) and, for a setting with choices, exactly those choices."""
+    import dataclasses
+
+    import typer.main
+    from typer.testing import CliRunner
+
+    from digitrec.cli import app
+    from digitrec.config import TrainConfig
+
+    command = typer.main.get_command(app).commands["train"]  # type: ignore[attr-defined]
+    options = {p.name: p for p in command.params}
+    declared = [f for f in dataclasses.fields(TrainConfig) if "help" in f.metadata]
+    assert len(declared) == 21 and "betas" not in options  # not every field is a flag
+    for f in declared:
+        option = options[f.name]
+        assert option.help == f.metadata["help"].format(default=f.default)
+        assert option.default is None  # not given: the recipe's, else the field's default
+        if choices := f.metadata["choices"]:
+            flag = f"--{f.name.replace('_', '-')}"
+            result = CliRunner().invoke(app, ["train", flag, "nope"], standalone_mode=False)
+            listed = ", ".join(f"'{c.value}'" for c in choices)
+            assert f"'nope' is not one of {listed}." in result.exception.format_message()  # type: ignore[union-attr]
+    assert options["output"].opts == ["--output", "-o"] and options["styles"].opts == ["--styles"]
+    assert options["ensemble"].default == 1 and options["recipe"].default is None

@@ -74,3 +74,11 @@ def test_a_cycle_is_found() -> None:
 def test_no_import_cycles() -> None:
     found = cycles(GRAPH)
     assert not found, "import cycles:\n" + "\n".join(" -> ".join(c) for c in found)
+
+
+def test_the_commands_never_import_the_cli() -> None:
+    """cli.py registers the commands; a command importing it back would tie them in a knot."""
+    commands = [m for m in GRAPH if m.startswith("digitrec.commands.")]
+    assert "digitrec.commands.predict" in commands
+    assert all("digitrec.cli" not in GRAPH[m] for m in commands)
+    assert "digitrec.commands.train" in GRAPH["digitrec.cli"]

@@ -187,6 +187,7 @@ def test_resume_after_an_interruption_gives_the_uninterrupted_run(
     from typer.testing import CliRunner
 
     from digitrec import cli
+    from digitrec.commands import train as train_command
 
     images = data.load_mnist("train")
     small = data.Dataset(images.images[:2000], images.labels[:2000], "mnist[:2000]")
@@ -210,7 +211,7 @@ def test_resume_after_an_interruption_gives_the_uninterrupted_run(
         yield stop_in_epoch_2
 
     with monkeypatch.context() as m:
-        m.setattr(cli, "_progress", interrupting)
+        m.setattr(train_command, "_progress", interrupting)
         cut = runner.invoke(cli.app, ["train", *flags, "-o", str(tmp_path / "cut")])
     assert isinstance(cut.exception, Interrupted)
     assert len(json.loads((tmp_path / "cut" / "history.json").read_text())) == 1

@@ -1,7 +1,7 @@
 """Batch answers on Ray Data: many image files, over one machine's cores or a Ray cluster.
 
-`digitrec batch` (cli.py) lists the files on the driver, hands them to Ray Data in blocks, and
-a pool of actors answers them: each actor loads the ONNX predictor once and is fed whole
+`digitrec batch` (commands/batch.py) lists the files on the driver, hands them to Ray Data in
+blocks, and a pool of actors answers them: each actor loads the ONNX predictor once and is fed whole
 batches (one ONNX Runtime call per batch in `predict` mode). Rows stream back to the driver,
 in input order, into one Parquet or JSON lines file, written atomically.
 

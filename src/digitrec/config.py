@@ -1,6 +1,9 @@
 """What a training run is told: `TrainConfig`, the recipes, and their checks. No torch here: the
 run directory (digitrec.runs) and the CLI read configs without loading a model.
 
+A field that is also a `digitrec train` flag is declared with `flag(default, help, choices=)`:
+the CLI builds the flag from the field (commands/train.py), and the choices are checked here.
+
 Recipes are settings chosen on the validation split (BENCHMARKS.md, "MNIST accuracy" and "Real
 handwriting", holds the evidence). `recipe_config(name, **flags)` starts from a recipe and lets
 the flags the user gave (not None) override it.
@@ -43,42 +46,100 @@ class Recipe(StrEnum):
     best = "best"
 
 
+def flag(default: Any, help: str, *, choices: type[Enum] | None = None, short: str = "") -> Any:
+    """A setting that is also a `digitrec train` flag: its help (`{default}` becomes the
+    default) and its choices, declared once, here; the CLI builds the flag from them."""
+    return dataclasses.field(
+        default=default, metadata={"help": help, "choices": choices, "short": short}
+    )
+
+
 @dataclass(frozen=True)
 class TrainConfig:
-    model: str = "seed"  # an architecture in training.models.ARCHITECTURES
-    epochs: float = 10  # passes over the training split; a fraction ends part-way through one
-    batch_size: int = 50  # images per step
-    lr: float = 1e-3  # peak learning rate
-    optimizer: str = "adam"  # an Optimizer
+    # an architecture in training.models.ARCHITECTURES (the CLI checks it against them)
+    model: str = flag(
+        "seed",
+        "Architecture: seed (the tutorial's CNN), whitened, maxpool_bn, deotte. "
+        "Default: the recipe's, else {default}.",
+    )
+    # passes over the training split; a fraction ends part-way through one
+    epochs: float = flag(
+        10,
+        "Passes over the data (1.5: one and a half). Default: the recipe's, else {default:g}; "
+        "with --resume, the run's own.",
+    )
+    batch_size: int = flag(50, "Default: {default}.")  # images per step
+    lr: float = flag(1e-3, "Peak learning rate. Default: {default:g}.")
+    optimizer: str = flag(
+        "adam",
+        "muon: Muon for the hidden filters, AdamW for the rest. "
+        "Default: the recipe's, else {default}.",
+        choices=Optimizer,
+    )
     betas: tuple[float, float] = (0.9, 0.999)  # Adam's moment decays
     weight_decay: float = 0.0  # decoupled for adamw, L2 for sgd
-    schedule: str = "constant"  # a Schedule
+    schedule: str = flag("constant", "Default: the recipe's, else {default}.", choices=Schedule)
     warmup: float = 0.15  # fraction of steps spent warming up (onecycle)
     label_smoothing: float = 0.0  # cross-entropy target smoothing
     ema: float = 0.0  # weight EMA decay per step; 0 disables
-    augment: str = "none"  # an Augment (training.augment)
-    flag_ones: float = 0.0  # share of '1's given a flag before augmenting (augment.flag_ones)
-    styles: float = 0.0  # share of each batch taken from its copies in other styles (styles.py)
-    strokes: float = 0.0  # share of each batch replaced by digits drawn from strokes (strokes.py)
-    pen: float = 0.0  # share of each batch replaced by real writers' pen digits drawn as the
-    #   page draws them (pen.py: data/real/pendigits)
-    pen_writers: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7)  # the pen writers trained on; the
-    #   others are for scoring (benchmarks/pen.py rotates them)
-    init: str = ""  # start from trained weights: a run directory, or a shipped model's member
-    #   as NAME:K (best:0); "" = fresh weights
-    val_fraction: float = 0.2  # validation carved from the 60,000 training images
-    seed: int = 5  # controls the split, initial weights, batch order and augmentation
-    split_seed: int = -1  # the validation split's seed; -1 = seed (ensemble members share one)
-    data: str | None = None  # training data path; None = bundled MNIST
-    extra_data: tuple[str, ...] = ()  # more labelled files (e.g. corrections.csv), train split only
-    max_steps: int = 0  # stop after this many steps (smoke tests); 0 = no limit
-    threads: int = 0  # torch intra-op threads; 0 = all cores
+    # training.augment
+    augment: str = flag("none", "Default: the recipe's, else {default}.", choices=Augment)
+    # share of '1's given a flag before augmenting (augment.flag_ones)
+    flag_ones: float = flag(
+        0.0,
+        "Share of the '1's drawn with a flag, as most of Europe writes them. Default: {default:g}.",
+    )
+    styles: float = flag(  # share of each batch taken from its copies in other styles
+        0.0,
+        "Share of each batch taken from copies in other styles and captures (box stretched to "
+        "a square, fat pen, low resolution; training.styles). Default: {default:g}.",
+    )
+    strokes: float = flag(  # share of each batch replaced by digits drawn from strokes
+        0.0,
+        "Share of each batch replaced by digits drawn from pen strokes in forms MNIST lacks "
+        "(open and low-closed 4s, crossed 7s, curved-tail 9s; training.strokes). "
+        "Default: {default:g}.",
+    )
+    pen: float = flag(  # share of each batch replaced by real writers' pen digits
+        0.0,
+        "Share of each batch replaced by real writers' pen digits (data/real/pendigits) drawn "
+        "as the page draws them, many ways (training.pen). Default: {default:g}.",
+    )
+    # the pen writers trained on; the others are for scoring (benchmarks/pen.py rotates them)
+    pen_writers: tuple[int, ...] = flag(
+        (1, 2, 3, 4, 5, 6, 7),
+        "The pen writers to train on, e.g. 3,4,5,6,7 (the rest stay unseen for scoring). "
+        "Default: all seven.",
+    )
+    init: str = flag(  # "" = fresh weights
+        "",
+        "Start from trained weights: a run directory, or a shipped model's member as NAME:K "
+        "(best:0). Default: fresh weights.",
+    )
+    # validation carved from the 60,000 training images
+    val_fraction: float = flag(0.2, "Validation carved from the training set. Default: {default}.")
+    # controls the split, initial weights, batch order and augmentation
+    seed: int = flag(5, "Random seed. Default: {default}.")
+    split_seed: int = flag(  # -1 = seed (ensemble members share one)
+        -1,
+        "Seed of the validation split. Default: the seed (an ensemble's: the first). "
+        "Give a shipped ensemble's to train one more member it can be judged with.",
+    )
+    data: str | None = flag(None, "Training data. Default: bundled MNIST.")  # None = MNIST
+    extra_data: tuple[str, ...] = flag(  # train split only
+        (), "More labelled data (e.g. corrections.csv), added to the training split."
+    )
+    max_steps: int = flag(0, "Stop after N steps (smoke runs).")  # 0 = no limit
+    threads: int = flag(0, "CPU threads. Default: all cores.")  # torch intra-op; 0 = all
     recipe: str = ""  # the recipe these settings came from, if any
-    output: str = ""  # run directory; "" = runs/<time>-<model>-s<seed>
+    output: str = flag(  # "" = runs/<time>-<model>-s<seed>
+        "", "Run directory. Default: runs/<time>-<model>-s<seed>.", short="-o"
+    )
 
     def __post_init__(self) -> None:
-        for name, kind in (("optimizer", Optimizer), ("schedule", Schedule), ("augment", Augment)):
-            _choice(name, getattr(self, name), kind)
+        for f in dataclasses.fields(self):  # optimizer, schedule, augment
+            if f.metadata.get("choices"):
+                _choice(f.name, getattr(self, f.name), f.metadata["choices"])
         if not 0 <= self.val_fraction < 1:
             raise DigitrecError(f"val_fraction {self.val_fraction}: must be in [0, 1)")
         if not (self.epochs > 0 and math.isfinite(self.epochs)):
