@@ -8,7 +8,7 @@ strokes and the page's instrumentation from benchmarks/page_phone.py. Timings ar
 here (the benchmark prints them), only what a person would notice.
 """
 
-# ruff: noqa: F811  (the fixtures imported from test_serve_browser are parameters here)
+# ruff: noqa: F811  (the fixtures imported from tests.helpers.browser are parameters here)
 from __future__ import annotations
 
 import re
@@ -19,10 +19,9 @@ from typing import Any
 
 import pytest
 
-from conftest import benchmark
-from test_serve_browser import (  # noqa: F401  (fixtures)
+from tests.helpers import ROOT, benchmark
+from tests.helpers.browser import (  # noqa: F401  (fixtures)
     NUMBER_17,
-    ROOT,
     browser,
     draw_with_mouse,
     expect_answer,
