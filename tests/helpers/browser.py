@@ -78,7 +78,7 @@ def browser() -> Iterator[object]:
 @pytest.fixture
 def page(browser, server):  # type: ignore[no-untyped-def]
     # No service worker (static/sw.js): the tests' page.route answers must reach the page
-    # (tests/test_ondevice_page.py tests the worker).
+    # (tests/serve/test_ondevice_page.py tests the worker).
     context = browser.new_context(viewport={"width": 1000, "height": 760}, service_workers="block")
     page = context.new_page()
     errors: list[str] = []
