@@ -17,7 +17,7 @@ Each upload carries a client-side key in its corner pixels (light grey, kept exa
 
     python benchmarks/feedback_pg.py [--corrections 3000] [--clients 16] [--down 3]
 
-tests/test_feedback_pg.py runs the same load, smaller.
+tests/feedback/test_feedback_pg.py runs the same load, smaller.
 """
 
 # ruff: noqa: E402

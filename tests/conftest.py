@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -34,24 +31,13 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def benchmark(name: str) -> ModuleType:
-    """A script of benchmarks/ (not a package), loaded from its file."""
-    path = Path(__file__).parents[1] / "benchmarks" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"benchmarks_{name}", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[Any]:
     """A private PostgreSQL server (tests/pg.py) for the session: `.database(name)` makes a
     database and gives its URL; `.stop()` and `.start()` take it down and back. Where it cannot
     run, its tests are skipped with the reason, and fail under CI (CI=true), which installs
     PostgreSQL (tools/install-system.sh) and psycopg (the `postgres` extra)."""
-    import pg
+    from tests import pg
 
     why = pg.missing()
     if why:

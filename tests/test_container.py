@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from test_install import SOURCES
+from tests.helpers import SOURCES
 
 ROOT = Path(__file__).resolve().parents[1]
 CONTAINERFILE = ROOT / "Containerfile"

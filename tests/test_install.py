@@ -11,7 +11,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -22,11 +21,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import SOURCES, free_port
+
 ROOT = Path(__file__).resolve().parents[1]
 DRAWN_7 = ROOT / "benchmarks" / "canvas7.png"  # a 7 drawn and exported in Chromium
 NUMBER = ROOT / "tests" / "realworld" / "numbers_000_canvas_plain.png"  # "526", drawn
-# What a wheel is built from: everything else in the checkout stays out of the build.
-SOURCES = ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md", "LICENSE", "src", "models")
 README = (ROOT / "README.md").read_text()
 
 pytestmark = pytest.mark.install
@@ -224,12 +223,6 @@ def test_without_mnist_one_line_says_how_to_point_to_it(
     last = done.stderr.strip().splitlines()[-1]
     assert done.returncode != 0 and last.startswith("digitrec.errors.DataError: MNIST: not found")
     assert "DIGITREC_MNIST=/path/to/mnist" in last and "take --data PATH" in last
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_serve_answers_health_and_a_prediction(

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import load_script
+
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 pytest.importorskip("ipykernel")
@@ -74,11 +76,7 @@ def test_the_notebook_uses_the_public_api_only() -> None:
 def test_the_stored_outputs_are_those_of_the_code_as_it_stands() -> None:
     """tools/run_notebook.py records the sha256 of the code it ran; a cell changed since is a
     stale output. Rerun: `.venv/bin/python tools/run_notebook.py notebooks/tutorial.ipynb`."""
-    sys.path.insert(0, str(NOTEBOOK.parents[1] / "tools"))
-    try:
-        from run_notebook import code_sha256
-    finally:
-        sys.path.pop(0)
+    code_sha256 = load_script(NOTEBOOK.parents[1] / "tools" / "run_notebook.py").code_sha256
     nb = nbformat.read(NOTEBOOK, as_version=4)
     assert nb.metadata.get("digitrec", {}).get("code_sha256") == code_sha256(nb), (
         "the notebook's outputs are stale: rerun tools/run_notebook.py"

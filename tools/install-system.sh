@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Debian packages the tests need: chromium (Playwright drives it), postgresql (the feedback
 # store's PostgreSQL tests start a private server from its programs; tests/pg.py) and curl
-# (a 413 read by curl; tests/test_serve_hostile.py).
+# (a 413 read by curl; tests/serve/test_serve_hostile.py).
 # Installs only what is missing; needs root (CI and the dev machines run as root).
 set -euo pipefail
 packages=(chromium postgresql curl)

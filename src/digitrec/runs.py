@@ -23,6 +23,15 @@ from digitrec.errors import ModelError
 from digitrec.files import write_json
 
 
+def read_json(path: Path) -> Any:
+    """A run's JSON file; one that is not JSON (cut short, edited by hand) is a ModelError
+    naming it, not a traceback."""
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ModelError(f"{path}: not valid JSON ({e}); rerun or restore the file") from e
+
+
 @dataclass(frozen=True)
 class RunDir:
     path: Path
@@ -64,7 +73,7 @@ class RunDir:
         """config.json as written (the settings, the command, the environment, the data)."""
         if not self.exists():
             raise ModelError(f"{self.path}: not a run directory (no config.json)")
-        return dict(json.loads(self.config_file.read_text()))
+        return dict(read_json(self.config_file))
 
     @property
     def config(self) -> TrainConfig:
@@ -77,13 +86,13 @@ class RunDir:
     @property
     def history(self) -> list[dict[str, float]]:
         path = self.path / "history.json"
-        return list(json.loads(path.read_text())) if path.exists() else []
+        return list(read_json(path)) if path.exists() else []
 
     @property
     def metrics(self) -> dict[str, Any]:
         """metrics.json, or {} for a run that has not finished."""
         path = self.path / "metrics.json"
-        return dict(json.loads(path.read_text())) if path.exists() else {}
+        return dict(read_json(path)) if path.exists() else {}
 
     @property
     def is_finished(self) -> bool:

@@ -6,7 +6,7 @@ point), ink `#111`, `lineWidth` = the brush, round caps and joins, on a transpar
 pixel ratio; a one-point stroke is a dot as wide as the brush. `canvas.toDataURL("image/png")`
 sends it. `draw` makes the same RGBA array: strokes are rasterised at SUPERSAMPLE times the
 device resolution and box-filtered down, which gives the anti-aliased edges Chromium's rasteriser
-gives (tests/test_canvas.py holds the two together on real strokes, through preprocess).
+gives (tests/vision/test_canvas.py holds the two together on real strokes, through preprocess).
 
 Pen trajectories come from `data/real/pendigits` (`load_pen`): real writers' digits on a tablet,
 y pointing up. `place` fits one into a box of the canvas as a person would draw it there. Pure

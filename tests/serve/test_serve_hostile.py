@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from digitrec.serve.settings import Limits
-from test_serve_hardening import SEVEN, Server, abuse, is_json_error, metric
+from tests.helpers.server import SEVEN, Server, abuse, is_json_error, metric
 
 SECURITY = ("content-security-policy", "x-content-type-options", "x-frame-options")
 

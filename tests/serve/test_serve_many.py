@@ -7,7 +7,6 @@ import base64
 import io
 import re
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -16,8 +15,8 @@ from PIL import Image
 from digitrec.serve.app import create_app
 from digitrec.serve.many import MAX_IMAGES
 from digitrec.serve.settings import Settings
+from tests.helpers import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 SEVEN = (ROOT / "benchmarks" / "canvas7.png").read_bytes()  # a 7 drawn in Chromium
 NUMBER = (ROOT / "tests" / "realworld" / "numbers_000_canvas_plain.png").read_bytes()  # "526"
 

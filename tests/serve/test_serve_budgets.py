@@ -23,7 +23,7 @@ from digitrec import work
 from digitrec.errors import ImageError
 from digitrec.serve.batch import batched, estimate_ms, opaque_canvas
 from digitrec.serve.deps import Busy, PixelBudget, Runner, pixels_in
-from test_serve_hardening import SEVEN, Server, abuse, is_json_error, metric
+from tests.helpers.server import SEVEN, Server, abuse, is_json_error, metric
 
 
 def png(image: Image.Image) -> bytes:

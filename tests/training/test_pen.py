@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import benchmark
 from digitrec import data, realworld
 from digitrec.config import recipe_config
 from digitrec.errors import DigitrecError
 from digitrec.training import pen
 from digitrec.training.loop import train
+from tests.helpers import benchmark
 
 
 def test_renders_are_mnist_framed_reproducible_and_from_the_chosen_writers() -> None:

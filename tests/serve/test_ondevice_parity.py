@@ -14,6 +14,7 @@ drawings; the 28x28 the model reads within 1/255 on average, and on >= 99% of th
 within 1/255 at every pixel (the "what the model saw" image is the same picture).
 """
 
+# ruff: noqa: F811  (the fixtures imported from tests.helpers.browser are parameters here)
 from __future__ import annotations
 
 import base64
@@ -23,12 +24,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import test_serve_browser as page_tests
-from conftest import benchmark
 from digitrec.predictor import Predictor
-
-ROOT = page_tests.ROOT
-browser, server = page_tests.browser, page_tests.server  # fixtures: Chromium, `digitrec serve`
+from tests.helpers import ROOT, benchmark
+from tests.helpers.browser import browser, server  # noqa: F401  (fixtures: Chromium, `digitrec serve`)
 
 pytestmark = pytest.mark.browser
 

@@ -17,8 +17,9 @@ from digitrec import realworld
 from digitrec.errors import DataError
 from digitrec.predictor import Predictor
 from digitrec.vision import canvas, preprocess
+from tests.helpers import ROOT
 
-STATIC = Path(__file__).resolve().parents[1] / "src" / "digitrec" / "serve" / "static"
+STATIC = ROOT / "src" / "digitrec" / "serve" / "static"
 CHROMIUM = Path("/usr/bin/chromium")
 TYPES = {"html": "text/html", "js": "text/javascript", "css": "text/css"}
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 
 from digitrec.errors import DigitrecError
 from digitrec.training import models
+from tests.helpers import ROOT
 
 
 @pytest.mark.parametrize("name", sorted(models.REGISTRY))
@@ -24,11 +27,26 @@ def test_seed_is_the_tutorials_cnn() -> None:
     assert models.count_parameters(models.create("seed")) == 43_578
 
 
-@pytest.mark.parametrize(
-    ("name", "at_most"), [("whitened", 200_000), ("maxpool_bn", 1_000_000), ("deotte", 1_000_000)]
-)
-def test_parameter_budgets(name: str, at_most: int) -> None:
-    assert models.count_parameters(models.create(name)) <= at_most
+# The README's table of architectures: | `name` | parameters (multiply-adds per image) | what |
+README_ARCHITECTURES = {
+    name: (int(parameters.replace(",", "")), macs)
+    for name, parameters, macs in re.findall(
+        r"^\| `(\w+)` \| ([\d,]+)(?: \(([\d.]+)M multiply-adds)?",
+        (ROOT / "README.md").read_text(),
+        re.M,
+    )
+}
+
+
+@pytest.mark.parametrize("name", sorted(models.REGISTRY))
+def test_parameters_and_multiply_adds_are_those_the_readme_states(name: str) -> None:
+    assert name in README_ARCHITECTURES, f"README's table of architectures has no `{name}`"
+    parameters, macs = README_ARCHITECTURES[name]
+    model = models.create(name)
+    assert models.count_parameters(model) == parameters
+    if macs:  # as stated: millions, to the decimals the README gives
+        decimals = len(macs.split(".")[1]) if "." in macs else 0
+        assert round(models.count_macs(model) / 1e6, decimals) == float(macs)
 
 
 def test_whitened_is_cheaper_than_the_tutorials_cnn() -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from digitrec.serve.ratelimit import PostgresLimit, Shared, SqliteLimit, client_id
-from test_serve_hardening import SEVEN, Server, abuse
+from tests.helpers.server import SEVEN, Server, abuse
 
 
 def test_two_workers_share_one_bucket_per_client(tmp_path: Path) -> None:

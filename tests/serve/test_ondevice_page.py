@@ -4,6 +4,7 @@ answers the same drawing; with the server stopped, a reloaded page still draws a
 corrections made meanwhile wait in the browser and reach the server once it is back, each
 stored once."""
 
+# ruff: noqa: F811  (the fixtures imported from tests.helpers.browser are parameters here)
 from __future__ import annotations
 
 import base64
@@ -20,15 +21,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import test_serve_browser as page_tests
-from conftest import benchmark
-
-ONE, SEVEN, sync_api = page_tests.ONE, page_tests.SEVEN, page_tests.sync_api
-free_port = page_tests.free_port
-browser = page_tests.browser  # the fixture: Chromium
+from tests.helpers import ROOT, benchmark, free_port
+from tests.helpers.browser import ONE, SEVEN, browser, sync_api  # noqa: F401  (browser: the fixture, Chromium)
 
 pytestmark = pytest.mark.browser
-ROOT = Path(__file__).resolve().parents[1]
 
 
 class Server:

@@ -10,7 +10,6 @@ import os
 import struct
 import time
 import zlib
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -33,8 +32,8 @@ from digitrec.vision.preprocess import (
     shrink,
     to_mnist,
 )
+from tests.helpers import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 REALWORLD = ROOT / "tests" / "realworld"
 FAST = settings(
     max_examples=int(os.environ.get("HYPOTHESIS_EXAMPLES", 25)),

@@ -17,8 +17,8 @@ from PIL import Image
 
 from digitrec.vision import png
 from digitrec.vision import preprocess as pp
+from tests.helpers import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 REALWORLD = ROOT / "tests" / "realworld"
 CHROMIUM = ROOT / "benchmarks" / "canvas7.png"  # a 7 drawn and exported in Chromium
 

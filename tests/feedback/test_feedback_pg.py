@@ -18,9 +18,9 @@ import httpx
 import pytest
 from PIL import Image, ImageDraw
 
-from conftest import benchmark
 from digitrec.errors import DigitrecError
 from digitrec.feedback import FeedbackStore, StoreFull, StoreUnavailable, export_csv
+from tests.helpers import benchmark
 
 load = benchmark("feedback_pg")
 SEVEN = [(70, 60), (210, 60), (120, 230)]

@@ -43,21 +43,7 @@ from digitrec.serve import Settings, create_app
 from digitrec.serve.deps import get_predictor
 from digitrec.serve.feedback_routes import RateLimit
 from digitrec.vision import preprocess
-
-
-def drawn(digit_path: list[tuple[int, int]], mode: str = "RGBA", side: int = 280) -> Image.Image:
-    image = Image.new("RGBA", (side, side), (0, 0, 0, 0))
-    scale = side / 280
-    points = [(x * scale, y * scale) for x, y in digit_path]
-    ImageDraw.Draw(image).line(points, fill=(0, 0, 0, 255), width=int(22 * scale))
-    return image.convert(mode) if mode != "RGBA" else image
-
-
-def png(image: Image.Image) -> bytes:
-    buf = io.BytesIO()
-    image.save(buf, "PNG")
-    return buf.getvalue()
-
+from tests.helpers.app import drawn, png
 
 ONE = [(140, 40), (140, 240)]
 SEVEN = [(70, 60), (210, 60), (120, 230)]

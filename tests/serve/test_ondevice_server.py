@@ -18,11 +18,12 @@ from fastapi.testclient import TestClient
 from digitrec.feedback import FeedbackStore
 from digitrec.serve.app import create_app
 from digitrec.serve.settings import Settings
-from test_feedback import SEVEN, drawn, png
+from tests.helpers import ROOT
+from tests.helpers.app import drawn, png
 
-ROOT = Path(__file__).resolve().parents[1]
 STATIC = ROOT / "src" / "digitrec" / "serve" / "static"
 LOCK = json.loads((ROOT / "tools" / "onnxruntime-web.lock.json").read_text())
+SEVEN = [(70, 60), (210, 60), (120, 230)]  # a 7's strokes, as tests/feedback draws them
 
 
 @pytest.fixture

@@ -3,12 +3,12 @@ flight, images at the logical size, no layout shift, final answers announced), e
 correction of a number stored as its row, honest words for uncertain digits, axe-core in every
 state at 1280 and 360 px, the keyboard and its focus rings, touch targets and contrast.
 
-The server, the browser and the `page` (1000 x 760) come from test_serve_browser.py; the real
+The server, the browser and the `page` (1000 x 760) come from tests/helpers/browser.py; the real
 strokes and the page's instrumentation from benchmarks/page_phone.py. Timings are not asserted
 here (the benchmark prints them), only what a person would notice.
 """
 
-# ruff: noqa: F811  (the fixtures imported from test_serve_browser are parameters here)
+# ruff: noqa: F811  (the fixtures imported from tests.helpers.browser are parameters here)
 from __future__ import annotations
 
 import re
@@ -19,10 +19,9 @@ from typing import Any
 
 import pytest
 
-from conftest import benchmark
-from test_serve_browser import (  # noqa: F401  (fixtures)
+from tests.helpers import ROOT, benchmark
+from tests.helpers.browser import (  # noqa: F401  (fixtures)
     NUMBER_17,
-    ROOT,
     browser,
     draw_with_mouse,
     expect_answer,

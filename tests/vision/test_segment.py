@@ -7,8 +7,6 @@ import functools
 import gzip
 import io
 import os
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,13 +15,12 @@ from hypothesis import strategies as st
 from PIL import Image, ImageDraw
 from scipy import ndimage as ndi
 
-from conftest import benchmark
 from digitrec.predictor import Predictor
 from digitrec.vision import segment as seg
 from digitrec.vision.preprocess import ink_map, load_image, to_mnist
 from digitrec.vision.segment import Segment, segment
+from tests.helpers import ROOT, benchmark, load_script
 
-ROOT = Path(__file__).resolve().parents[1]
 REALWORLD = ROOT / "tests" / "realworld"
 reading = benchmark("reading")  # its strips of digits apart: reading.mnist_strip
 
@@ -302,8 +299,7 @@ def small_number_photo(seed: int) -> tuple[bytes, str]:
     """A number from tools/make_realworld.py on its slip of textured paper, shrunk so its
     digits are ~25-35 px tall, laid on a 500x300 photo of a smooth desk lit from one side.
     (JPEG bytes, the digits.)"""
-    sys.path.insert(0, str(ROOT / "tools"))
-    import make_realworld  # noqa: PLC0415 (a tool script, not a package module)
+    make_realworld = load_script(ROOT / "tools" / "make_realworld.py")
 
     rng = np.random.default_rng(1000 + seed)
     blob, _, label, _ = make_realworld.make_number(rng, seed * 10 + 5 + seed % 5)  # on paper

@@ -10,86 +10,23 @@ seeded generator that benchmarks/abuse.py also uses.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import io
 import json
 import logging
 import socket
-import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 from PIL import Image
 
 from digitrec.errors import ImageError
 from digitrec.serve import Settings, create_app
 from digitrec.serve.batch import batched
-from digitrec.serve.protocol import LimitedHttpTools
-from digitrec.serve.settings import Limits
 from digitrec.vision import preprocess
-
-ROOT = Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location("abuse", ROOT / "benchmarks" / "abuse.py")
-assert _spec is not None and _spec.loader is not None
-abuse = importlib.util.module_from_spec(_spec)
-sys.modules["abuse"] = abuse
-_spec.loader.exec_module(abuse)
-
-SEVEN = abuse.drawn_seven()
-LIMITS = Limits(head_seconds=1.0, body_seconds=1.0, discard_bytes=8 * 1024 * 1024)
-
-
-# ---------------------------------------------------------------- a real server
-
-
-class Server:
-    def __init__(
-        self,
-        tmp: Path,
-        limits: Limits = LIMITS,
-        uvicorn_options: dict | None = None,
-        **settings: object,
-    ):
-        LimitedHttpTools.configured = limits
-        self.app = create_app(Settings(data_dir=tmp, model="fast", **settings))  # type: ignore[arg-type]
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        config = uvicorn.Config(
-            self.app,
-            http=LimitedHttpTools,
-            log_level="warning",
-            lifespan="on",
-            **(uvicorn_options or {}),
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]})
-
-    def __enter__(self) -> Server:
-        self.thread.start()
-        deadline = time.monotonic() + 60
-        while not self.server.started:
-            assert time.monotonic() < deadline and self.thread.is_alive(), "server did not start"
-            time.sleep(0.05)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
-        self.sock.close()
-        LimitedHttpTools.configured = None
-
-    def connect(self) -> socket.socket:
-        return abuse.connect(self.port, timeout=10)
-
-    def ask(self, sock: socket.socket, request: bytes) -> tuple[int, dict[str, str], bytes]:
-        sock.sendall(request)
-        return abuse.read_answer(sock)
+from tests.helpers.server import SEVEN, Server, abuse, is_json_error, metric
 
 
 @pytest.fixture(scope="module")
@@ -101,11 +38,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 def still_open(server: Server, sock: socket.socket) -> bool:
     status, headers, _ = server.ask(sock, abuse.http_request("/healthz", method="GET"))
     return status == 200 and headers.get("connection") != "close"
-
-
-def is_json_error(body: bytes) -> bool:
-    parsed = json.loads(body)
-    return set(parsed) == {"error"} and isinstance(parsed["error"], str) and parsed["error"]
 
 
 # ---------------------------------------------------------------- bounded work per request
@@ -340,10 +272,6 @@ def test_readyz_says_whether_the_model_and_the_store_are_ready(tmp_path: Path) -
     }
 
 
-def metric(text: str, line_start: str) -> float:
-    return sum(float(ln.rsplit(" ", 1)[1]) for ln in text.splitlines() if ln.startswith(line_start))
-
-
 def test_metrics_count_requests_by_route_and_status_the_lane_included(tmp_path: Path) -> None:
     with client(tmp_path) as c:
         before = c.get("/metrics").text
@@ -392,7 +320,7 @@ def test_the_access_log_is_json_with_the_request_id(
 
 def client(tmp_path: Path, **settings: object) -> TestClient:
     from digitrec.serve.deps import get_predictor
-    from test_serve_api import FakePredictor  # tests/ is on the path (pytest's rootdir)
+    from tests.helpers.app import FakePredictor
 
     app = create_app(Settings(data_dir=tmp_path, **settings))  # type: ignore[arg-type]
     predictor = FakePredictor()
