@@ -103,69 +103,61 @@ def _result(dataset: str, kind: str, split: str, metrics: list[list[str]]) -> li
     return lines
 
 
+# The YAML front matter's fixed lines, before and after the precision tag.
+YAML_TAGS = """\
+---
+license: mit
+library_name: onnx
+pipeline_tag: image-classification
+tags:
+  - image-classification
+  - handwritten-digits
+  - mnist
+  - onnx""".splitlines()
+YAML_DATA = """\
+datasets:
+  - mnist
+dataset_licenses:
+  mnist: "CC BY-SA 3.0"
+  semeion: "CC BY 4.0"
+  mfeat-pix: "CC BY 4.0"
+metrics:
+  - accuracy
+  - expected_calibration_error
+  - null_share
+model-index:""".splitlines()
+SELECTION = "digitrec selection (MNIST val, Semeion, map numerals, generated val)"
+
+
 def front_matter(card: dict[str, Any]) -> list[str]:
-    selection = card.get("selection") or {}
-    parts = selection.get("parts", {})
-    null_share = selection.get("null_share", {})
-    calibration = card.get("calibration", {})
-    lines = [
-        "---",
-        "license: mit",
-        "library_name: onnx",
-        "pipeline_tag: image-classification",
-        "tags:",
-        "  - image-classification",
-        "  - handwritten-digits",
-        "  - mnist",
-        "  - onnx",
-        f"  - {card.get('precision', 'float32')}",
-        "datasets:",
-        "  - mnist",
-        "dataset_licenses:",
-        '  mnist: "CC BY-SA 3.0"',
-        '  semeion: "CC BY 4.0"',
-        '  mfeat-pix: "CC BY 4.0"',
-        "metrics:",
-        "  - accuracy",
-        "  - expected_calibration_error",
-        "  - null_share",
-        "model-index:",
-        f"  - name: {_scalar(card['name'])}",
-        "    results:",
-    ]
-    results: list[list[str]] = []
+    """YAML in the Hugging Face model-card style: tags, datasets, metrics, the model-index."""
+    lines = [*YAML_TAGS, f"  - {card.get('precision', 'float32')}", *YAML_DATA]
+    lines += [f"  - name: {_scalar(card['name'])}", "    results:"]
+    for result in _model_index(Card(card)):
+        lines += ["  " + line for line in result]
+    return [*lines, "---"]
+
+
+def _model_index(c: Card) -> list[list[str]]:
+    card, calibration = c.card, c.calibration
     test = [_metric("accuracy", card["test_accuracy"], "MNIST test accuracy")]
     if calibration.get("test_ece") is not None:
-        test.append(
-            _metric("expected_calibration_error", calibration["test_ece"], "MNIST test ECE")
-        )
-    results.append(_result("MNIST", "mnist", "test", test))
+        ece = calibration["test_ece"]
+        test.append(_metric("expected_calibration_error", ece, "MNIST test ECE"))
+    results = [_result("MNIST", "mnist", "test", test)]
     if card.get("val_accuracy") is not None:
-        name = "MNIST validation accuracy" + (" (of the twin)" if "validation_from" in card else "")
-        results.append(
-            _result(
-                "MNIST", "mnist", "validation", [_metric("accuracy", card["val_accuracy"], name)]
-            )
-        )
+        val = _metric("accuracy", card["val_accuracy"], "MNIST validation accuracy" + c.twin)
+        results.append(_result("MNIST", "mnist", "validation", [val]))
     for key, dataset, kind, split, _, _ in SETS:
-        if key not in parts:
-            continue
-        metrics = [_metric("accuracy", parts[key], f"{dataset} accuracy")]
-        if key in null_share:
-            metrics.append(_metric("null_share", null_share[key], f"{dataset} null share"))
-        results.append(_result(dataset, kind, split, metrics))
-    if "score" in selection:
-        results.append(
-            _result(
-                "digitrec selection (MNIST val, Semeion, map numerals, generated val)",
-                "digitrec-selection",
-                "val",
-                [_metric("selection_score", selection["score"], "selection score (mean)")],
-            )
-        )
-    for r in results:
-        lines += ["  " + line for line in r]
-    return [*lines, "---"]
+        if key in c.parts:
+            metrics = [_metric("accuracy", c.parts[key], f"{dataset} accuracy")]
+            if key in c.null_share:
+                metrics.append(_metric("null_share", c.null_share[key], f"{dataset} null share"))
+            results.append(_result(dataset, kind, split, metrics))
+    if "score" in c.selection:
+        score = _metric("selection_score", c.selection["score"], "selection score (mean)")
+        results.append(_result(SELECTION, "digitrec-selection", "val", [score]))
+    return results
 
 
 @dataclass(frozen=True)

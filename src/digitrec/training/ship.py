@@ -112,9 +112,10 @@ def init_source(spec: str, directory: Path) -> dict[str, Any]:
     (its sha256, its card's command and date) or the run directory's weights."""
     models = ModelsDir(directory)
     name, _, member = spec.rpartition(":")
-    if name and member.isdigit() and models.card_file(models.name(name)).exists():
-        card = models.card(models.name(name))
-        weights = models.weights(card["name"])
+    name = models.name(name) if name and member.isdigit() else ""
+    if name and models.card_file(name).exists():
+        card = models.card(name)
+        weights = models.weights(name)
         return {
             "init": spec,
             "sha256": {weights.name: card.get("sha256", {}).get(weights.name, sha256(weights))},
@@ -259,10 +260,15 @@ def model_card(
         "input": "(N, 1, 28, 28) float32 in [0, 1], white ink on black, MNIST framing",
         "output": "(N, 10) calibrated probabilities",
     }
-    if started_from:
-        card["init_from"] = started_from
+    return {**card, **provenance(run, graph, started_from)}
+
+
+def provenance(run: RunDir, graph: Graph, started_from: list[dict[str, Any]]) -> dict[str, Any]:
+    """The card's last fields: what a fine-tuned run started from, the real pen writers it
+    trained on and its recipe's writer-wise figures, and an int8 graph's float figures."""
+    card: dict[str, Any] = {"init_from": started_from} if started_from else {}
     card["pen_writers_trained"] = sorted(
-        {w for m in members for w in (m.config.pen_writers if m.config.pen else ())}
+        {w for m in run.members for w in (m.config.pen_writers if m.config.pen else ())}
     )
     if (run.path / PEN_FOLDS).exists():  # the recipe's writer-wise figures (benchmarks/pen.py)
         card["pen_folds"] = json.loads((run.path / PEN_FOLDS).read_text())
