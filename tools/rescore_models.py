@@ -2,8 +2,8 @@
 
 For cards shipped before the score existed, or after a change to preprocessing (which every
 real image goes through). `ship` writes the score itself; the card's other figures are kept.
-Each model's NAME.md (modelcard.py) is written anew from its JSON card; with `--cards`, only
-that, nothing measured.
+Each model's NAME.md (modelcard.py; models_dir.ModelsDir writes it) is written anew from its
+JSON card; with `--cards`, only that, nothing measured.
 
     python tools/rescore_models.py [NAME ...]           # default: every shipped model
     python tools/rescore_models.py --cards [NAME ...]   # only regenerate NAME.md
@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import sys
 
-from digitrec import modelcard, shipped
+from digitrec import shipped
+from digitrec.models_dir import ModelsDir
 from digitrec.training.ship import rescore
 
 
@@ -23,7 +24,7 @@ def main(args: list[str]) -> None:
     for name in names or [c["name"] for c in shipped.shipped_cards()]:
         if cards_only:
             ref = shipped.resolve(name)
-            print(modelcard.write(ref.onnx.parent, ref.card))
+            print(ModelsDir(ref.onnx.parent).write_markdown(ref.card))
             continue
         selection = rescore(name)["selection"]
         print(f"{name}: selection score {selection['score']:.4f} {selection['parts']}")

@@ -29,7 +29,7 @@ from digitrec.vision import preprocess
 
 UNCERTAIN_BELOW = 0.5  # calibrated confidence under which the answer is "uncertain"
 # Test-time augmentation (evaluate / submit --tta): the probabilities of each image and of
-# copies zoomed by these factors about the centre, averaged. Chosen with best-x2 on its
+# copies zoomed by these factors about the centre, averaged. Chosen with mnist-best on its
 # validation split (seed 0, which best and the ensembles share; BENCHMARKS.md): 1-pixel shifts
 # lowered it, +-8 degree turns and zooms raised it.
 TTA_ZOOMS = (0.93, 1.07)

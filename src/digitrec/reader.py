@@ -11,7 +11,6 @@ segmentation reader's (predictor.Predictor).
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ import onnxruntime as ort
 from digitrec import shipped
 from digitrec.answers import Reading
 from digitrec.errors import ModelError
+from digitrec.models_dir import ModelsDir
 from digitrec.vision import line as L
 
 NAME = "reader"  # models/reader.onnx + reader.json
@@ -44,13 +44,12 @@ class SequenceReader:
     @classmethod
     def load(cls, directory: Path | None = None, threads: int = 1) -> SequenceReader | None:
         """The shipped reader, its sha256 checked; None when none is shipped."""
-        directory = shipped.MODELS_DIR if directory is None else directory
-        card_path = directory / f"{NAME}.json"
-        if not card_path.exists():
+        models = ModelsDir(shipped.MODELS_DIR if directory is None else directory)
+        if not models.card_file(NAME).exists():
             return None
-        card = json.loads(card_path.read_text())
-        shipped.verify(card, directory)
-        return cls(directory / f"{NAME}.onnx", card, threads)
+        card = models.card(NAME)
+        shipped.verify(card, models.path)
+        return cls(models.onnx(NAME), card, threads)
 
     def frames(self, line: L.Line) -> np.ndarray:
         """(T, 11) frame probabilities of one normalised line."""

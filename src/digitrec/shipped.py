@@ -1,32 +1,18 @@
-"""Where models live: shipped models in models/ (NAME.onnx + NAME.safetensors + NAME.json card)
-and run directories made by `train`. No torch here: serving resolves models too."""
+"""Where models live: shipped models in models/ (NAME.onnx + NAME.safetensors + NAME.json card;
+the folder's owner is models_dir.ModelsDir) and run directories made by `train`. No torch here:
+serving resolves models too."""
 
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import os
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from digitrec.errors import ModelError
-
-
-def _models_dir() -> Path:
-    """DIGITREC_MODELS if set; else the repo's models/ in a source checkout (editable install:
-    where `ship` writes); else the copy an installed wheel carries (digitrec/models)."""
-    if os.environ.get("DIGITREC_MODELS"):
-        return Path(os.environ["DIGITREC_MODELS"])
-    root = Path(__file__).resolve().parents[2]
-    if (root / "pyproject.toml").is_file() and (root / "models").is_dir():
-        return root / "models"
-    return Path(str(resources.files("digitrec") / "models"))
-
-
-MODELS_DIR = _models_dir()
+from digitrec.models_dir import MODELS_DIR, ModelsDir
 
 
 @dataclass(frozen=True)
@@ -38,16 +24,9 @@ class ModelRef:
 
 
 def shipped_cards(directory: Path = MODELS_DIR) -> list[dict[str, Any]]:
-    cards = []
-    for path in sorted(directory.glob("*.json")):
-        try:
-            card = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as e:
-            raise ModelError(f"{path}: unreadable model card ({e})") from None
-        # the sequence reader's card (reader.py) sits beside the digit classifiers' cards
-        if isinstance(card, dict) and "name" in card and card.get("kind") != "sequence-reader":
-            cards.append(card)
-    return cards
+    # the sequence reader's card (reader.py) sits beside the digit classifiers' cards
+    cards = ModelsDir(directory).cards()
+    return [c for c in cards if "name" in c and c.get("kind") != "sequence-reader"]
 
 
 def default_choice(cards: list[dict[str, Any]]) -> str:
@@ -105,7 +84,8 @@ def verify(card: dict[str, Any], directory: Path) -> None:
 
 
 def resolve(model: str | os.PathLike[str] | None = None, directory: Path = MODELS_DIR) -> ModelRef:
-    """A shipped model name (or None for the best one), or a run directory."""
+    """A shipped model name (or None for the best one), or a run directory. A renamed model's
+    old name (models_dir.ALIASES) still resolves, with a DeprecationWarning."""
     if model is None or str(model) == "":
         model = default_name(directory)
     path = Path(model)
@@ -113,14 +93,14 @@ def resolve(model: str | os.PathLike[str] | None = None, directory: Path = MODEL
         return _run_ref(path)
     if len(path.parts) > 1 or path.is_dir():  # a path, not a name: never a shipped model's
         raise ModelError(f"{model}: not a run directory (no config.json there), nor a model name")
-    name = path.name.removesuffix(".json").removesuffix(".onnx")
-    card_path = directory / f"{name}.json"
-    if not card_path.exists():
+    models = ModelsDir(directory)
+    name = models.name(path.name.removesuffix(".json").removesuffix(".onnx"))
+    if not models.card_file(name).exists():
         known = ", ".join(c["name"] for c in shipped_cards(directory)) or "none"
         raise ModelError(f"{model}: no such model (shipped: {known}; or give a run directory)")
-    card = json.loads(card_path.read_text())
+    card = models.card(name)
     verify(card, directory)
-    return ModelRef(name, directory / f"{name}.onnx", card)
+    return ModelRef(name, models.onnx(name), card)
 
 
 def _run_ref(run_dir: Path) -> ModelRef:

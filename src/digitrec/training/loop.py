@@ -479,12 +479,12 @@ def initial_weights(spec: str) -> dict[str, Any]:
     """TrainConfig.init's weights: a run directory's best, or a shipped model's member (NAME:K)."""
     name, _, member = spec.rpartition(":")
     if name and member.isdigit() and not Path(spec).exists():
-        from digitrec.shipped import MODELS_DIR
+        from digitrec.models_dir import ModelsDir
 
-        prefix = f"member{member}."
+        models, prefix = ModelsDir(), f"member{member}."
         found = {
             k[len(prefix) :]: v
-            for k, v in load_weights(MODELS_DIR / f"{name}.safetensors").items()
+            for k, v in load_weights(models.weights(models.name(name))).items()
             if k.startswith(prefix)
         }
         if not found:

@@ -37,7 +37,7 @@ import torch
 from torch import nn
 
 from digitrec import data
-from digitrec.files import atomic_write_bytes, save_weights, write_json
+from digitrec.files import save_weights, write_json
 from digitrec.vision import canvas
 from digitrec.vision import line as L
 
@@ -429,7 +429,7 @@ def load(run: Path) -> Reader:
     return model.eval()
 
 
-def export(run: Path, onnx: Path) -> None:
+def export(run: Path) -> bytes:
     """run/model.safetensors -> an ONNX graph, checked against torch on ONNX Runtime."""
     import onnxruntime as ort
 
@@ -449,17 +449,18 @@ def export(run: Path, onnx: Path) -> None:
     )[0]
     if not np.allclose(expected, got, atol=1e-4):
         raise RuntimeError(f"ONNX Runtime disagrees with torch by {np.abs(expected - got).max()}")
-    atomic_write_bytes(onnx, blob)
+    return blob
 
 
 def ship(run: Path, models: Path, thresholds: dict[str, float], command: str) -> Path:
     """run -> models/reader.onnx + reader.json (the card: what it is, how it was made, its
-    thresholds and the ONNX file's sha256, which loading checks)."""
-    import hashlib
+    thresholds and the ONNX file's sha256, which loading checks), written by ModelsDir."""
     import platform
 
-    onnx = models / "reader.onnx"
-    export(run, onnx)
+    from digitrec.models_dir import ModelsDir
+
+    folder = ModelsDir(models)
+    files = folder.write_model("reader", export(run))
     cfg = json.loads((run / "config.json").read_text())
     metrics = json.loads((run / "metrics.json").read_text())
     card = {
@@ -482,11 +483,11 @@ def ship(run: Path, models: Path, thresholds: dict[str, float], command: str) ->
             "threads": 1,
         },
         **thresholds,
-        "sha256": {"reader.onnx": hashlib.sha256(onnx.read_bytes()).hexdigest()},
+        "sha256": files,
         "date": time.strftime("%Y-%m-%d"),
     }
-    write_json(models / "reader.json", card)
-    return onnx
+    folder.write_card(card)
+    return folder.onnx("reader")
 
 
 def main() -> None:

@@ -1,19 +1,23 @@
 """Ship a run into models/: NAME.onnx, NAME.safetensors, NAME.json (the model card) and NAME.md
-(the card in the common format, generated from the JSON card: modelcard.py)."""
+(the card in the common format, generated from the JSON card: modelcard.py). The graph and its
+figures come from `shipped_graph`, the JSON card from `model_card`; models_dir.ModelsDir writes
+every file."""
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from digitrec import data, modelcard, realworld, shipped
+from digitrec import data, realworld, shipped
 from digitrec.errors import ModelError
-from digitrec.files import atomic_write_bytes, load_weights, save_weights, sha256, write_json
+from digitrec.files import load_weights, sha256
+from digitrec.models_dir import ModelsDir
 from digitrec.predictor import UNCERTAIN_BELOW
 from digitrec.runs import RunDir
 from digitrec.training.export import export_run, probabilities
@@ -106,18 +110,47 @@ def twin_card(twin_dir: Path) -> dict[str, Any]:
 def init_source(spec: str, directory: Path) -> dict[str, Any]:
     """What a fine-tuned run started from (TrainConfig.init): the shipped model's weights file
     (its sha256, its card's command and date) or the run directory's weights."""
+    models = ModelsDir(directory)
     name, _, member = spec.rpartition(":")
-    card_file = directory / f"{name}.json"
-    if name and member.isdigit() and card_file.exists():
-        card = json.loads(card_file.read_text())
-        weights = f"{name}.safetensors"
+    name = models.name(name) if name and member.isdigit() else ""
+    if name and models.card_file(name).exists():
+        card = models.card(name)
+        weights = models.weights(name)
         return {
             "init": spec,
-            "sha256": {weights: card.get("sha256", {}).get(weights, sha256(directory / weights))},
+            "sha256": {weights.name: card.get("sha256", {}).get(weights.name, sha256(weights))},
             "command": card.get("command", ""),
             "date": card.get("date", ""),
         }
     return {"init": spec, "sha256": {"model.safetensors": sha256(RunDir(Path(spec)).weights)}}
+
+
+@dataclass(frozen=True)
+class Shipping:
+    """How a run is shipped (`digitrec ship`'s options), as its card records them."""
+
+    name: str
+    default: bool = False
+    int8: bool = False
+    twin: Path | None = None
+
+    def command(self, run_dir: Path) -> str:
+        return (
+            f"digitrec ship --model {run_dir} --name {self.name}"
+            + (" --default" if self.default else "")
+            + (" --int8" if self.int8 else "")
+            + (f" --twin {self.twin}" if self.twin is not None else "")
+        )
+
+
+@dataclass(frozen=True)
+class Graph:
+    """The graph to ship and its figures: `figures` as the card reports them (val_accuracy,
+    test_accuracy, test_ece), `float32` the float graph's own when the graph is int8."""
+
+    onnx: bytes
+    figures: dict[str, Any]
+    float32: dict[str, Any] | None = None
 
 
 def ship(
@@ -131,7 +164,7 @@ def ship(
     """Copy a run into `directory`; with `int8`, its graph quantized (the weights file stays the
     float weights it was trained to, the card gives both graphs' figures). A run trained without
     a validation split needs its `twin` (adopt_twin): the card's validation figure is the twin's."""
-    run = RunDir(run_dir)
+    run, how, models = RunDir(run_dir), Shipping(name, default, int8, twin), ModelsDir(directory)
     if not run.metrics:
         raise ModelError(f"{run_dir}: no metrics.json (did training finish?)")
     if twin is None and run.config.val_fraction == 0:
@@ -140,9 +173,25 @@ def ship(
             "trained with the split held out, to vouch for it"
         )
     twin_metrics = adopt_twin(run_dir, twin) if twin is not None else None
-    config, metrics = run.document, run.metrics
+    # fine-tuned: what it started from, read before any file is replaced
     started_from = [init_source(m.config.init, directory) for m in run.members if m.config.init]
-    onnx_bytes = export_run(run_dir, check=True).read_bytes()
+    graph = shipped_graph(run, how, twin_metrics)
+    files = models.write_model(
+        name, graph.onnx, member_weights(run), {"members": str(len(run.members))}
+    )
+    card = model_card(run, how, graph, files, started_from)
+    # the declared selection score (realworld.py): what the default is chosen on
+    card["selection"] = realworld.card_selection(name, models.onnx(name), card)
+    models.write_card(card)
+    if default:
+        models.set_default(name)
+    return card
+
+
+def shipped_graph(run: RunDir, how: Shipping, twin_metrics: dict[str, Any] | None) -> Graph:
+    """The run's graph, exported and checked, in int8 if asked, with the figures its card gives."""
+    metrics = run.metrics
+    onnx_bytes = export_run(run.path, check=True).read_bytes()
     figures = {
         "val_accuracy": metrics["val_accuracy"],
         "test_accuracy": metrics["test_accuracy"],
@@ -150,89 +199,98 @@ def ship(
     }
     if twin_metrics is not None:  # the run's metrics were scored without the twin's temperature
         figures = {"val_accuracy": twin_metrics["val_accuracy"], **scored_on_test(onnx_bytes)}
-    float_figures = figures
-    if int8:
-        train_split, check = load_training_data(run.config)
-        float_accuracy = metrics["val_accuracy"]
-        if twin is not None:
-            # The twin's validation images are training images of this run: they check only
-            # that the int8 graph keeps the float graph's answers, never what the card reports.
-            check = load_training_data(RunDir(twin).config)[1]
-            float_accuracy = accuracy_on(onnx_bytes, check)
-        onnx_bytes, figures = int8_graph(onnx_bytes, train_split.images, check, float_accuracy)
-        if twin_metrics is not None:
-            figures["val_accuracy"] = twin_metrics["val_accuracy"]
-    members = run.members
+    if not how.int8:
+        return Graph(onnx_bytes, figures)
+    train_split, check = load_training_data(run.config)
+    float_accuracy = metrics["val_accuracy"]
+    if how.twin is not None:
+        # The twin's validation images are training images of this run: they check only
+        # that the int8 graph keeps the float graph's answers, never what the card reports.
+        check = load_training_data(RunDir(how.twin).config)[1]
+        float_accuracy = accuracy_on(onnx_bytes, check)
+    int8_bytes, int8_figures = int8_graph(onnx_bytes, train_split.images, check, float_accuracy)
+    if twin_metrics is not None:
+        int8_figures["val_accuracy"] = twin_metrics["val_accuracy"]
+    return Graph(int8_bytes, int8_figures, figures)
+
+
+def member_weights(run: RunDir) -> dict[str, Any]:
+    """Every member's weights in one file, as member0.*, member1.*, ... (a single run: member0)."""
     weights: dict[str, Any] = {}
-    for i, member in enumerate(members):
+    for i, member in enumerate(run.members):
         weights.update({f"member{i}.{k}": v for k, v in load_weights(member.weights).items()})
-    directory.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(directory / f"{name}.onnx", onnx_bytes)
-    save_weights(directory / f"{name}.safetensors", weights, {"members": str(len(members))})
-    train_cfg = config["train"]
+    return weights
+
+
+def model_card(
+    run: RunDir,
+    how: Shipping,
+    graph: Graph,
+    files: dict[str, str],
+    started_from: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """The JSON card (DESIGN.md, "Model card") of a run shipped `how`, from the run's config and
+    metrics, its graph's figures and its files' sha256; the selection score is added by `ship`."""
+    config, metrics, members = run.document, run.metrics, run.members
+    train_cfg, figures = config["train"], graph.figures
     card = {
-        "name": name,
-        "default": default,
+        "name": how.name,
+        "default": how.default,
         "architecture": metrics.get("model", train_cfg["model"]),  # an ensemble: "best+deotte"
         "members": len(members),
         "parameters": metrics["parameters"],
         "command": config.get("command", ""),
-        "ship_command": f"digitrec ship --model {run_dir} --name {name}"
-        + (" --default" if default else "")
-        + (" --int8" if int8 else "")
-        + (f" --twin {twin}" if twin is not None else ""),
+        "ship_command": how.command(run.path),
         "recipe": train_cfg.get("recipe", ""),
         "data": {
             "train": config["data"]["train"],
             "validation": config["data"]["validation"],
             "sha256": config["data"]["checksums"],
         },
-        "precision": "int8" if int8 else "float32",
-        **({"validation_from": twin_card(twin)} if twin is not None else {}),
+        "precision": "int8" if how.int8 else "float32",
+        **({"validation_from": twin_card(how.twin)} if how.twin is not None else {}),
         "val_accuracy": figures["val_accuracy"],
         "test_accuracy": figures["test_accuracy"],
-        "calibration": {
-            "method": "temperature scaling fit on the validation split"
-            + (" (of the twin)" if twin is not None else ""),
-            "temperature": metrics.get("temperature"),
-            # an ensemble averages members calibrated one by one: there is no raw figure
-            "test_ece_uncalibrated": metrics.get("test_ece") if len(members) == 1 else None,
-            "test_ece": figures["test_ece"],
-        },
+        "calibration": calibration(metrics, figures, len(members), how.twin is not None),
         "uncertain_below": UNCERTAIN_BELOW,
         "train_seconds": metrics["train_seconds"],
         "hardware": config["environment"],
-        "sha256": {
-            f"{name}.onnx": sha256(directory / f"{name}.onnx"),
-            f"{name}.safetensors": sha256(directory / f"{name}.safetensors"),
-        },
+        "sha256": files,
         "date": dt.date.today().isoformat(),
         "input": "(N, 1, 28, 28) float32 in [0, 1], white ink on black, MNIST framing",
         "output": "(N, 10) calibrated probabilities",
     }
-    if started_from:  # fine-tuned: what it started from (read before any file is replaced)
-        card["init_from"] = started_from
+    return {**card, **provenance(run, graph, started_from)}
+
+
+def provenance(run: RunDir, graph: Graph, started_from: list[dict[str, Any]]) -> dict[str, Any]:
+    """The card's last fields: what a fine-tuned run started from, the real pen writers it
+    trained on and its recipe's writer-wise figures, and an int8 graph's float figures."""
+    card: dict[str, Any] = {"init_from": started_from} if started_from else {}
     card["pen_writers_trained"] = sorted(
-        {w for m in members for w in (m.config.pen_writers if m.config.pen else ())}
+        {w for m in run.members for w in (m.config.pen_writers if m.config.pen else ())}
     )
     if (run.path / PEN_FOLDS).exists():  # the recipe's writer-wise figures (benchmarks/pen.py)
         card["pen_folds"] = json.loads((run.path / PEN_FOLDS).read_text())
-    if int8:
+    if graph.float32 is not None:
         from digitrec.quantize import DESCRIPTION
 
-        card["float32"] = float_figures  # the trained weights' own graph, before quantization
+        card["float32"] = graph.float32  # the trained weights' own graph, before quantization
         card["quantization"] = DESCRIPTION
-    # the declared selection score (realworld.py): what the default is chosen on
-    card["selection"] = realworld.card_selection(name, directory / f"{name}.onnx", card)
-    if default:
-        for other in directory.glob("*.json"):
-            other_card = json.loads(other.read_text())
-            if other_card.get("default") and other_card.get("name") != name:
-                other_card["default"] = False
-                write_json(other, other_card)
-    write_json(directory / f"{name}.json", card)
-    modelcard.write(directory, card)
     return card
+
+
+def calibration(
+    metrics: dict[str, Any], figures: dict[str, Any], members: int, twin: bool
+) -> dict[str, Any]:
+    return {
+        "method": "temperature scaling fit on the validation split"
+        + (" (of the twin)" if twin else ""),
+        "temperature": metrics.get("temperature"),
+        # an ensemble averages members calibrated one by one: there is no raw figure
+        "test_ece_uncalibrated": metrics.get("test_ece") if members == 1 else None,
+        "test_ece": figures["test_ece"],
+    }
 
 
 def rescore(name: str, directory: Path = shipped.MODELS_DIR) -> dict[str, Any]:
@@ -241,6 +299,5 @@ def rescore(name: str, directory: Path = shipped.MODELS_DIR) -> dict[str, Any]:
     ref = shipped.resolve(name, directory)
     card = dict(ref.card)
     card["selection"] = realworld.card_selection(ref.name, ref.onnx, card)
-    write_json(directory / f"{ref.name}.json", card)
-    modelcard.write(directory, card)
+    ModelsDir(directory).write_card(card)
     return card
