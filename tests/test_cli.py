@@ -131,7 +131,7 @@ def test_train_smoke_prints_figures(tmp_path: Path) -> None:
     ("args", "fragments"),
     [
         (["train", "--data", "missing.csv", "--max-steps", "1"], ["missing.csv: file not found"]),
-        (["train", "--model", "nope"], ["unknown model 'nope'"]),
+        (["train", "--model", "nope"], ["'--model': 'nope' is not one of 'seed', 'whitened'"]),
         (["train", "--recipe", "nope"], ["'--recipe': 'nope' is not one of 'tutorial', 'fast'"]),
         (["train", "--optimizer", "nope"], ["'--optimizer': 'nope' is not one of 'adam', 'adamw'"]),
         (["train", "--schedule", "cosine"], ["'--schedule': 'cosine' is not one of 'constant'"]),

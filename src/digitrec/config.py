@@ -40,6 +40,15 @@ class Augment(StrEnum):
     strong = "strong"  # thickness, elastic and a wider affine
 
 
+class Architecture(StrEnum):
+    """What `train --model` builds (training.models.REGISTRY: one entry each, tested)."""
+
+    seed = "seed"  # the tutorial's Keras CNN
+    whitened = "whitened"
+    maxpool_bn = "maxpool_bn"
+    deotte = "deotte"
+
+
 class Recipe(StrEnum):
     tutorial = "tutorial"
     fast = "fast"
@@ -56,11 +65,11 @@ def flag(default: Any, help: str, *, choices: type[Enum] | None = None, short: s
 
 @dataclass(frozen=True)
 class TrainConfig:
-    # an architecture in training.models.ARCHITECTURES (the CLI checks it against them)
     model: str = flag(
         "seed",
         "Architecture: seed (the tutorial's CNN), whitened, maxpool_bn, deotte. "
         "Default: the recipe's, else {default}.",
+        choices=Architecture,
     )
     # passes over the training split; a fraction ends part-way through one
     epochs: float = flag(

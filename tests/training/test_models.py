@@ -81,6 +81,13 @@ def test_fit_data_sets_the_whitening_of_the_whitened_model() -> None:
     assert "2.weight" not in dict(model.named_parameters())  # a buffer: never trained
 
 
+def test_train_lists_every_architecture_there_is() -> None:
+    """`train --model`'s choices (config.Architecture, torch-free) are the registry's."""
+    from digitrec.config import Architecture
+
+    assert [a.value for a in Architecture] == list(models.REGISTRY)
+
+
 def test_unknown_model_is_named() -> None:
     with pytest.raises(
         DigitrecError, match="unknown model 'nope'; choose from seed, whitened, maxpool_bn, deotte"

@@ -30,16 +30,6 @@ ORDER = (
 )  # fmt: skip
 
 
-def _architecture(name: str | None) -> str | None:
-    """--model for `train`: an architecture (training.models), checked before any data loads."""
-    if name is not None:
-        from digitrec.training.models import REGISTRY
-
-        if name not in REGISTRY:
-            raise DigitrecError(f"unknown model {name!r}; choose from {', '.join(REGISTRY)}")
-    return name
-
-
 def _writers(text: str | None) -> tuple[int, ...] | None:
     """--pen-writers 3,4,5 -> (3, 4, 5)."""
     if text is None:
@@ -52,7 +42,6 @@ def _writers(text: str | None) -> tuple[int, ...] | None:
         ) from None
 
 
-CALLBACKS = {"model": _architecture}  # checks a flag's value as it is parsed
 PARSERS = {"pen_writers": _writers}  # a flag's text -> the setting (default: as typed)
 
 
@@ -67,7 +56,6 @@ def _setting(field: dataclasses.Field[Any], hint: Any) -> inspect.Parameter:
         *names,
         help=meta["help"].format(default=field.default),
         show_default=False,
-        callback=CALLBACKS.get(field.name),
     )
     annotation = Annotated[kind | None, option]  # type: ignore[valid-type]
     keyword = inspect.Parameter.KEYWORD_ONLY
