@@ -155,6 +155,9 @@ def test_combine_answers_uncertain_when_the_readers_disagree_without_confidence(
     # both sure of different numbers: uncertain too
     out = combine(_reading("128", 1.0), _reading("123", 1.0), reader)
     assert out.text is None and out.reason == "uncertain"
+    # ... also when they differ in length (a digit lost beside a comma, "4471," read "447")
+    out = combine(_reading("4471", 1.0), _reading("447", 1.0), reader)
+    assert out.text is None and out.reason == "uncertain"
     # both read the same digits: the answer, with the segmentation reader's boxes
     agree_at = float(reader.card["agree_below"])
     seq = _reading("128", max(agree_at, 0.01), x0=3)

@@ -103,6 +103,10 @@ def combine(segments: Reading, sequence: Reading, reader: SequenceReader) -> Rea
         return Reading(sequence.guess, digits, max(confidence, segments.confidence))
     sure = [r for r, t in ((sequence, reader.uncertain_below), (segments, segment_below))
             if r.digits and _sure(r, t, per_digit=r is segments and per_digit)]  # fmt: skip
+    if len(sure) == 2 and reader.card.get("both_sure") != "likelier":
+        # both sure, of different numbers (a digit lost beside a comma by one, a mark read as
+        # a digit by the other): neither answers
+        return Reading(None, sequence.digits, confidence, "uncertain")
     if reader.card.get("segment_near_sequence") and sequence.digits:
         # a digit more or fewer than the sequence reader sees (a separator read as a digit, two
         # digits merged into one), or two digits differing: the segmentation reader's answer
