@@ -8,7 +8,7 @@ from __future__ import annotations
 import subprocess
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -32,6 +32,25 @@ NUMBER_17 = [
 ]
 
 
+def wait_healthy(
+    url: str, proc: subprocess.Popen[bytes], log: Path, flush: Callable[[], object] = lambda: None
+) -> None:
+    """Until `url`/healthz answers 200 (30 s at most); a server that exits or never answers
+    fails the test with its log."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/healthz", timeout=1) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            flush()
+            pytest.fail(f"server did not start:\n{log.read_text()}")
+        time.sleep(0.2)
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     data_dir = tmp_path_factory.mktemp("data")
@@ -45,18 +64,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/healthz", timeout=1) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                log.flush()
-                pytest.fail(f"server did not start:\n{Path(log.name).read_text()}")
-            time.sleep(0.2)
+        wait_healthy(url, proc, Path(log.name), log.flush)
         yield url, data_dir
     finally:
         proc.terminate()

@@ -22,7 +22,13 @@ import pytest
 from PIL import Image
 
 from tests.helpers import ROOT, benchmark, free_port
-from tests.helpers.browser import ONE, SEVEN, browser, sync_api  # noqa: F401  (browser: the fixture, Chromium)
+from tests.helpers.browser import (  # noqa: F401  (browser: the fixture, Chromium)
+    ONE,
+    SEVEN,
+    browser,
+    sync_api,
+    wait_healthy,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -40,17 +46,7 @@ class Server:
         self.proc = subprocess.Popen(
             cmd, stdout=self.log.open("a"), stderr=subprocess.STDOUT, cwd=ROOT
         )
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"{self.url}/healthz", timeout=1) as r:
-                    if r.status == 200:
-                        return
-            except OSError:
-                pass
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"server did not start:\n{self.log.read_text()}")
-            time.sleep(0.2)
+        wait_healthy(self.url, self.proc, self.log)
 
     def stop(self) -> None:
         if self.proc is not None:
